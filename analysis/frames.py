@@ -1,0 +1,329 @@
+"""The tidy vote frames: the only seam between the web study and the analysis.
+
+Two layouts exist (see DESIGN.md):
+
+* **pairwise** — one row per answered side-by-side trial, ``pref`` relative to
+  ``(cond_a, cond_b)``; positive means ``cond_a`` was preferred.
+* **ratings** — one row per answered single-stimulus trial, ``score`` on the
+  method's scale.
+
+This module owns the schema. Every frame that enters :mod:`analysis` — an export
+from the web app or a CSV from any other tool — goes through :func:`validate`,
+which raises one :class:`FrameError` listing *every* problem it found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+Kind = Literal["pairwise", "ratings"]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One response scale: its integer range and whether 0 ("no preference") exists."""
+
+    method: str
+    kind: Kind
+    low: int
+    high: int
+    allows_zero: bool = True
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        """Boolean mask of the values that lie on this scale."""
+        ok = (values >= self.low) & (values <= self.high) & (np.floor(values) == values)
+        if not self.allows_zero:
+            ok &= values != 0
+        return ok
+
+
+#: Every method a study can use, keyed by its manifest name (PROTOCOL.md §1).
+SCALES: dict[str, Scale] = {
+    "pc5": Scale("pc5", "pairwise", -2, 2),
+    "2afc": Scale("2afc", "pairwise", -1, 1, allows_zero=False),
+    "ccr7": Scale("ccr7", "pairwise", -3, 3),
+    "acr5": Scale("acr5", "ratings", 1, 5),
+    "acr-hr": Scale("acr-hr", "ratings", 1, 5),
+    "dcr5": Scale("dcr5", "ratings", 1, 5),
+    "slider100": Scale("slider100", "ratings", 0, 100),
+}
+
+PAIRWISE_METHODS = tuple(m for m, s in SCALES.items() if s.kind == "pairwise")
+RATING_METHODS = tuple(m for m, s in SCALES.items() if s.kind == "ratings")
+
+_COMMON_HEAD = ("study", "rater", "session", "trial", "content")
+_COMMON_TAIL = ("repeat_of", "gold_expected", "answered_at", "watch_ms", "stalls")
+
+#: Column order of each layout, exactly as DESIGN.md lists it.
+PAIRWISE_COLUMNS: tuple[str, ...] = (
+    *_COMMON_HEAD,
+    "cond_a",
+    "cond_b",
+    "pref",
+    "scale",
+    "reason",
+    "shown_left",
+    *_COMMON_TAIL,
+)
+RATINGS_COLUMNS: tuple[str, ...] = (
+    *_COMMON_HEAD,
+    "cond",
+    "score",
+    "scale",
+    *_COMMON_TAIL,
+)
+
+# Columns that must never be empty; the others may hold nulls.
+_REQUIRED_VALUES = {
+    "pairwise": ("rater", "trial", "content", "cond_a", "cond_b", "pref", "scale"),
+    "ratings": ("rater", "trial", "content", "cond", "score", "scale"),
+}
+_STRING_COLUMNS = ("study", "rater", "session", "content", "cond_a", "cond_b", "cond", "scale", "reason")
+_INT_COLUMNS = ("trial", "repeat_of", "watch_ms", "stalls")
+SHOWN_LEFT_VALUES = ("a", "b")
+
+
+class FrameError(ValueError):
+    """A frame does not follow the schema. ``problems`` lists every issue found."""
+
+    def __init__(self, problems: list[str], kind: str | None = None):
+        self.problems = list(problems)
+        self.kind = kind
+        head = f"invalid {kind} frame" if kind else "invalid vote frame"
+        super().__init__(f"{head}: {len(self.problems)} problem(s):\n- " + "\n- ".join(self.problems))
+
+
+def columns_for(kind: Kind) -> tuple[str, ...]:
+    """The column order of a layout."""
+    return PAIRWISE_COLUMNS if kind == "pairwise" else RATINGS_COLUMNS
+
+
+def detect_kind(df: pd.DataFrame) -> Kind:
+    """Tell a pairwise frame from a ratings frame by its columns.
+
+    Raises
+    ------
+    FrameError
+        When the columns fit neither layout.
+    """
+    cols = set(df.columns)
+    if {"cond_a", "cond_b", "pref"} <= cols:
+        return "pairwise"
+    if {"cond", "score"} <= cols:
+        return "ratings"
+    raise FrameError(
+        ["columns fit neither layout: a pairwise frame needs cond_a, cond_b, pref; "
+         f"a ratings frame needs cond, score (got: {', '.join(map(str, df.columns)) or 'none'})"]
+    )
+
+
+def empty_frame(kind: Kind) -> pd.DataFrame:
+    """A valid frame with no rows and the layout's columns and dtypes."""
+    return coerce(pd.DataFrame({c: [] for c in columns_for(kind)}), kind)
+
+
+def coerce(df: pd.DataFrame, kind: Kind) -> pd.DataFrame:
+    """Give the layout's columns their canonical dtypes (nullable ints, strings, UTC times).
+
+    Values that cannot be converted become null here and are reported by :func:`validate`.
+    """
+    out = df.copy()
+    for col in columns_for(kind):
+        if col not in out.columns:
+            continue
+        if col in _STRING_COLUMNS:
+            out[col] = out[col].astype("string")
+        elif col in _INT_COLUMNS or col == "pref" or col == "gold_expected":
+            out[col] = _to_nullable_int(out[col])
+        elif col == "score":
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("Float64")
+        elif col == "answered_at":
+            out[col] = pd.to_datetime(out[col], errors="coerce", utc=True)
+        elif col == "shown_left":
+            out[col] = out[col].astype("string").str.lower()
+    return out
+
+
+def _to_nullable_int(s: pd.Series) -> pd.Series:
+    num = pd.to_numeric(s, errors="coerce")
+    whole = num.isna() | (np.floor(num) == num)
+    # Keep non-whole numbers as NaN-free floats so validation can report them.
+    return num.astype("Int64") if bool(whole.all()) else num
+
+
+def _problems(df: pd.DataFrame, kind: Kind) -> list[str]:
+    problems: list[str] = []
+    missing = [c for c in columns_for(kind) if c not in df.columns]
+    if missing:
+        problems.append(f"missing column(s): {', '.join(missing)}")
+    present = set(df.columns)
+    for col in _REQUIRED_VALUES[kind]:
+        if col in present and df[col].isna().any():
+            problems.append(_rows_msg(df[col].isna(), f"column '{col}' is empty"))
+    if "scale" in present:
+        problems += _scale_problems(df, kind)
+    for col in ("trial", "repeat_of", "watch_ms", "stalls", "gold_expected", "pref"):
+        if col in present:
+            problems += _int_problems(df, col)
+    for col in ("watch_ms", "stalls"):
+        if col in present:
+            neg = pd.to_numeric(df[col], errors="coerce") < 0
+            if neg.any():
+                problems.append(_rows_msg(neg.fillna(False), f"column '{col}' is negative"))
+    if kind == "pairwise" and {"cond_a", "cond_b"} <= present:
+        same = (df["cond_a"] == df["cond_b"]).fillna(False)
+        if same.any():
+            problems.append(_rows_msg(same, "cond_a equals cond_b"))
+    if kind == "pairwise" and "shown_left" in present:
+        bad = df["shown_left"].notna() & ~df["shown_left"].astype("string").str.lower().isin(SHOWN_LEFT_VALUES)
+        if bad.any():
+            problems.append(_rows_msg(bad.fillna(False), "shown_left must be 'a' or 'b'"))
+    if "answered_at" in present:
+        raw = df["answered_at"]
+        parsed = pd.to_datetime(raw, errors="coerce", utc=True)
+        bad = raw.notna() & parsed.isna()
+        if bad.any():
+            problems.append(_rows_msg(bad, "answered_at is not a timestamp"))
+    if {"rater", "trial", "session"} <= present and len(df):
+        dup = df.duplicated(subset=["session", "trial"], keep=False) & df["session"].notna()
+        if dup.any():
+            problems.append(_rows_msg(dup, "duplicate (session, trial): one row per answered trial"))
+    return problems
+
+
+def _scale_problems(df: pd.DataFrame, kind: Kind) -> list[str]:
+    problems: list[str] = []
+    value_col = "pref" if kind == "pairwise" else "score"
+    scales = df["scale"].astype("string")
+    unknown = scales.notna() & ~scales.isin(list(SCALES))
+    if unknown.any():
+        names = sorted(set(scales[unknown]))
+        problems.append(_rows_msg(unknown, f"unknown scale {names}; known: {', '.join(SCALES)}"))
+    wrong_kind = scales.isin([m for m, s in SCALES.items() if s.kind != kind])
+    if wrong_kind.any():
+        problems.append(_rows_msg(wrong_kind, f"scale of the other layout in a {kind} frame"))
+    if value_col not in df.columns:
+        return problems
+    values = pd.to_numeric(df[value_col], errors="coerce")
+    off = pd.Series(False, index=df.index)
+    for name, scale in SCALES.items():
+        rows = (scales == name).fillna(False) & values.notna()
+        if rows.any():
+            off |= rows & ~scale.contains(values.to_numpy(dtype=float, na_value=np.nan))
+    if off.any():
+        problems.append(_rows_msg(off, f"'{value_col}' outside its scale's range"))
+    return problems
+
+
+def _int_problems(df: pd.DataFrame, col: str) -> list[str]:
+    raw = df[col]
+    num = pd.to_numeric(raw, errors="coerce")
+    not_number = raw.notna() & num.isna()
+    not_whole = num.notna() & (np.floor(num) != num)
+    problems = []
+    if not_number.any():
+        problems.append(_rows_msg(not_number, f"column '{col}' is not a number"))
+    if not_whole.any():
+        problems.append(_rows_msg(not_whole, f"column '{col}' is not a whole number"))
+    return problems
+
+
+def _rows_msg(mask: pd.Series, what: str, show: int = 5) -> str:
+    rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+    listed = ", ".join(str(r) for r in rows[:show])
+    more = f" and {len(rows) - show} more" if len(rows) > show else ""
+    return f"{what} in {len(rows)} row(s) (rows {listed}{more})"
+
+
+def validate(df: pd.DataFrame, kind: Kind | None = None) -> pd.DataFrame:
+    """Check a vote frame against the schema and return it with canonical dtypes.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Pairwise or ratings votes. Extra columns are kept untouched.
+    kind : {"pairwise", "ratings"}, optional
+        The expected layout; detected from the columns when omitted.
+
+    Returns
+    -------
+    DataFrame
+        The same rows, layout columns first in schema order, with canonical dtypes.
+
+    Raises
+    ------
+    FrameError
+        Listing every problem found (missing columns, empty required values,
+        values off their scale, non-integers, duplicate trials, ...).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise FrameError([f"expected a pandas DataFrame, got {type(df).__name__}"])
+    kind = kind or detect_kind(df)
+    problems = _problems(df, kind)
+    if problems:
+        raise FrameError(problems, kind)
+    cols = list(columns_for(kind))
+    extra = [c for c in df.columns if c not in cols]
+    return coerce(df[cols + extra], kind).reset_index(drop=True)
+
+
+def read_votes(path: str | Path, kind: Kind | None = None) -> pd.DataFrame:
+    """Read a votes file (``.csv`` or ``.parquet``) and validate it.
+
+    Raises
+    ------
+    FrameError
+        If the file cannot be parsed or does not follow the schema.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FrameError([f"{path}: no such file"])
+    try:
+        if path.suffix.lower() == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, dtype={"rater": "string", "session": "string", "content": "string",
+                                          "cond_a": "string", "cond_b": "string", "cond": "string",
+                                          "study": "string"})
+    except Exception as exc:  # any parser failure means a bad file to the user
+        raise FrameError([f"{path}: cannot be read as {path.suffix or 'csv'}: {exc}"]) from exc
+    return validate(df, kind)
+
+
+def write_votes(df: pd.DataFrame, path: str | Path) -> Path:
+    """Validate a frame and write it as ``.csv`` or ``.parquet`` (chosen by suffix).
+
+    The file is written to a temporary name first and renamed, so a failure never
+    leaves a half-written file behind.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"{path}: the output must end in .csv or .parquet")
+    frame = validate(df)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def conditions(df: pd.DataFrame) -> list[str]:
+    """Sorted condition names appearing in a frame of either layout."""
+    kind = detect_kind(df)
+    cols: Iterable[str] = ("cond_a", "cond_b") if kind == "pairwise" else ("cond",)
+    names: set[str] = set()
+    for col in cols:
+        names.update(df[col].dropna().astype(str))
+    return sorted(names)

@@ -1,0 +1,53 @@
+"""panelrank's web study (Flask).
+
+``create_app`` is the application factory, as in Flask's tutorial.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, redirect, url_for
+
+from study_app import config as _config
+from study_app import csrf, db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app.
+
+    Parameters
+    ----------
+    config : mapping, optional
+        Overrides on top of the ``PANELRANK_*`` environment settings (tests use this).
+    """
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=_config.from_env()["INSTANCE_DIR"],
+    )
+    app.config.update(_config.from_env())
+    if config:
+        app.config.update(config)
+    _refuse_insecure_production(app)
+    db.init_app(app)
+
+    csrf.init_app(app)
+
+    from study_app import cli, organizer
+
+    app.register_blueprint(organizer.bp)
+    app.add_url_rule("/", "index", lambda: redirect(url_for("organizer.studies")))
+    cli.register(app)
+    return app
+
+
+def _refuse_insecure_production(app: Flask) -> None:
+    if app.config["PRODUCTION"] and app.config["SECRET_KEY"] == _config.DEFAULT_SECRET_KEY:
+        raise RuntimeError(
+            "refusing to start in production with the default secret key: set PANELRANK_SECRET_KEY"
+        )

@@ -1,0 +1,163 @@
+"""``panelrank …`` commands (click, registered on the Flask app as in Flask's tutorial)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from study_app import accounts, create_app, db, migrate
+from study_app.export import export_votes
+from study_app.manifest import ManifestError, load
+from study_app.studies import create_study, get_study
+
+
+def register(app: Flask) -> None:
+    for command in (db_group, create_study_command, export_command, create_organizer_command,
+                    list_studies_command, demo_command, serve_command):
+        app.cli.add_command(command)
+
+
+def _require_schema() -> None:
+    url = current_app.config["DATABASE_URL"]
+    if not migrate.is_current(url):
+        raise click.ClickException("the database schema is not current: run `panelrank db upgrade` first")
+
+
+@click.group("db", help="Database schema commands.")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the database schema."""
+    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at revision {revision}")
+
+
+@click.command("create-study")
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--organizer", "organizer_email", help="Email of the organizer who owns the study.")
+@with_appcontext
+def create_study_command(manifest: Path, organizer_email: str | None) -> None:
+    """Validate MANIFEST and create its study (all or nothing); print the slug."""
+    _require_schema()
+    try:
+        vm = load(manifest)
+        with db.transaction() as session:
+            owner = accounts.find_organizer(session, organizer_email) if organizer_email else None
+            if organizer_email and owner is None:
+                raise click.ClickException(f"no organizer with email '{organizer_email}'")
+            study = create_study(session, vm, organizer_id=owner.id if owner else None)
+            slug = study.slug
+    except ManifestError as exc:
+        click.echo(f"{len(exc.problems)} problem(s) in {manifest}; nothing was created:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        raise SystemExit(1) from exc
+    click.echo(slug)
+
+
+@click.command("export")
+@click.argument("study")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file: .csv or .parquet")
+@with_appcontext
+def export_command(study: str, out: Path) -> None:
+    """Write the votes of STUDY (its slug) as a tidy frame."""
+    _require_schema()
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise click.ClickException(f"{out}: the output must end in .csv or .parquet")
+    with db.transaction() as session:
+        found = get_study(session, study)
+        if found is None:
+            raise click.ClickException(f"no study with slug '{study}'")
+        path, n = export_votes(session, found, out)
+    click.echo(f"wrote {n} vote(s) to {path}")
+
+
+@click.command("create-organizer")
+@click.argument("email")
+@click.option("--password", help="Default: prompted (or generated with --generate).")
+@click.option("--generate", is_flag=True, help="Generate a password and print it once.")
+@click.option("--admin", is_flag=True, help="An admin sees every study.")
+@with_appcontext
+def create_organizer_command(email: str, password: str | None, generate: bool, admin: bool) -> None:
+    """Create an organizer account."""
+    _require_schema()
+    if generate:
+        password = secrets.token_urlsafe(12)
+    elif password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with db.transaction() as session:
+            accounts.create_organizer(session, email, password, role="admin" if admin else "organizer")
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"organizer {email} created" + (f"; password: {password}" if generate else ""))
+
+
+@click.command("list-studies")
+@with_appcontext
+def list_studies_command() -> None:
+    """List studies: slug, method, status, name."""
+    _require_schema()
+    from sqlalchemy import select
+
+    from study_app.models import Study
+
+    with db.transaction() as session:
+        for s in session.scalars(select(Study).order_by(Study.created_at)):
+            click.echo(f"{s.slug}\t{s.method}\t{s.status}\t{s.name}")
+
+
+@click.command("demo")
+@click.option("--serve/--no-serve", default=True, help="Start gunicorn after building the demo.")
+@click.option("--small", is_flag=True, help="Tiny clips (320×180, 1 s) for quick trials and tests.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@with_appcontext
+def demo_command(serve: bool, small: bool, host: str, port: int) -> None:
+    """Build the demo study (clips, database, organizer) and serve it; reruns reuse what exists."""
+    from study_app import demo
+
+    info = demo.build(current_app, small=small, echo=click.echo)
+    base = f"http://{host}:{port}"
+    click.echo("")
+    click.echo(f"  rater URL:      {base}/s/{info.slug}")
+    click.echo(f"  organizer URL:  {base}/organizer/")
+    click.echo(f"  organizer login: {info.email} / {info.password}")
+    click.echo("")
+    if serve:
+        _exec_gunicorn(host, port)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve_command(host: str, port: int, workers: int) -> None:
+    """Serve the app with gunicorn."""
+    _exec_gunicorn(host, port, workers)
+
+
+def _exec_gunicorn(host: str, port: int, workers: int = 2) -> None:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    args = [str(gunicorn), "--bind", f"{host}:{port}", "--workers", str(workers), "--access-logfile", "-",
+            "study_app.wsgi:app"]
+    os.execv(args[0], args)
+
+
+main = FlaskGroup(
+    create_app=create_app,
+    help="panelrank: subjective video-quality studies ranked with honest confidence intervals.",
+    set_debug_flag=False,
+)

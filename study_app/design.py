@@ -1,0 +1,607 @@
+"""Study design: a validated manifest → the plan (sessions × trials).
+
+Pure functions over plain data: no database, no Flask. The same ``DesignSpec``
+with the same ``seed`` always yields the same :class:`Plan`, so the seed stored
+with a study reproduces its plan exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+from analysis.frames import SCALES, Scale
+
+PairDesign = Literal["all_pairs", "vs_reference", "random_k"]
+TrialKind = Literal["main", "repeat", "gold"]
+Role = Literal["reference", "baseline", "submission"]
+
+
+@dataclass(frozen=True)
+class GoldItem:
+    """A trial with a known answer.
+
+    For pairwise methods ``cond_b`` is set and ``expected`` is a ``pref``
+    relative to (``cond_a``, ``cond_b``); for rating methods ``cond_b`` is None
+    and ``expected`` is a score (``cond_a`` is the rated condition).
+    """
+
+    content: str
+    cond_a: str
+    cond_b: str | None
+    expected: int
+    tolerance: int = 1
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """Everything the plan depends on (taken from a validated manifest)."""
+
+    method: str
+    conditions: tuple[str, ...]
+    roles: dict[str, Role]
+    contents: tuple[str, ...]
+    pairwise: bool
+    design: PairDesign = "all_pairs"
+    k: int | None = None  # pairs per content for random_k
+    votes_per_item: int = 1  # per (content, pair) or per stimulus
+    trials_per_session: int = 30  # main trials per session
+    repeats_per_session: int = 5
+    gold: tuple[GoldItem, ...] = ()
+    gold_per_session: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One question in a session.
+
+    ``cond_b`` is the second condition of a pair (None for single-stimulus
+    methods). ``reference`` is the condition shown first in DCR. ``a_left``
+    says whether ``cond_a`` is displayed on the left. ``repeat_of`` is the
+    position (within the same session) of the original of a consistency repeat.
+    """
+
+    position: int
+    kind: TrialKind
+    content: str
+    cond_a: str
+    cond_b: str | None = None
+    a_left: bool = True
+    repeat_of: int | None = None
+    gold_expected: int | None = None
+    gold_tolerance: int | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedSession:
+    index: int
+    trials: tuple[PlannedTrial, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: DesignSpec
+    items: tuple[tuple[str, str, str | None], ...]  # (content, cond_a, cond_b) before repetition
+    sessions: tuple[PlannedSession, ...] = field(default_factory=tuple)
+
+
+# --------------------------------------------------------------------------- keys & small helpers
+
+Item = tuple[str, str, str | None]  # (content, cond_a, cond_b); cond_b is None for ratings
+
+#: Minimum distance (in positions) between a trial and its consistency repeat, so
+#: the rater cannot simply remember the answer they just gave.
+REPEAT_GAP = 3
+
+_DESIGNS: tuple[str, ...] = ("all_pairs", "vs_reference", "random_k")
+_ROLES: tuple[str, ...] = ("reference", "baseline", "submission")
+
+
+def item_key(content: str, cond_a: str, cond_b: str | None) -> tuple[str, str, str | None]:
+    """Identity of a voted thing, independent of which condition is called A.
+
+    Parameters
+    ----------
+    content, cond_a, cond_b
+        The trial's content and conditions (``cond_b`` None for ratings).
+
+    Returns
+    -------
+    tuple
+        ``(content, first, second)`` with the pair sorted, so (A, B) and (B, A)
+        are the same item; ratings keep ``(content, cond, None)``.
+    """
+    if cond_b is None:
+        return (content, cond_a, None)
+    lo, hi = sorted((cond_a, cond_b))
+    return (content, lo, hi)
+
+
+def references(spec: DesignSpec) -> list[str]:
+    """The reference-role conditions, in ``spec.conditions`` order."""
+    return [c for c in spec.conditions if spec.roles.get(c) == "reference"]
+
+
+def _rng(spec: DesignSpec, stream: str) -> random.Random:
+    """A private RNG per purpose, so adding draws to one stream never shifts another.
+
+    String seeds are hashed with SHA-512 by :mod:`random`, hence stable across
+    processes and Python versions (unlike ``hash()``).
+    """
+    return random.Random(f"panelrank/{stream}/{spec.seed}")
+
+
+def _all_pairs(conditions: tuple[str, ...]) -> list[tuple[str, str]]:
+    return list(itertools.combinations(conditions, 2))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_spec(spec: DesignSpec) -> list[str]:
+    """List every problem that would make ``spec`` unplannable or ambiguous.
+
+    Parameters
+    ----------
+    spec
+        The design to check.
+
+    Returns
+    -------
+    list of str
+        Human-readable problems; empty when the spec is valid.
+    """
+    return [
+        *_method_problems(spec),
+        *_name_problems(spec),
+        *_design_problems(spec),
+        *_count_problems(spec),
+        *_gold_problems(spec),
+    ]
+
+
+def _method_problems(spec: DesignSpec) -> list[str]:
+    scale = SCALES.get(spec.method)
+    if scale is None:
+        return [f"unknown method {spec.method!r}; expected one of {', '.join(SCALES)}"]
+    if spec.pairwise != (scale.kind == "pairwise"):
+        return [f"method {spec.method!r} is {scale.kind} but pairwise={spec.pairwise}"]
+    return []
+
+
+def _duplicates(names: tuple[str, ...]) -> list[str]:
+    seen: set[str] = set()
+    return sorted({n for n in names if n in seen or seen.add(n)})
+
+
+def _name_problems(spec: DesignSpec) -> list[str]:
+    problems = []
+    for what, names in (("condition", spec.conditions), ("content", spec.contents)):
+        if not names:
+            problems.append(f"no {what}s given")
+        if dups := _duplicates(names):
+            problems.append(f"duplicate {what} names: {', '.join(dups)}")
+    known = set(spec.conditions)
+    if unknown := sorted(set(spec.roles) - known):
+        problems.append(f"roles name unknown conditions: {', '.join(unknown)}")
+    if bad := sorted(c for c, r in spec.roles.items() if r not in _ROLES):
+        problems.append(f"unknown role for conditions {', '.join(bad)}; roles are {', '.join(_ROLES)}")
+    return problems
+
+
+def _design_problems(spec: DesignSpec) -> list[str]:
+    scale = SCALES.get(spec.method)
+    if scale is None:
+        return []  # already reported; the rules below depend on the method's kind
+    if scale.kind == "pairwise":
+        return _pairwise_design_problems(spec)
+    return _rating_design_problems(spec)
+
+
+def _pairwise_design_problems(spec: DesignSpec) -> list[str]:
+    n_cond = len(set(spec.conditions))
+    if n_cond < 2:
+        return [f"pairwise method {spec.method!r} needs at least 2 conditions, got {n_cond}"]
+    if spec.design not in _DESIGNS:
+        return [f"unknown design {spec.design!r}; expected one of {', '.join(_DESIGNS)}"]
+    refs = references(spec)
+    if spec.design == "vs_reference" and not refs:
+        return ["design 'vs_reference' needs a condition with role 'reference'"]
+    if spec.design == "vs_reference" and len(refs) == n_cond:
+        return ["design 'vs_reference' needs at least one non-reference condition"]
+    if spec.design == "random_k":
+        n_pairs = n_cond * (n_cond - 1) // 2
+        if spec.k is None:
+            return ["design 'random_k' needs k (pairs per content)"]
+        if not 1 <= spec.k <= n_pairs:
+            return [f"k={spec.k} must be between 1 and the number of condition pairs ({n_pairs})"]
+    return []
+
+
+def _rating_design_problems(spec: DesignSpec) -> list[str]:
+    if spec.method not in ("acr-hr", "dcr5"):
+        return []
+    # DMOS (acr-hr) and the DCR presentation both need *the* reference of a content.
+    refs = references(spec)
+    if len(refs) != 1:
+        return [f"method {spec.method!r} needs exactly one 'reference' condition, got {len(refs)}"]
+    if spec.method == "dcr5" and len(set(spec.conditions)) < 2:
+        return ["method 'dcr5' needs at least one non-reference condition"]
+    return []
+
+
+def _count_problems(spec: DesignSpec) -> list[str]:
+    problems = []
+    for name, low in (
+        ("votes_per_item", 1),
+        ("trials_per_session", 1),
+        ("repeats_per_session", 0),
+        ("gold_per_session", 0),
+    ):
+        if getattr(spec, name) < low:
+            problems.append(f"{name} must be at least {low}, got {getattr(spec, name)}")
+    n_gold = len(spec.gold)
+    if n_gold and spec.gold_per_session > n_gold:
+        # More per session than exist would put the same gold twice in one session.
+        problems.append(f"gold_per_session={spec.gold_per_session} exceeds the {n_gold} gold items")
+    return problems
+
+
+def _gold_problems(spec: DesignSpec) -> list[str]:
+    problems = []
+    seen: set[tuple[str, str, str | None]] = set()
+    for i, g in enumerate(spec.gold):
+        problems += [f"gold[{i}]: {p}" for p in _one_gold_problems(spec, g)]
+        key = item_key(g.content, g.cond_a, g.cond_b)
+        if key in seen:
+            problems.append(f"gold[{i}]: duplicates an earlier gold item {key}")
+        seen.add(key)
+    return problems
+
+
+def _one_gold_problems(spec: DesignSpec, g: GoldItem) -> list[str]:
+    problems = []
+    if g.content not in spec.contents:
+        problems.append(f"unknown content {g.content!r}")
+    named = [g.cond_a] if g.cond_b is None else [g.cond_a, g.cond_b]
+    if unknown := [c for c in named if c not in spec.conditions]:
+        problems.append(f"unknown condition(s) {', '.join(map(repr, unknown))}")
+    if spec.pairwise and g.cond_b is None:
+        problems.append("a pairwise gold item needs cond_b")
+    if not spec.pairwise and g.cond_b is not None:
+        problems.append("a rating gold item must leave cond_b empty")
+    if g.tolerance < 0:
+        problems.append(f"tolerance must be >= 0, got {g.tolerance}")
+    scale = SCALES.get(spec.method)
+    if scale is not None and not _on_scale(scale, g.expected):
+        problems.append(f"expected {g.expected} is off the {spec.method} scale {scale.low}..{scale.high}")
+    return problems
+
+
+def _on_scale(scale: Scale, value: int) -> bool:
+    return scale.low <= value <= scale.high and (scale.allows_zero or value != 0)
+
+
+def _raise_if_invalid(spec: DesignSpec) -> None:
+    if problems := validate_spec(spec):
+        raise ValueError("invalid study design:\n- " + "\n- ".join(problems))
+
+
+# --------------------------------------------------------------------------- items
+
+
+def design_items(spec: DesignSpec) -> list[Item]:
+    """The distinct things to be voted on, before repetition.
+
+    Parameters
+    ----------
+    spec
+        A valid design.
+
+    Returns
+    -------
+    list of (content, cond_a, cond_b)
+        Content-major. Pairwise: ``cond_a`` precedes ``cond_b`` in
+        ``spec.conditions`` (for ``vs_reference`` ``cond_a`` is the reference).
+        Ratings: ``cond_b`` is None; ``dcr5`` leaves the reference out (it is
+        shown as the trial's ``reference``), ``acr-hr`` keeps it (hidden reference).
+
+    Raises
+    ------
+    ValueError
+        If :func:`validate_spec` reports problems.
+    """
+    _raise_if_invalid(spec)
+    if not spec.pairwise:
+        return _rating_items(spec)
+    if spec.design == "all_pairs":
+        pairs = _all_pairs(spec.conditions)
+        return [(c, a, b) for c in spec.contents for a, b in pairs]
+    if spec.design == "vs_reference":
+        refs = references(spec)
+        pairs = [(r, c) for r in refs for c in spec.conditions if c not in refs]
+        return [(c, a, b) for c in spec.contents for a, b in pairs]
+    return _random_k_items(spec)
+
+
+def _rating_items(spec: DesignSpec) -> list[Item]:
+    skip = set(references(spec)) if spec.method == "dcr5" else set()
+    conds = [c for c in spec.conditions if c not in skip]
+    return [(content, cond, None) for content in spec.contents for cond in conds]
+
+
+def _random_k_items(spec: DesignSpec) -> list[Item]:
+    """``k`` pairs per content, the least-used pairs so far first.
+
+    Taking the ``k`` least-used pairs keeps every pair's use count within one of
+    every other's (the counts only ever occupy two adjacent levels). Among pairs
+    of equal use, prefer pairs whose conditions this content has not shown yet,
+    so one content spreads over many conditions; remaining ties are random.
+    """
+    assert spec.k is not None  # guaranteed by validation
+    rng = _rng(spec, "items")
+    pairs = _all_pairs(spec.conditions)
+    used = [0] * len(pairs)
+    items: list[Item] = []
+    for content in spec.contents:
+        chosen = _least_used_pairs(pairs, used, spec.k, rng)
+        for p in chosen:
+            used[p] += 1
+        items += [(content, *pairs[p]) for p in sorted(chosen)]
+    return items
+
+
+def _least_used_pairs(pairs: list[tuple[str, str]], used: list[int], k: int, rng: random.Random) -> list[int]:
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    order.sort(key=used.__getitem__)  # stable: equal use keeps the random order
+    level = used[order[k - 1]]  # the use level where the cut falls: a free choice
+    chosen = [p for p in order if used[p] < level]
+    tied = [p for p in order if used[p] == level]
+    shown: dict[str, int] = {}
+    for a, b in (pairs[p] for p in chosen):
+        shown[a] = shown.get(a, 0) + 1
+        shown[b] = shown.get(b, 0) + 1
+    while len(chosen) < k:
+        p = tied.pop(_least_shown(tied, pairs, shown))
+        chosen.append(p)
+        for c in pairs[p]:
+            shown[c] = shown.get(c, 0) + 1
+    return chosen
+
+
+def _least_shown(tied: list[int], pairs: list[tuple[str, str]], shown: dict[str, int]) -> int:
+    """Index into ``tied`` of the first pair whose conditions were shown least (random order ⇒ random tie)."""
+    best, best_score = 0, None
+    for i, p in enumerate(tied):
+        a, b = pairs[p]
+        score = shown.get(a, 0) + shown.get(b, 0)
+        if score == 0:
+            return i  # cannot do better; stop scanning
+        if best_score is None or score < best_score:
+            best, best_score = i, score
+    return best
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class _Draft:
+    """One session under construction: main trials as (item index, a_left), gold as (gold index, a_left)."""
+
+    main: list[tuple[int, bool]]
+    gold: list[tuple[int, bool]] = field(default_factory=list)
+
+
+def make_plan(spec: DesignSpec) -> Plan:
+    """Turn a design into sessions of position-randomised trials.
+
+    Every item gets exactly ``votes_per_item`` main trials, balanced over
+    left/right; main trials are packed ``trials_per_session`` to a session
+    (fewer only in the last session, or in all of them when there are fewer
+    items than that) with no item twice in a session; each session then gets
+    its gold trials and consistency repeats.
+
+    Parameters
+    ----------
+    spec
+        A valid design. ``spec.seed`` fixes every random choice.
+
+    Returns
+    -------
+    Plan
+        Identical for identical specs.
+
+    Raises
+    ------
+    ValueError
+        Listing every problem :func:`validate_spec` finds.
+    """
+    items = design_items(spec)
+    rng = _rng(spec, "plan")
+    size = min(spec.trials_per_session, len(items))  # never duplicate an item to fill a session
+    drafts = [_Draft([(i, True) for i in main]) for main in _pack_main(len(items), spec.votes_per_item, size, rng)]
+    _assign_sides(drafts, len(items), spec.pairwise, rng)
+    _assign_gold(drafts, spec, items, rng)
+    sessions = tuple(_finish_session(i, d, spec, items, rng) for i, d in enumerate(drafts))
+    return Plan(spec=spec, items=tuple(items), sessions=sessions)
+
+
+def _pack_main(n_items: int, votes: int, size: int, rng: random.Random) -> list[list[int]]:
+    """Cut ``votes`` shuffled rounds of all items into sessions of ``size`` distinct items.
+
+    A session that straddles two rounds takes the rest of the old round and
+    fills up with next-round items it does not already hold; ``size <= n_items``
+    guarantees enough of those exist. Linear time: no repair passes.
+    """
+    sessions: list[list[int]] = []
+    pool: list[int] = []  # what is left of the current round, consumed from the end
+    rounds_left = votes
+    while pool or rounds_left:
+        take = pool[-size:]
+        del pool[-size:]
+        if len(take) < size and rounds_left:
+            pool = list(range(n_items))
+            rng.shuffle(pool)
+            rounds_left -= 1
+            take += _draw_excluding(pool, size - len(take), set(take))
+        sessions.append(take)
+    return sessions
+
+
+def _draw_excluding(pool: list[int], n: int, exclude: set[int]) -> list[int]:
+    """Remove and return the last ``n`` entries of ``pool`` that are not in ``exclude``."""
+    drawn: list[int] = []
+    i = len(pool)
+    while len(drawn) < n:
+        i -= 1
+        if pool[i] not in exclude:
+            drawn.append(pool.pop(i))  # pops near the end of the list: cheap
+    return drawn
+
+
+def _assign_sides(drafts: list[_Draft], n_items: int, pairwise: bool, rng: random.Random) -> None:
+    """Alternate each item's A-left / B-left over its showings, from a random start.
+
+    Alternation (rather than coin flips) makes the two sides differ by at most
+    one per item, so position bias cancels in every item's votes.
+    """
+    if not pairwise:
+        return
+    nxt = [bool(rng.getrandbits(1)) for _ in range(n_items)]
+    for d in drafts:
+        for j, (item, _) in enumerate(d.main):
+            d.main[j] = (item, nxt[item])
+            nxt[item] = not nxt[item]
+
+
+def _assign_gold(drafts: list[_Draft], spec: DesignSpec, items: list[Item], rng: random.Random) -> None:
+    """Deal gold round-robin, ``gold_per_session`` to each session.
+
+    A gold item that is also one of the session's main items would show the
+    same thing twice; it is skipped there (the next gold in the rotation takes
+    its place), so such a session can get fewer gold only if every gold item
+    collides.
+    """
+    gold = spec.gold
+    if not gold or spec.gold_per_session < 1:
+        return
+    index = {item_key(*it): i for i, it in enumerate(items)}
+    as_item = [index.get(item_key(g.content, g.cond_a, g.cond_b)) for g in gold]
+    nxt = [bool(rng.getrandbits(1)) if spec.pairwise else True for _ in gold]
+    cursor = 0  # the next gold in the rotation
+    for d in drafts:
+        in_session = {item for item, _ in d.main}
+        start = cursor
+        for step in range(len(gold)):  # at most one lap: each gold at most once per session
+            if len(d.gold) == spec.gold_per_session:
+                break
+            g = (start + step) % len(gold)
+            if as_item[g] is None or as_item[g] not in in_session:
+                d.gold.append((g, nxt[g]))
+                nxt[g] = nxt[g] != spec.pairwise  # flips for pairs, stays True for ratings
+                cursor = (g + 1) % len(gold)
+
+
+def _finish_session(index: int, d: _Draft, spec: DesignSpec, items: list[Item], rng: random.Random) -> PlannedSession:
+    """Shuffle main and gold trials together, then slot in the consistency repeats."""
+    base: list[tuple[TrialKind, int, bool]] = [("main", i, left) for i, left in d.main]
+    base += [("gold", g, left) for g, left in d.gold]
+    rng.shuffle(base)
+    repeats = _place_repeats(base, spec.repeats_per_session, rng)
+    ref = references(spec)[0] if spec.method == "dcr5" else None
+    trials: list[PlannedTrial] = []
+    final_pos: list[int] = []  # base index -> final position
+    for gap in range(len(base) + 1):
+        for orig in repeats.get(gap, ()):
+            trials.append(_repeat_trial(trials[final_pos[orig]], len(trials), spec.pairwise))
+        if gap < len(base):
+            final_pos.append(len(trials))
+            trials.append(_base_trial(len(trials), base[gap], spec, items, ref))
+    return PlannedSession(index=index, trials=tuple(trials))
+
+
+def _place_repeats(base: list[tuple[TrialKind, int, bool]], wanted: int, rng: random.Random) -> dict[int, list[int]]:
+    """Choose repeat originals and where each copy goes.
+
+    Returns ``{gap: [base index of original, ...]}``; a copy at ``gap`` is
+    inserted just before ``base[gap]``. Requiring ``gap >= original + REPEAT_GAP``
+    in base indexes is enough: other copies inserted in between only widen the
+    distance. Originals are distinct main trials; when the session is too short,
+    fewer repeats are made rather than violating the gap.
+    """
+    n = len(base)
+    eligible = [p for p in range(n - REPEAT_GAP + 1) if base[p][0] == "main"]
+    originals = rng.sample(eligible, min(wanted, len(eligible)))
+    gaps: dict[int, list[int]] = {}
+    for p in originals:
+        gaps.setdefault(rng.randint(p + REPEAT_GAP, n), []).append(p)
+    return gaps
+
+
+def _base_trial(
+    position: int, entry: tuple[TrialKind, int, bool], spec: DesignSpec, items: list[Item], ref: str | None
+) -> PlannedTrial:
+    kind, idx, a_left = entry
+    if kind == "main":
+        content, cond_a, cond_b = items[idx]
+        return PlannedTrial(position, "main", content, cond_a, cond_b, a_left, reference=ref)
+    g = spec.gold[idx]
+    return PlannedTrial(
+        position,
+        "gold",
+        g.content,
+        g.cond_a,
+        g.cond_b,
+        a_left,
+        gold_expected=g.expected,
+        gold_tolerance=g.tolerance,
+        reference=ref,
+    )
+
+
+def _repeat_trial(orig: PlannedTrial, position: int, pairwise: bool) -> PlannedTrial:
+    # Swapping sides for pairs tests the rater, not their memory of a screen layout.
+    a_left = not orig.a_left if pairwise else orig.a_left
+    return PlannedTrial(
+        position,
+        "repeat",
+        orig.content,
+        orig.cond_a,
+        orig.cond_b,
+        a_left,
+        repeat_of=orig.position,
+        reference=orig.reference,
+    )
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def plan_summary(plan: Plan) -> dict[str, int]:
+    """Counts for CLI output.
+
+    Returns
+    -------
+    dict
+        ``items``, ``sessions``, ``trials`` and the trials of each kind
+        (``main``, ``repeat``, ``gold``), plus the shortest and longest session.
+    """
+    counts = Counter(t.kind for s in plan.sessions for t in s.trials)
+    lengths = [len(s.trials) for s in plan.sessions] or [0]
+    return {
+        "items": len(plan.items),
+        "sessions": len(plan.sessions),
+        "trials": sum(counts.values()),
+        "main": counts["main"],
+        "repeat": counts["repeat"],
+        "gold": counts["gold"],
+        "min_session_trials": min(lengths),
+        "max_session_trials": max(lengths),
+    }

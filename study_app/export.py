@@ -1,0 +1,73 @@
+"""Database → the tidy vote frames of DESIGN.md (validated by ``analysis.frames``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import aliased
+
+from analysis import frames
+from study_app.models import Condition, Content, Rater, Response, Session, Stimulus, Study, Trial
+
+#: Columns beyond the schema that the export adds: quality signals an analyst may screen on.
+EXTRA_COLUMNS = ("answer_ms", "plays", "max_drift_ms", "hidden_ms", "stalled", "kind", "position",
+                 "gold_tolerance")
+
+
+def _query(study: Study) -> Select:
+    sa, sb = aliased(Stimulus), aliased(Stimulus)
+    ca, cb = aliased(Condition), aliased(Condition)
+    return (
+        select(
+            Rater.panel_id.label("rater"), Session.index.label("session"), Trial.id.label("trial"),
+            Content.key.label("content"), ca.key.label("cond_a"), cb.key.label("cond_b"),
+            Response.value, Response.reason, Trial.a_left, Trial.repeat_of_id.label("repeat_of"),
+            Trial.gold_expected, Response.answered_at, Response.watch_ms, Response.stalls,
+            Response.answer_ms, Response.plays, Response.max_drift_ms, Response.hidden_ms,
+            Trial.kind, Trial.position, Trial.gold_tolerance,
+        )
+        .select_from(Response)
+        .join(Trial, Response.trial_id == Trial.id)
+        .join(Session, Trial.session_id == Session.id)
+        .join(Rater, Session.rater_id == Rater.id)
+        .join(sa, Trial.stimulus_a_id == sa.id)
+        .join(Content, sa.content_id == Content.id)
+        .join(ca, sa.condition_id == ca.id)
+        .outerjoin(sb, Trial.stimulus_b_id == sb.id)
+        .outerjoin(cb, sb.condition_id == cb.id)
+        .where(Session.study_id == study.id)
+        .order_by(Response.answered_at, Trial.id)
+    )
+
+
+def votes_frame(db: DBSession, study: Study) -> pd.DataFrame:
+    """Every answered trial of a study as a validated tidy frame (pairwise or ratings)."""
+    kind: frames.Kind = "pairwise" if study.pairwise else "ratings"
+    rows = db.execute(_query(study)).mappings().all()
+    if not rows:
+        empty = frames.empty_frame(kind)
+        for col in EXTRA_COLUMNS:
+            empty[col] = pd.Series(dtype="object")
+        return frames.validate(empty, kind)
+    df = pd.DataFrame(rows)
+    df.insert(0, "study", study.slug)
+    df["session"] = df["session"].astype(str)
+    df["scale"] = study.method
+    df["stalled"] = df["stalls"].fillna(0) > 0
+    if kind == "pairwise":
+        df["pref"] = df.pop("value")
+        df["shown_left"] = df.pop("a_left").map({True: "a", False: "b"})
+    else:
+        df["score"] = df.pop("value")
+        df["cond"] = df.pop("cond_a")
+        df = df.drop(columns=["cond_b", "reason", "a_left"])
+    return frames.validate(df, kind)
+
+
+def export_votes(db: DBSession, study: Study, out: str | Path) -> tuple[Path, int]:
+    """Write the study's votes to ``.csv`` or ``.parquet``; returns (path, rows)."""
+    df = votes_frame(db, study)
+    return frames.write_votes(df, out), len(df)

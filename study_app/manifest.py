@@ -1,0 +1,570 @@
+"""Study manifests: YAML (+ optional stimulus CSV) → a validated study description.
+
+Validation collects **every** problem (file, field, what is wrong) before anything
+is written, so an organizer fixes a manifest in one round instead of five.
+The field reference lives in ``docs/manifest.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import av
+import yaml
+
+from analysis.frames import SCALES
+from study_app import design
+from study_app.models import PANELS, ROLES
+
+DEFAULT_REASONS = ("colours", "brightness", "skin tone")
+PAIR_DESIGNS = ("all_pairs", "vs_reference", "random_k")
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+KNOWN_KEYS = {
+    "name", "slug", "method", "conditions", "contents", "stimuli", "design", "votes_per_pair",
+    "votes_per_stimulus", "trials_per_session", "repeats_per_session", "gold", "gold_per_session",
+    "training", "reasons", "panel", "max_sessions_per_rater", "instructions", "environment", "seed",
+    "language",
+}
+# Durations of one content may differ by container rounding; more than this is a different cut.
+DURATION_TOLERANCE_S = 0.1
+
+
+class ManifestError(ValueError):
+    """A manifest has problems; ``problems`` lists all of them."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the manifest:\n- " + "\n- ".join(problems))
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    n_frames: int | None
+    codec: str
+    size_bytes: int | None
+
+
+@dataclass(frozen=True)
+class StimulusEntry:
+    content: str
+    condition: str
+    path: str  # absolute path or URL
+    media: MediaInfo | None = None
+
+
+@dataclass
+class ValidatedManifest:
+    """A manifest that passed validation: plain data, ready to be written in one transaction."""
+
+    source: Path
+    settings: dict[str, Any]
+    spec: design.DesignSpec
+    labels: dict[str, str | None]
+    stimuli: list[StimulusEntry] = field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        return self.settings["slug"]
+
+
+class _Problems:
+    def __init__(self, source: Path):
+        self.source = source
+        self.items: list[str] = []
+
+    def add(self, where: str, message: str, file: Path | str | None = None) -> None:
+        self.items.append(f"{file or self.source.name}: {where}: {message}")
+
+
+def load(path: str | Path, probe_media: bool = True) -> ValidatedManifest:
+    """Read and validate a manifest file.
+
+    Parameters
+    ----------
+    path : path
+        The YAML manifest. Relative stimulus paths are resolved against its folder.
+    probe_media : bool
+        Open every stimulus with PyAV (size, frame rate, duration, first frame decodes).
+
+    Raises
+    ------
+    ManifestError
+        Listing every problem found.
+    """
+    path = Path(path)
+    problems = _Problems(path)
+    raw = _read_yaml(path, problems)
+    if raw is None:
+        raise ManifestError(problems.items)
+    return validate(raw, path, problems, probe_media)
+
+
+def _read_yaml(path: Path, problems: _Problems) -> dict[str, Any] | None:
+    if not path.is_file():
+        problems.add("file", "no such file")
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problems.add("file", f"not valid YAML: {exc}")
+        return None
+    if not isinstance(data, dict):
+        problems.add("file", "the manifest must be a YAML mapping (key: value)")
+        return None
+    return data
+
+
+def validate(raw: dict[str, Any], source: Path, problems: _Problems | None = None,
+             probe_media: bool = True) -> ValidatedManifest:
+    """Validate an already-parsed manifest mapping (see :func:`load`)."""
+    problems = problems or _Problems(source)
+    for key in sorted(set(raw) - KNOWN_KEYS):
+        problems.add(key, "unknown field (see docs/manifest.md)")
+    settings = _settings(raw, problems)
+    method = settings.get("method")
+    conditions, roles, labels = _conditions(raw.get("conditions"), problems)
+    stimuli = _stimuli(raw.get("stimuli"), source, problems)
+    contents = _contents(raw.get("contents"), stimuli, problems)
+    _check_cells(stimuli, contents, conditions, problems)
+    pairwise = method in SCALES and SCALES[method].kind == "pairwise"
+    spec_kw = _design(raw, settings, pairwise, problems)
+    # Without a known method the shape of gold/training answers is unknown: one problem, not many.
+    known = method in SCALES
+    gold = _gold(raw.get("gold"), pairwise, problems) if known else []
+    training = _training(raw.get("training"), pairwise, problems) if known else []
+    for where, items in (("gold", gold), ("training", training)):
+        for i, item in enumerate(items):
+            if item.content not in contents:
+                problems.add(f"{where}[{i}]", f"content '{item.content}' is not in the study")
+            for cond in (item.cond_a, item.cond_b):
+                if cond is not None and cond not in conditions:
+                    problems.add(f"{where}[{i}]", f"condition '{cond}' is not in the study")
+    settings["training"] = [
+        {**vars(t), "feedback": fb}
+        for t, fb in zip(training, _feedback(raw.get("training")) or [None] * len(training), strict=False)
+    ]
+    spec = None
+    if method in SCALES and conditions and contents and not problems.items:
+        spec = design.DesignSpec(
+            method=method, conditions=tuple(conditions), roles=roles, contents=tuple(contents),
+            pairwise=pairwise, gold=tuple(gold), seed=settings["seed"], **spec_kw,
+        )
+        for msg in design.validate_spec(spec):
+            problems.add("design", msg)
+    if not problems.items and probe_media:
+        stimuli = _probe_all(stimuli, problems)
+        _check_consistency(stimuli, problems)
+    if problems.items:
+        raise ManifestError(problems.items)
+    assert spec is not None
+    settings.update(spec_kw)
+    settings["conditions"] = [{"id": c, "label": labels[c], "role": roles[c]} for c in conditions]
+    settings["contents"] = list(contents)
+    settings["gold"] = [vars(g) for g in gold]
+    return ValidatedManifest(source=source, settings=settings, spec=spec, labels=labels, stimuli=stimuli)
+
+
+def _settings(raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.add("name", "required: a non-empty study name")
+    out["name"] = str(name or "").strip()
+    slug = raw.get("slug") or _slugify(out["name"])
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        problems.add("slug", f"'{slug}' must be 2–63 characters of a-z, 0-9 and '-', starting with a letter/digit")
+    out["slug"] = slug
+    method = raw.get("method")
+    if method not in SCALES:
+        problems.add("method", f"unknown method '{method}'; known: {', '.join(SCALES)}")
+    out["method"] = method
+    out["seed"] = _int(raw, "seed", problems, default=0, low=0, high=2**31 - 1)
+    out["max_sessions_per_rater"] = _int(raw, "max_sessions_per_rater", problems, default=1, low=1)
+    out["instructions"] = _text(raw, "instructions", problems, default="")
+    out["language"] = _text(raw, "language", problems, default="en")
+    out["reasons"] = _reasons(raw, problems, method)
+    out["panel"] = _panel(raw.get("panel"), problems)
+    out["environment"] = _environment(raw.get("environment"), problems)
+    return out
+
+
+def _slugify(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63]
+
+
+def _int(raw: dict[str, Any], key: str, problems: _Problems, default: int | None = None,
+         low: int | None = None, high: int | None = None, where: str | None = None) -> int:
+    value = raw.get(key, default)
+    where = where or key
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.add(where, f"must be a whole number (got {value!r})")
+        return default or 0
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+        problems.add(where, f"must be {bounds} (got {value})")
+    return value
+
+
+def _text(raw: dict[str, Any], key: str, problems: _Problems, default: str) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str):
+        problems.add(key, f"must be text (got {type(value).__name__})")
+        return default
+    return value
+
+
+def _reasons(raw: dict[str, Any], problems: _Problems, method: Any) -> list[str]:
+    if "reasons" not in raw:
+        pairwise = method in SCALES and SCALES[method].kind == "pairwise"
+        return list(DEFAULT_REASONS) if pairwise else []
+    value = raw["reasons"]
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        problems.add("reasons", "must be a list of non-empty texts (or [] to skip the question)")
+        return []
+    if len(set(value)) != len(value):
+        problems.add("reasons", "lists the same reason twice")
+    if any(";" in v for v in value):
+        problems.add("reasons", "a reason may not contain ';' (it separates reasons in exports)")
+    return [v.strip() for v in value]
+
+
+def _panel(value: Any, problems: _Problems) -> dict[str, Any]:
+    if value is None:
+        value = {"name": "none"}
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        problems.add("panel", "must be a mapping with at least 'name'")
+        return {"name": "none"}
+    name = value.get("name", "none")
+    if name not in PANELS:
+        problems.add("panel.name", f"unknown panel '{name}'; known: {', '.join(PANELS)}")
+    unknown = set(value) - {"name", "completion_code", "completion_url", "screen_out_code", "screen_out_url"}
+    for key in sorted(unknown):
+        problems.add(f"panel.{key}", "unknown field")
+    for key in ("completion_code", "screen_out_code"):
+        code = value.get(key)
+        if code is not None and not (isinstance(code, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", code)):
+            problems.add(f"panel.{key}", "must be 1–64 letters, digits, '_' or '-'")
+    for key in ("completion_url", "screen_out_url"):
+        url = value.get(key)
+        if url is not None and urlparse(str(url)).scheme not in ("http", "https"):
+            problems.add(f"panel.{key}", f"'{url}' is not an http(s) URL")
+    if name == "prolific" and not value.get("completion_code"):
+        problems.add("panel.completion_code", "required for Prolific (the code in its completion URL)")
+    return {"name": name, **{k: v for k, v in value.items() if k != "name"}}
+
+
+def _environment(value: Any, problems: _Problems) -> dict[str, Any]:
+    env = {"min_width": None, "min_height": None, "allow_mobile": False}
+    if value is None:
+        return env
+    if not isinstance(value, dict):
+        problems.add("environment", "must be a mapping")
+        return env
+    for key in sorted(set(value) - set(env)):
+        problems.add(f"environment.{key}", "unknown field")
+    for key in ("min_width", "min_height"):
+        if value.get(key) is not None:
+            env[key] = _int(value, key, problems, low=1, where=f"environment.{key}")
+    allow = value.get("allow_mobile", False)
+    if not isinstance(allow, bool):
+        problems.add("environment.allow_mobile", "must be true or false")
+    env["allow_mobile"] = bool(allow)
+    return env
+
+
+def _conditions(value: Any, problems: _Problems) -> tuple[list[str], dict[str, Any], dict[str, str | None]]:
+    ids: list[str] = []
+    roles: dict[str, Any] = {}
+    labels: dict[str, str | None] = {}
+    if not isinstance(value, list) or len(value) < 1:
+        problems.add("conditions", "required: a list of conditions (id, optional label, role)")
+        return ids, roles, labels
+    for i, item in enumerate(value):
+        where = f"conditions[{i}]"
+        if isinstance(item, str):
+            item = {"id": item}
+        if not isinstance(item, dict):
+            problems.add(where, "must be an id or a mapping with 'id'")
+            continue
+        cid = item.get("id")
+        if not isinstance(cid, str | int) or not ID_RE.match(str(cid)):
+            problems.add(f"{where}.id", f"'{cid}' is not a valid id (letters, digits, '_', '.', '-')")
+            continue
+        cid = str(cid)
+        if cid in roles:
+            problems.add(f"{where}.id", f"duplicate condition id '{cid}'")
+            continue
+        role = item.get("role", "submission")
+        if role not in ROLES:
+            problems.add(f"{where}.role", f"unknown role '{role}'; known: {', '.join(ROLES)}")
+        for key in sorted(set(item) - {"id", "label", "role"}):
+            problems.add(f"{where}.{key}", "unknown field")
+        ids.append(cid)
+        roles[cid] = role
+        labels[cid] = None if item.get("label") is None else str(item["label"])
+    return ids, roles, labels
+
+
+def _stimuli(value: Any, source: Path, problems: _Problems) -> list[StimulusEntry]:
+    if isinstance(value, str):
+        return _stimuli_csv(source.parent / value, problems)
+    if not isinstance(value, list) or not value:
+        problems.add("stimuli", "required: a list of {content, condition, path} or the name of a CSV file")
+        return []
+    rows = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            problems.add(f"stimuli[{i}]", "must be a mapping with content, condition, path")
+            continue
+        rows.append((f"stimuli[{i}]", item))
+    return _stimulus_rows(rows, source.parent, problems, None)
+
+
+def _stimuli_csv(path: Path, problems: _Problems) -> list[StimulusEntry]:
+    if not path.is_file():
+        problems.add("stimuli", f"CSV file '{path}' does not exist")
+        return []
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"content", "condition", "path"} - set(reader.fieldnames or [])
+            if missing:
+                problems.add("header", f"missing column(s): {', '.join(sorted(missing))}", file=path.name)
+                return []
+            rows = [(f"row {i + 2}", row) for i, row in enumerate(reader)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        problems.add("stimuli", f"cannot read CSV '{path}': {exc}")
+        return []
+    if not rows:
+        problems.add("stimuli", "the CSV has no rows", file=path.name)
+    return _stimulus_rows(rows, path.parent, problems, path.name)
+
+
+def _stimulus_rows(rows: list[tuple[str, dict[str, Any]]], base: Path, problems: _Problems,
+                   file: str | None) -> list[StimulusEntry]:
+    out: list[StimulusEntry] = []
+    seen: set[tuple[str, str]] = set()
+    for where, row in rows:
+        content, condition, loc = (str(row.get(k) or "").strip() for k in ("content", "condition", "path"))
+        missing = [k for k, v in (("content", content), ("condition", condition), ("path", loc)) if not v]
+        if missing:
+            problems.add(where, f"missing {', '.join(missing)}", file=file)
+            continue
+        if not ID_RE.match(content):
+            problems.add(f"{where}.content", f"'{content}' is not a valid id", file=file)
+            continue
+        if (content, condition) in seen:
+            problems.add(where, f"duplicate stimulus for content '{content}', condition '{condition}'",
+                         file=file)
+            continue
+        seen.add((content, condition))
+        if _is_url(loc):
+            out.append(StimulusEntry(content, condition, loc))
+            continue
+        full = (base / loc).resolve()
+        if not full.is_file():
+            # Still listed (the cell is covered); only the file is the problem.
+            problems.add(f"{where}.path", f"file '{full}' does not exist", file=file)
+        out.append(StimulusEntry(content, condition, str(full)))
+    return out
+
+
+def _is_url(loc: str) -> bool:
+    return urlparse(loc).scheme in ("http", "https")
+
+
+def _contents(value: Any, stimuli: list[StimulusEntry], problems: _Problems) -> list[str]:
+    from_stimuli = list(dict.fromkeys(s.content for s in stimuli))
+    if value is None:
+        return from_stimuli
+    if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+        problems.add("contents", "must be a list of content ids")
+        return from_stimuli
+    ids = [str(v) for v in value]
+    for cid, n in Counter(ids).items():
+        if n > 1:
+            problems.add("contents", f"duplicate content id '{cid}'")
+    for cid in ids:
+        if not ID_RE.match(cid):
+            problems.add("contents", f"'{cid}' is not a valid id")
+    for cid in from_stimuli:
+        if cid not in ids:
+            problems.add("stimuli", f"content '{cid}' is not listed under 'contents'")
+    return list(dict.fromkeys(ids))
+
+
+def _check_cells(stimuli: list[StimulusEntry], contents: list[str], conditions: list[str],
+                 problems: _Problems) -> None:
+    cells = {(s.content, s.condition) for s in stimuli}
+    for cond in sorted({s.condition for s in stimuli} - set(conditions)):
+        problems.add("stimuli", f"condition '{cond}' is not listed under 'conditions'")
+    if not conditions:
+        return
+    for content in contents:
+        lacking = [c for c in conditions if (content, c) not in cells]
+        if lacking:
+            problems.add("stimuli", f"content '{content}' has no file for condition(s) {', '.join(lacking)}")
+
+
+def _design(raw: dict[str, Any], settings: dict[str, Any], pairwise: bool,
+            problems: _Problems) -> dict[str, Any]:
+    d = raw.get("design") or {}
+    if isinstance(d, str):
+        d = {"pairs": d}
+    if not isinstance(d, dict):
+        problems.add("design", "must be a mapping like {pairs: all_pairs}")
+        d = {}
+    pairs = d.get("pairs", "all_pairs")
+    if pairs not in PAIR_DESIGNS:
+        problems.add("design.pairs", f"unknown pair design '{pairs}'; known: {', '.join(PAIR_DESIGNS)}")
+        pairs = "all_pairs"
+    for key in sorted(set(d) - {"pairs", "k"}):
+        problems.add(f"design.{key}", "unknown field")
+    k = d.get("k")
+    if pairs == "random_k":
+        k = _int(d, "k", problems, low=1, where="design.k")
+    votes_key, other = ("votes_per_pair", "votes_per_stimulus") if pairwise else ("votes_per_stimulus",
+                                                                                   "votes_per_pair")
+    if other in raw and settings.get("method") in SCALES:
+        problems.add(other, f"does not apply to method '{settings['method']}'; use {votes_key}")
+    return {
+        "design": pairs,
+        "k": k if pairs == "random_k" else None,
+        "votes_per_item": _int(raw, votes_key, problems, default=1, low=1),
+        "trials_per_session": _int(raw, "trials_per_session", problems, default=30, low=1, high=2000),
+        "repeats_per_session": _int(raw, "repeats_per_session", problems, default=5, low=0, high=500),
+        "gold_per_session": _int(raw, "gold_per_session", problems,
+                                 default=1 if raw.get("gold") else 0, low=0, high=500),
+    }
+
+
+def _gold(value: Any, pairwise: bool, problems: _Problems) -> list[design.GoldItem]:
+    return _known_answer_items(value, pairwise, problems, "gold")
+
+
+def _training(value: Any, pairwise: bool, problems: _Problems) -> list[design.GoldItem]:
+    """Training trials: like gold (known answer), shown with feedback, never stored as responses."""
+    return _known_answer_items(value, pairwise, problems, "training")
+
+
+def _feedback(value: Any) -> list[str | None]:
+    if not isinstance(value, list):
+        return []
+    return [item.get("feedback") if isinstance(item, dict) else None for item in value]
+
+
+def _known_answer_items(value: Any, pairwise: bool, problems: _Problems, key: str) -> list[design.GoldItem]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.add(key, "must be a list")
+        return []
+    items = []
+    needed = ("content", "cond_a", "cond_b", "expected") if pairwise else ("content", "condition", "expected")
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(item, dict):
+            problems.add(where, "must be a mapping")
+            continue
+        missing = [k for k in needed if item.get(k) is None]
+        if missing:
+            problems.add(where, f"missing {', '.join(missing)}")
+            continue
+        expected, tolerance = item["expected"], item.get("tolerance", 1 if key == "gold" else 0)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (expected, tolerance)):
+            problems.add(where, "expected and tolerance must be whole numbers")
+            continue
+        cond_a = str(item["cond_a"] if pairwise else item["condition"])
+        cond_b = str(item["cond_b"]) if pairwise else None
+        items.append(design.GoldItem(str(item["content"]), cond_a, cond_b, expected, tolerance))
+    return items
+
+
+def _probe_all(stimuli: list[StimulusEntry], problems: _Problems) -> list[StimulusEntry]:
+    # Probing is I/O bound (open + decode one frame); threads overlap the waiting.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(_probe_one, stimuli))
+    out = []
+    for entry, (info, error) in zip(stimuli, results, strict=True):
+        if error:
+            problems.add(f"stimuli[{entry.content}/{entry.condition}]", f"'{entry.path}': {error}")
+        else:
+            out.append(StimulusEntry(entry.content, entry.condition, entry.path, info))
+    return out
+
+
+def probe(path: str) -> MediaInfo:
+    """Read size, frame rate and duration of a video and decode its first frame.
+
+    Raises
+    ------
+    ValueError
+        Naming what is wrong (not a video, no video stream, does not decode).
+    """
+    try:
+        options = {"timeout": "10000000"} if _is_url(path) else {}
+        with av.open(path, options=options) as container:
+            if not container.streams.video:
+                raise ValueError("has no video stream")
+            stream = container.streams.video[0]
+            first = next(container.decode(stream), None)
+            if first is None:
+                raise ValueError("has no decodable video frame")
+            fps = float(stream.average_rate or stream.guessed_rate or 0)
+            duration = _duration(container, stream)
+            n_frames = stream.frames or (round(duration * fps) if duration and fps else None)
+            return MediaInfo(width=first.width, height=first.height, fps=fps, duration_s=duration,
+                             n_frames=n_frames, codec=stream.codec_context.name,
+                             size_bytes=None if _is_url(path) else Path(path).stat().st_size)
+    except av.FFmpegError as exc:
+        raise ValueError(f"cannot be decoded as video ({exc.strerror or exc})") from exc
+
+
+def _duration(container: Any, stream: Any) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # container duration is in microseconds
+    return 0.0
+
+
+def _probe_one(entry: StimulusEntry) -> tuple[MediaInfo | None, str | None]:
+    try:
+        info = probe(entry.path)
+    except ValueError as exc:
+        return None, str(exc)
+    if info.fps <= 0 or info.duration_s <= 0:
+        return None, "frame rate or duration cannot be read"
+    return info, None
+
+
+def _check_consistency(stimuli: list[StimulusEntry], problems: _Problems) -> None:
+    """All conditions of one content must show the same cut at the same size."""
+    by_content: dict[str, list[StimulusEntry]] = {}
+    for s in stimuli:
+        by_content.setdefault(s.content, []).append(s)
+    for content, entries in by_content.items():
+        sizes = {(e.media.width, e.media.height) for e in entries if e.media}
+        if len(sizes) > 1:
+            listed = ", ".join(f"{e.condition} {e.media.width}x{e.media.height}" for e in entries if e.media)
+            problems.add(f"content '{content}'", f"conditions differ in resolution ({listed})")
+        durations = [e.media.duration_s for e in entries if e.media]
+        if durations and max(durations) - min(durations) > DURATION_TOLERANCE_S:
+            listed = ", ".join(f"{e.condition} {e.media.duration_s:.2f}s" for e in entries if e.media)
+            problems.add(f"content '{content}'", f"conditions differ in duration ({listed})")

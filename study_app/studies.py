@@ -1,0 +1,117 @@
+"""Writing a validated study into the database — all of it in one transaction."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session as DBSession
+
+from study_app import design
+from study_app.manifest import ManifestError, ValidatedManifest
+from study_app.models import Condition, Content, Session, Stimulus, Study, Trial
+
+
+def create_study(db: DBSession, vm: ValidatedManifest, organizer_id: int | None = None) -> Study:
+    """Write the study, its stimuli and its whole plan.
+
+    The caller owns the transaction: nothing is visible until it commits, and a
+    failure anywhere leaves the database as it was.
+
+    Raises
+    ------
+    ManifestError
+        If a study with the same slug exists already.
+    """
+    if db.scalar(select(Study.id).where(Study.slug == vm.slug)) is not None:
+        raise ManifestError([f"{vm.source.name}: slug: a study '{vm.slug}' already exists"])
+    plan = design.make_plan(vm.spec)
+    settings = vm.settings
+    # A study without a panel-issued code still hands raters one, unguessable per study.
+    settings["panel"].setdefault("completion_code", secrets.token_hex(4).upper())
+    study = Study(
+        slug=vm.slug, name=settings["name"], method=settings["method"], panel=settings["panel"]["name"],
+        seed=settings["seed"], max_sessions_per_rater=settings["max_sessions_per_rater"],
+        manifest=settings, organizer_id=organizer_id,
+    )
+    db.add(study)
+    db.flush()
+    stimulus_ids = _write_stimuli(db, study, vm)
+    _write_plan(db, study, plan, stimulus_ids)
+    return study
+
+
+def _write_stimuli(db: DBSession, study: Study, vm: ValidatedManifest) -> dict[tuple[str, str], int]:
+    conditions = {
+        c: Condition(study_id=study.id, key=c, label=vm.labels[c], role=vm.spec.roles[c], position=i)
+        for i, c in enumerate(vm.spec.conditions)
+    }
+    contents = {c: Content(study_id=study.id, key=c, position=i) for i, c in enumerate(vm.spec.contents)}
+    db.add_all([*conditions.values(), *contents.values()])
+    db.flush()
+    rows = []
+    for s in vm.stimuli:
+        m = s.media
+        assert m is not None, "stimuli are probed before a study is written"
+        rows.append({
+            "study_id": study.id, "content_id": contents[s.content].id, "condition_id": conditions[s.condition].id,
+            "path": s.path, "width": m.width, "height": m.height, "fps": m.fps, "duration_s": m.duration_s,
+            "n_frames": m.n_frames, "codec": m.codec, "size_bytes": m.size_bytes,
+        })
+    ids = db.scalars(insert(Stimulus).returning(Stimulus.id, sort_by_parameter_order=True), rows).all()
+    return {(s.content, s.condition): i for s, i in zip(vm.stimuli, ids, strict=True)}
+
+
+def _write_plan(db: DBSession, study: Study, plan: design.Plan, stimulus_ids: dict[tuple[str, str], int]) -> None:
+    session_rows = [{"study_id": study.id, "index": s.index, "status": "planned"} for s in plan.sessions]
+    if not session_rows:
+        return
+    session_ids = db.scalars(insert(Session).returning(Session.id, sort_by_parameter_order=True), session_rows).all()
+    originals: list[dict[str, Any]] = []
+    repeats: list[tuple[int, int, dict[str, Any]]] = []  # (session id, original position, row)
+    for sid, planned in zip(session_ids, plan.sessions, strict=True):
+        for t in planned.trials:
+            row = _trial_row(sid, t, stimulus_ids)
+            if t.kind == "repeat":
+                assert t.repeat_of is not None
+                repeats.append((sid, t.repeat_of, row))
+            else:
+                originals.append(row)
+    ids = db.scalars(insert(Trial).returning(Trial.id, sort_by_parameter_order=True), originals).all()
+    by_position = {(r["session_id"], r["position"]): i for r, i in zip(originals, ids, strict=True)}
+    if repeats:
+        # Repeats point at their original's id, which only exists after the first insert.
+        rows = [{**row, "repeat_of_id": by_position[(sid, pos)]} for sid, pos, row in repeats]
+        db.execute(insert(Trial), rows)
+
+
+def _trial_row(session_id: int, t: design.PlannedTrial, stimulus_ids: dict[tuple[str, str], int]) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "position": t.position,
+        "kind": t.kind,
+        "stimulus_a_id": stimulus_ids[(t.content, t.cond_a)],
+        "stimulus_b_id": stimulus_ids[(t.content, t.cond_b)] if t.cond_b is not None else None,
+        "reference_id": stimulus_ids[(t.content, t.reference)] if t.reference is not None else None,
+        "a_left": t.a_left,
+        "repeat_of_id": None,
+        "gold_expected": t.gold_expected,
+        "gold_tolerance": t.gold_tolerance,
+    }
+
+
+def get_study(db: DBSession, slug: str) -> Study | None:
+    return db.scalar(select(Study).where(Study.slug == slug))
+
+
+def study_counts(db: DBSession, study: Study) -> dict[str, int]:
+    """Sessions and trials per status, for listings."""
+    rows = db.execute(
+        select(Session.status, func.count()).where(Session.study_id == study.id).group_by(Session.status)
+    ).all()
+    counts = {status: n for status, n in rows}
+    counts["trials"] = db.scalar(
+        select(func.count(Trial.id)).join(Session).where(Session.study_id == study.id)
+    ) or 0
+    return counts

@@ -1,0 +1,153 @@
+"""The ``panelrank`` commands: create-study, export, db upgrade, organizers — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from flask import Flask
+from sqlalchemy import func, select
+
+from analysis import frames
+from study_app import db
+from study_app.models import Session, Stimulus, Study, Trial
+
+
+def _count(app: Flask, model: type) -> int:
+    with app.app_context(), db.transaction(app) as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_create_study_prints_slug_and_writes_plan(db_app: Flask, demo_manifest_path: Path) -> None:
+    result = db_app.test_cli_runner().invoke(args=["create-study", str(demo_manifest_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "demo"
+    with db_app.app_context(), db.transaction(db_app) as s:
+        study = s.scalar(select(Study))
+        assert study.slug == "demo" and study.seed == 2025 and study.method == "pc5"
+        assert s.scalar(select(func.count()).select_from(Stimulus)) == 24
+        stim = s.scalar(select(Stimulus).limit(1))
+        assert (stim.width, stim.height) == (320, 180) and stim.fps == pytest.approx(25)
+        n_main = s.scalar(select(func.count()).select_from(Trial).where(Trial.kind == "main"))
+        assert n_main == 4 * 15 * 8  # contents × pairs × votes per pair
+        repeats = s.scalars(select(Trial).where(Trial.kind == "repeat")).all()
+        assert repeats and all(r.repeat_of_id is not None for r in repeats)
+        for r in repeats:
+            orig = s.get(Trial, r.repeat_of_id)
+            assert orig.session_id == r.session_id and r.position - orig.position >= 3
+            assert r.a_left != orig.a_left
+        assert s.scalar(select(func.count()).select_from(Session)) > 0
+
+
+def test_broken_manifest_lists_every_problem_and_creates_nothing(
+    db_app: Flask, demo_manifest_path: Path, tmp_path: Path
+) -> None:
+    raw = yaml.safe_load(demo_manifest_path.read_text())
+    raw["method"] = "pc9"
+    raw["conditions"].append({"id": "dark"})
+    raw["stimuli"][0]["path"] = "/nonexistent/clip.mp4"
+    raw["panel"] = {"name": "facebook"}
+    raw["trials_per_session"] = 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    result = db_app.test_cli_runner().invoke(args=["create-study", str(bad)])
+    assert result.exit_code == 1
+    assert "5 problem(s)" in result.output and "nothing was created" in result.output
+    assert result.output.count("\n  - ") == 5
+    assert _count(db_app, Study) == 0 and _count(db_app, Stimulus) == 0
+
+
+def test_duplicate_slug_is_refused(db_app: Flask, demo_manifest_path: Path) -> None:
+    runner = db_app.test_cli_runner()
+    assert runner.invoke(args=["create-study", str(demo_manifest_path)]).exit_code == 0
+    trials = _count(db_app, Trial)
+    again = runner.invoke(args=["create-study", str(demo_manifest_path)])
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert _count(db_app, Study) == 1 and _count(db_app, Trial) == trials
+
+
+def test_export_of_empty_study_is_a_valid_empty_frame(
+    db_app: Flask, demo_manifest_path: Path, tmp_path: Path
+) -> None:
+    runner = db_app.test_cli_runner()
+    runner.invoke(args=["create-study", str(demo_manifest_path)])
+    for suffix in (".csv", ".parquet"):
+        out = tmp_path / f"votes{suffix}"
+        result = runner.invoke(args=["export", "demo", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "wrote 0 vote(s)" in result.output
+        df = frames.read_votes(out)
+        assert len(df) == 0 and list(df.columns[: len(frames.PAIRWISE_COLUMNS)]) == list(frames.PAIRWISE_COLUMNS)
+
+
+def test_export_refuses_unknown_study_and_bad_suffix(runner, tmp_path: Path) -> None:
+    result = runner.invoke(args=["export", "nope", "--out", str(tmp_path / "v.csv")])
+    assert result.exit_code != 0 and "no study with slug 'nope'" in result.output
+    result = runner.invoke(args=["export", "nope", "--out", str(tmp_path / "v.xlsx")])
+    assert result.exit_code != 0 and ".csv or .parquet" in result.output
+
+
+def test_commands_require_a_current_schema(tmp_path: Path) -> None:
+    from study_app import create_app
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite'}", "TESTING": True})
+    result = app.test_cli_runner().invoke(args=["list-studies"])
+    assert result.exit_code != 0 and "panelrank db upgrade" in result.output
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0 and "head" in result.output
+    assert app.test_cli_runner().invoke(args=["list-studies"]).exit_code == 0
+
+
+def test_create_organizer(runner) -> None:
+    result = runner.invoke(args=["create-organizer", "Ann@Example.org", "--generate"])
+    assert result.exit_code == 0 and "password: " in result.output
+    again = runner.invoke(args=["create-organizer", "ann@example.org", "--password", "long-enough-pw"])
+    assert again.exit_code != 0 and "exists already" in again.output
+    short = runner.invoke(args=["create-organizer", "bob@example.org", "--password", "short"])
+    assert short.exit_code != 0 and "at least 8" in short.output
+    bad = runner.invoke(args=["create-organizer", "not-an-email", "--password", "long-enough-pw"])
+    assert bad.exit_code != 0 and "not an email" in bad.output
+
+
+def test_create_study_for_unknown_organizer_writes_nothing(runner, app: Flask, demo_manifest_path: Path) -> None:
+    result = runner.invoke(args=["create-study", str(demo_manifest_path), "--organizer", "x@y.org"])
+    assert result.exit_code != 0 and "no organizer" in result.output
+    assert _count(app, Study) == 0
+
+
+def test_plan_is_reproducible_from_the_stored_seed(db_app: Flask, demo_manifest_path: Path) -> None:
+    from study_app import design
+    from study_app.manifest import load
+
+    db_app.test_cli_runner().invoke(args=["create-study", str(demo_manifest_path)])
+    plan = design.make_plan(load(demo_manifest_path, probe_media=False).spec)
+    with db_app.app_context(), db.transaction(db_app) as s:
+        rows = s.execute(select(Session.index, Trial.position, Trial.kind, Trial.a_left)
+                         .join(Trial.session).order_by(Session.index, Trial.position)).all()
+    planned = [(ps.index, t.position, t.kind, t.a_left) for ps in plan.sessions for t in ps.trials]
+    assert [tuple(r) for r in rows] == planned
+
+
+def test_export_roundtrip_after_votes(app: Flask, demo_manifest_path: Path, tmp_path: Path) -> None:
+    """Votes written straight to the DB come out with pref relative to (cond_a, cond_b)."""
+    from study_app.models import Rater, Response
+
+    runner = app.test_cli_runner()
+    runner.invoke(args=["create-study", str(demo_manifest_path)])
+    with app.app_context(), db.transaction(app) as s:
+        study = s.scalar(select(Study))
+        rater = Rater(study_id=study.id, panel="none", panel_id="anon-1")
+        s.add(rater)
+        s.flush()
+        session = s.scalar(select(Session).where(Session.index == 0))
+        session.rater_id, session.status = rater.id, "active"
+        for t in session.trials[:4]:
+            s.add(Response(trial_id=t.id, value=1, reason="colours", watch_ms=2000, stalls=0, plays=1))
+    out = tmp_path / "v.csv"
+    assert runner.invoke(args=["export", "demo", "--out", str(out)]).exit_code == 0
+    df = frames.read_votes(out)
+    assert len(df) == 4 and set(df["pref"]) == {1} and set(df["rater"]) == {"anon-1"}
+    assert set(df["shown_left"]) <= {"a", "b"} and not df["stalled"].any()
+    assert isinstance(pd.read_csv(out), pd.DataFrame)
