@@ -65,7 +65,8 @@ def test_study_list_shows_own_studies_only(app: Flask, client: FlaskClient, demo
     _organizer(app, "bob@example.org")
     _organizer(app, "root@example.org", role="admin")
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["create-study", str(demo_manifest_path), "--organizer", "ann@example.org"]).exit_code == 0
+    result = runner.invoke(args=["create-study", str(demo_manifest_path), "--organizer", "ann@example.org"])
+    assert result.exit_code == 0, result.output
     login(client, "ann@example.org")
     assert "<code>demo</code>" in client.get("/organizer/").get_data(as_text=True)
     client.post("/organizer/logout", data={"csrf_token": _csrf(client, "/organizer/")})
