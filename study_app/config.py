@@ -34,7 +34,10 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "SECRET_KEY": env.get("PANELRANK_SECRET_KEY", DEFAULT_SECRET_KEY),
         "DATABASE_URL": env.get("PANELRANK_DATABASE_URL", f"sqlite:///{inst / 'panelrank.sqlite'}"),
         "INSTANCE_DIR": str(inst),
+        # Relative stimulus paths of manifests uploaded through the console resolve here.
+        "MEDIA_ROOT": env.get("PANELRANK_MEDIA_ROOT", str(inst / "media")),
         "PRODUCTION": production,
+        "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,  # manifests and stimulus CSVs, not videos
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

@@ -88,7 +88,7 @@ class _Problems:
         self.items.append(f"{file or self.source.name}: {where}: {message}")
 
 
-def load(path: str | Path, probe_media: bool = True) -> ValidatedManifest:
+def load(path: str | Path, probe_media: bool = True, media_root: Path | None = None) -> ValidatedManifest:
     """Read and validate a manifest file.
 
     Parameters
@@ -97,6 +97,9 @@ def load(path: str | Path, probe_media: bool = True) -> ValidatedManifest:
         The YAML manifest. Relative stimulus paths are resolved against its folder.
     probe_media : bool
         Open every stimulus with PyAV (size, frame rate, duration, first frame decodes).
+    media_root : path, optional
+        Resolve relative stimulus paths against this folder instead of the manifest's
+        (uploaded manifests have no folder of their own).
 
     Raises
     ------
@@ -108,7 +111,7 @@ def load(path: str | Path, probe_media: bool = True) -> ValidatedManifest:
     raw = _read_yaml(path, problems)
     if raw is None:
         raise ManifestError(problems.items)
-    return validate(raw, path, problems, probe_media)
+    return validate(raw, path, problems, probe_media, media_root)
 
 
 def _read_yaml(path: Path, problems: _Problems) -> dict[str, Any] | None:
@@ -127,7 +130,7 @@ def _read_yaml(path: Path, problems: _Problems) -> dict[str, Any] | None:
 
 
 def validate(raw: dict[str, Any], source: Path, problems: _Problems | None = None,
-             probe_media: bool = True) -> ValidatedManifest:
+             probe_media: bool = True, media_root: Path | None = None) -> ValidatedManifest:
     """Validate an already-parsed manifest mapping (see :func:`load`)."""
     problems = problems or _Problems(source)
     for key in sorted(set(raw) - KNOWN_KEYS):
@@ -135,7 +138,7 @@ def validate(raw: dict[str, Any], source: Path, problems: _Problems | None = Non
     settings = _settings(raw, problems)
     method = settings.get("method")
     conditions, roles, labels = _conditions(raw.get("conditions"), problems)
-    stimuli = _stimuli(raw.get("stimuli"), source, problems)
+    stimuli = _stimuli(raw.get("stimuli"), source, problems, media_root)
     contents = _contents(raw.get("contents"), stimuli, problems)
     _check_cells(stimuli, contents, conditions, problems)
     pairwise = method in SCALES and SCALES[method].kind == "pairwise"
@@ -321,9 +324,9 @@ def _conditions(value: Any, problems: _Problems) -> tuple[list[str], dict[str, A
     return ids, roles, labels
 
 
-def _stimuli(value: Any, source: Path, problems: _Problems) -> list[StimulusEntry]:
+def _stimuli(value: Any, source: Path, problems: _Problems, media_root: Path | None) -> list[StimulusEntry]:
     if isinstance(value, str):
-        return _stimuli_csv(source.parent / value, problems)
+        return _stimuli_csv(source.parent / value, problems, media_root)
     if not isinstance(value, list) or not value:
         problems.add("stimuli", "required: a list of {content, condition, path} or the name of a CSV file")
         return []
@@ -333,10 +336,10 @@ def _stimuli(value: Any, source: Path, problems: _Problems) -> list[StimulusEntr
             problems.add(f"stimuli[{i}]", "must be a mapping with content, condition, path")
             continue
         rows.append((f"stimuli[{i}]", item))
-    return _stimulus_rows(rows, source.parent, problems, None)
+    return _stimulus_rows(rows, media_root or source.parent, problems, None)
 
 
-def _stimuli_csv(path: Path, problems: _Problems) -> list[StimulusEntry]:
+def _stimuli_csv(path: Path, problems: _Problems, media_root: Path | None) -> list[StimulusEntry]:
     if not path.is_file():
         problems.add("stimuli", f"CSV file '{path}' does not exist")
         return []
@@ -353,7 +356,7 @@ def _stimuli_csv(path: Path, problems: _Problems) -> list[StimulusEntry]:
         return []
     if not rows:
         problems.add("stimuli", "the CSV has no rows", file=path.name)
-    return _stimulus_rows(rows, path.parent, problems, path.name)
+    return _stimulus_rows(rows, media_root or path.parent, problems, path.name)
 
 
 def _stimulus_rows(rows: list[tuple[str, dict[str, Any]]], base: Path, problems: _Problems,

@@ -1,16 +1,16 @@
-"""The organizer's console: login and the list of studies."""
+"""The organizer's console: login, studies (list, upload, open/pause/close, settings), progress."""
 
 from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from study_app import accounts, csrf
 from study_app.db import get_db
-from study_app.models import Study
+from study_app.models import STUDY_STATUSES, Organizer, Study
 from study_app.studies import study_counts
 
 bp = Blueprint("organizer", __name__, url_prefix="/organizer")
@@ -18,7 +18,7 @@ bp.before_request(csrf.protect)
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> str | Response:
+def login() -> str | Response | tuple[str, int]:
     if request.method == "POST":
         organizer = accounts.authenticate(get_db(), request.form.get("email", ""), request.form.get("password", ""))
         if organizer is not None:
@@ -26,7 +26,7 @@ def login() -> str | Response:
             session["organizer_id"] = organizer.id
             return redirect(_safe_next(request.args.get("next")))
         flash("Wrong email or password.", "error")
-        return render_template("organizer/login.html"), 401  # type: ignore[return-value]
+        return render_template("organizer/login.html"), 401
     return render_template("organizer/login.html")
 
 
@@ -43,14 +43,43 @@ def logout() -> Response:
     return redirect(url_for("organizer.login"))
 
 
+def me() -> Organizer:
+    organizer = accounts.current_organizer()
+    assert organizer is not None, "views using me() are behind login_required"
+    return organizer
+
+
+def own_study(slug: str) -> Study:
+    """The study if the logged-in organizer may see it; 404 otherwise (no hint that it exists)."""
+    study = get_db().scalar(select(Study).where(Study.slug == slug))
+    organizer = me()
+    if study is None or (organizer.role != "admin" and study.organizer_id != organizer.id):
+        abort(404)
+    return study
+
+
 @bp.get("/")
 @accounts.login_required
 def studies() -> str:
-    me = accounts.current_organizer()
-    assert me is not None
     db = get_db()
     query = select(Study).order_by(Study.created_at.desc())
-    if me.role != "admin":
-        query = query.where(Study.organizer_id == me.id)
+    if me().role != "admin":
+        query = query.where(Study.organizer_id == me().id)
     rows = [(s, study_counts(db, s)) for s in db.scalars(query)]
-    return render_template("organizer/studies.html", rows=rows, me=me)
+    return render_template("organizer/studies.html", rows=rows, me=me())
+
+
+@bp.post("/studies/<slug>/status")
+@accounts.login_required
+def set_status(slug: str) -> Response:
+    study = own_study(slug)
+    status = request.form.get("status", "")
+    if status not in STUDY_STATUSES:
+        abort(400, description=f"unknown status '{status}'; known: {', '.join(STUDY_STATUSES)}")
+    study.status = status
+    get_db().commit()
+    flash(f"Study '{slug}' is now {status}.", "info")
+    return redirect(request.form.get("back") or url_for("organizer.study", slug=slug))
+
+
+from study_app.organizer import pages  # noqa: E402,F401  (attaches the study pages to ``bp``)

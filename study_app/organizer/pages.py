@@ -1,0 +1,119 @@
+"""Per-study pages: upload a new study, the study's progress, its settings."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from werkzeug.datastructures import FileStorage
+from werkzeug.utils import secure_filename
+from werkzeug.wrappers import Response
+
+from study_app import accounts
+from study_app.db import get_db
+from study_app.manifest import ManifestError, load
+from study_app.organizer import bp, me, own_study
+from study_app.progress import study_progress
+from study_app.studies import create_study
+
+UPLOADED_CSV = "stimuli.csv"
+
+
+@bp.route("/studies/new", methods=["GET", "POST"])
+@accounts.login_required
+def new_study() -> str | Response | tuple[str, int]:
+    if request.method == "GET":
+        return render_template("organizer/new_study.html", me=me(), problems=[])
+    manifest = request.files.get("manifest")
+    if manifest is None or not manifest.filename:
+        return render_template("organizer/new_study.html", me=me(), problems=["Choose a manifest file (YAML)."]), 400
+    try:
+        slug = _create_from_upload(manifest, request.files.get("stimuli"))
+    except ManifestError as exc:
+        get_db().rollback()
+        return render_template("organizer/new_study.html", me=me(), problems=exc.problems), 400
+    flash(f"Study '{slug}' created.", "info")
+    return redirect(url_for("organizer.study", slug=slug))
+
+
+def _create_from_upload(manifest: FileStorage, stimuli: FileStorage | None) -> str:
+    """Validate the uploaded files exactly as the CLI does and create the study, all or nothing."""
+    with tempfile.TemporaryDirectory(prefix="panelrank-upload-") as tmp:
+        path = Path(tmp) / (secure_filename(manifest.filename or "") or "manifest.yaml")
+        manifest.save(path)
+        if stimuli is not None and stimuli.filename:
+            stimuli.save(Path(tmp) / UPLOADED_CSV)
+            _point_at_uploaded_csv(path)
+        vm = load(path, media_root=Path(current_app.config["MEDIA_ROOT"]))
+        db = get_db()
+        study = create_study(db, vm, organizer_id=me().id)
+        db.commit()
+        return study.slug
+
+
+def _point_at_uploaded_csv(path: Path) -> None:
+    # An uploaded CSV is the stimulus list, whatever file name the manifest mentions.
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return  # load() reports the broken YAML with its details
+    if isinstance(raw, dict):
+        raw["stimuli"] = UPLOADED_CSV
+        path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+@bp.get("/studies/<slug>")
+@accounts.login_required
+def study(slug: str) -> str:
+    found = own_study(slug)
+    return render_template("organizer/study.html", me=me(), study=found,
+                           progress=study_progress(get_db(), found),
+                           rater_url=url_for("rater.entry", slug=slug, _external=True))
+
+
+@bp.get("/studies/<slug>/progress.json")
+@accounts.login_required
+def progress_json(slug: str) -> Response:
+    return jsonify(study_progress(get_db(), own_study(slug)))
+
+
+#: Settings that may change while a study runs: none of them alters the plan or stored votes.
+SAFE_SETTINGS = ("name", "instructions", "max_sessions_per_rater", "completion_url")
+
+
+@bp.post("/studies/<slug>/settings")
+@accounts.login_required
+def settings(slug: str) -> Response:
+    found = own_study(slug)
+    values = _read_settings(request.form)
+    found.name = values["name"]
+    found.max_sessions_per_rater = values["max_sessions_per_rater"]
+    manifest: dict[str, Any] = dict(found.manifest)
+    manifest["name"] = values["name"]
+    manifest["instructions"] = values["instructions"]
+    manifest["max_sessions_per_rater"] = values["max_sessions_per_rater"]
+    manifest["panel"] = {**manifest.get("panel", {}), "completion_url": values["completion_url"] or None}
+    found.manifest = manifest  # a new dict, so the JSON column is seen as changed
+    get_db().commit()
+    flash("Settings saved.", "info")
+    return redirect(url_for("organizer.study", slug=slug))
+
+
+def _read_settings(form: Any) -> dict[str, Any]:
+    name = (form.get("name") or "").strip()
+    if not name or len(name) > 200:
+        abort(400, description="The study name must be 1–200 characters.")
+    try:
+        cap = int(form.get("max_sessions_per_rater", ""))
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        abort(400, description="Max sessions per rater must be a whole number of at least 1.")
+    url = (form.get("completion_url") or "").strip()
+    if url and not url.startswith(("https://", "http://")):
+        abort(400, description="The completion URL must start with https:// or http://.")
+    return {"name": name, "instructions": form.get("instructions") or "", "max_sessions_per_rater": cap,
+            "completion_url": url}

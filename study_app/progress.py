@@ -1,0 +1,159 @@
+"""How far a study has come: votes against target, sessions, pace, flagged trials.
+
+Plain aggregate queries (portable between SQLite and PostgreSQL) turned into a
+JSON-ready dict — the progress page, its auto-refresh and the API all read this.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import aliased
+
+from study_app.models import Condition, Content, Response, Session, Stimulus, Study, Trial, utcnow
+
+#: An active session with no answer for this long is counted as abandoned.
+ABANDONED_AFTER = timedelta(minutes=60)
+#: A trial whose tab was hidden this long (ms) is flagged, like one whose playback stalled.
+HIDDEN_FLAG_MS = 2000
+
+
+def study_progress(db: DBSession, study: Study, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the progress page shows, as plain JSON-ready data."""
+    now = now or utcnow()
+    cells = _pair_cells(db, study) if study.pairwise else _stimulus_cells(db, study)
+    votes = sum(c["votes"] for c in cells)
+    target = sum(c["target"] for c in cells)
+    return {
+        "study": study.slug,
+        "status": study.status,
+        "method": study.method,
+        "pairwise": study.pairwise,
+        "conditions": [c.key for c in study.conditions],
+        "cells": cells,
+        "votes": votes,
+        "target": target,
+        "percent": round(100 * votes / target, 1) if target else 0.0,
+        "sessions": _sessions(db, study, now),
+        "pace": _pace(db, study, now),
+        "flagged": _flagged(db, study),
+        "generated_at": now.isoformat(),
+    }
+
+
+def _main_trials(study: Study):
+    return (
+        select()
+        .select_from(Trial)
+        .join(Session, Trial.session_id == Session.id)
+        .outerjoin(Response, Response.trial_id == Trial.id)
+        .where(Session.study_id == study.id, Trial.kind == "main")
+    )
+
+
+def _pair_cells(db: DBSession, study: Study) -> list[dict[str, Any]]:
+    """Main votes per condition pair (summed over contents) against the planned number."""
+    sa, sb = aliased(Stimulus), aliased(Stimulus)
+    ca, cb = aliased(Condition), aliased(Condition)
+    query = (
+        _main_trials(study)
+        .join(sa, Trial.stimulus_a_id == sa.id).join(ca, sa.condition_id == ca.id)
+        .join(sb, Trial.stimulus_b_id == sb.id).join(cb, sb.condition_id == cb.id)
+        .add_columns(ca.key, cb.key, func.count(Trial.id), func.count(Response.id))
+        .group_by(ca.key, cb.key)
+    )
+    return [{"cond_a": a, "cond_b": b, "target": n, "votes": v} for a, b, n, v in db.execute(query)]
+
+
+def _stimulus_cells(db: DBSession, study: Study) -> list[dict[str, Any]]:
+    """Main votes per stimulus (content × condition) against the planned number."""
+    query = (
+        _main_trials(study)
+        .join(Stimulus, Trial.stimulus_a_id == Stimulus.id)
+        .join(Content, Stimulus.content_id == Content.id)
+        .join(Condition, Stimulus.condition_id == Condition.id)
+        .add_columns(Content.key, Condition.key, func.count(Trial.id), func.count(Response.id))
+        .group_by(Content.key, Condition.key)
+    )
+    return [{"content": c, "cond": k, "target": n, "votes": v} for c, k, n, v in db.execute(query)]
+
+
+def _sessions(db: DBSession, study: Study, now: datetime) -> dict[str, Any]:
+    last_answer = (
+        select(Trial.session_id, func.max(Response.answered_at).label("last"))
+        .join(Response, Response.trial_id == Trial.id)
+        .group_by(Trial.session_id)
+        .subquery()
+    )
+    rows = db.execute(
+        select(Session.status, Session.started_at, Session.completed_at, last_answer.c.last)
+        .outerjoin(last_answer, last_answer.c.session_id == Session.id)
+        .where(Session.study_id == study.id)
+    ).all()
+    counts = {"planned": 0, "active": 0, "completed": 0, "screened_out": 0, "abandoned": 0}
+    durations = []
+    for status, started, completed, last in rows:
+        if status == "active" and _aware(last or started) < now - ABANDONED_AFTER:
+            status = "abandoned"  # shown as such; the rater may still come back and finish
+        counts[status] += 1
+        if status == "completed" and started and completed:
+            durations.append((_aware(completed) - _aware(started)).total_seconds())
+    started_total = sum(v for k, v in counts.items() if k != "planned")
+    return {**counts, "started": started_total,
+            "median_duration_s": round(statistics.median(durations), 1) if durations else None}
+
+
+def _aware(t: datetime | None) -> datetime:
+    # SQLite hands back naive datetimes; every time we store is UTC.
+    if t is None:
+        return utcnow()
+    return t if t.tzinfo else t.replace(tzinfo=utcnow().tzinfo)
+
+
+def _responses(study: Study):
+    return (
+        select()
+        .select_from(Response)
+        .join(Trial, Response.trial_id == Trial.id)
+        .join(Session, Trial.session_id == Session.id)
+        .where(Session.study_id == study.id)
+    )
+
+
+def _pace(db: DBSession, study: Study, now: datetime) -> dict[str, Any]:
+    """Votes in each of the last 24 hours (oldest first) and in the last hour."""
+    since = now - timedelta(hours=24)
+    times = db.scalars(_responses(study).add_columns(Response.answered_at).where(Response.answered_at >= since))
+    hourly = [0] * 24
+    for t in times:
+        age_h = int((now - _aware(t)).total_seconds() // 3600)
+        if 0 <= age_h < 24:
+            hourly[23 - age_h] += 1
+    return {"last_hour": hourly[-1], "hourly_24h": hourly}
+
+
+def _flagged(db: DBSession, study: Study, limit: int = 20) -> dict[str, Any]:
+    flag = or_(Response.stalls > 0, Response.hidden_ms >= HIDDEN_FLAG_MS)
+    counts = db.execute(
+        _responses(study).add_columns(
+            func.count(case((Response.stalls > 0, 1))),
+            func.count(case((Response.hidden_ms >= HIDDEN_FLAG_MS, 1))),
+        )
+    ).one()
+    recent = db.execute(
+        _responses(study)
+        .add_columns(Session.index, Trial.position, Response.stalls, Response.hidden_ms, Response.answered_at)
+        .where(flag)
+        .order_by(Response.answered_at.desc())
+        .limit(limit)
+    ).all()
+    return {
+        "stalled": counts[0],
+        "hidden": counts[1],
+        "recent": [{"session": s, "position": p, "stalls": st, "hidden_ms": h, "answered_at": _aware(a).isoformat()}
+                   for s, p, st, h, a in recent],
+    }
