@@ -1,0 +1,240 @@
+"""The challenge's objective score, exactly as PROTOCOL.md §4 (seed §2.6, Eqs. 2–4).
+
+For one condition (a challenge method) with outputs ``ŷ_i`` on real inputs ``x_i``,
+``i = 1..n``::
+
+    S_real  = (1 / 12n) Σ_i [ p(ŷ_i, x_i) + Σ_{k≠4} a_k(ŷ_i) + (1 − a_4(ŷ_i)) ]
+    S_synth = 1 / mean_i RMSE(Ŷ_i, Y_i)      # RMSE per frame on (x − 128) / 128,
+                                             # mean over frames, then over videos
+    S_obj   = S_real × S_synth
+
+a_4 is the noise score (higher = noisier), which is why it enters inverted — the
+submission files carry it raw and the organisers' script inverts it.
+
+CSV layouts (one file per condition, header row included):
+
+* real: ``video_i, m_1, …, m_12`` with ``m_1 = p(ŷ_i, x_i)`` and ``m_{k+1} = a_k(ŷ_i)``;
+* synthetic: ``video_i, rmse``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+import pandas as pd
+
+from .base import N_AUX, NOISE_AUX_INDEX, Scorer, ScorerError, StrPath
+from .cache import ScoreCache, score_pairs
+
+#: Columns of the real-data CSV after ``video_i``: p then a_1..a_11.
+M_COLUMNS: tuple[str, ...] = tuple(f"m_{k}" for k in range(1, N_AUX + 2))
+REAL_COLUMNS: tuple[str, ...] = ("video_i", *M_COLUMNS)
+SYNTH_COLUMNS: tuple[str, ...] = ("video_i", "rmse")
+
+
+def _real_matrix(p: Any, aux: Any) -> tuple[np.ndarray, np.ndarray]:
+    p_arr = np.asarray(p, dtype=float).reshape(-1)
+    aux_arr = np.asarray(aux, dtype=float).reshape(p_arr.size, -1) if p_arr.size else np.zeros((0, N_AUX))
+    if aux_arr.shape[1] != N_AUX:
+        raise ValueError(f"aux must have {N_AUX} columns, got {aux_arr.shape[1]}")
+    if p_arr.size == 0:
+        raise ValueError("S_real needs at least one video")
+    if not (np.all((p_arr >= 0) & (p_arr <= 1)) and np.all((aux_arr >= 0) & (aux_arr <= 1))):
+        raise ValueError("p and aux scores must lie in [0, 1]")
+    return p_arr, aux_arr
+
+
+def s_real_per_video(p: Any, aux: Any) -> np.ndarray:
+    """Per-video term ``[p + Σ_{k≠4} a_k + (1 − a_4)] / 12`` (their mean is S_real)."""
+    p_arr, aux_arr = _real_matrix(p, aux)
+    inverted = aux_arr.copy()
+    inverted[:, NOISE_AUX_INDEX] = 1.0 - inverted[:, NOISE_AUX_INDEX]
+    return (p_arr + inverted.sum(axis=1)) / (N_AUX + 1)
+
+
+def s_real(p: Any, aux: Any) -> float:
+    """``S_real = (1/12n) Σ_i [p_i + Σ_{k≠4} a_{ik} + (1 − a_{i4})]``.
+
+    Parameters
+    ----------
+    p
+        ``p(ŷ_i, x_i)`` per video, shape (n,).
+    aux
+        ``a_1..a_11`` of each ``ŷ_i``, shape (n, 11), a_4 raw (higher = noisier).
+    """
+    return float(s_real_per_video(p, aux).mean())
+
+
+def frame_rmse(output: np.ndarray, target: np.ndarray) -> float:
+    """RMSE of one frame pair on the challenge scale ``(x − 128) / 128``.
+
+    The offset cancels in the difference, so this is the 8-bit RMSE divided by 128.
+    """
+    if output.shape != target.shape:
+        raise ValueError(f"frame shapes differ: {output.shape} vs {target.shape}")
+    diff = (output.astype(np.float64) - target.astype(np.float64)) / 128.0
+    return float(np.sqrt(np.mean(diff * diff)))
+
+
+def video_rmse(output_path: StrPath, target_path: StrPath) -> float:
+    """Mean over frames of :func:`frame_rmse`, decoding both files in lock step (RGB).
+
+    Raises
+    ------
+    ScorerError
+        If a file cannot be decoded, or the two differ in frame count or size.
+    """
+    rmses: list[float] = []
+    try:
+        with av.open(os.fspath(output_path)) as out_c, av.open(os.fspath(target_path)) as tgt_c:
+            out_frames = out_c.decode(out_c.streams.video[0])
+            tgt_frames = tgt_c.decode(tgt_c.streams.video[0])
+            for fo, ft in zip(out_frames, tgt_frames, strict=True):
+                a = fo.to_ndarray(format="rgb24")
+                b = ft.to_ndarray(format="rgb24")
+                if a.shape != b.shape:
+                    raise ScorerError(
+                        f"{output_path} is {a.shape[1]}x{a.shape[0]} but {target_path} is {b.shape[1]}x{b.shape[0]}"
+                    )
+                rmses.append(frame_rmse(a, b))
+    except ValueError as exc:  # zip(strict=True): one clip ran out first
+        raise ScorerError(f"{output_path} and {target_path} have different frame counts") from exc
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise ScorerError(f"cannot decode {output_path} / {target_path}: {exc}") from exc
+    if not rmses:
+        raise ScorerError(f"{output_path}: no frames")
+    return float(np.mean(rmses))
+
+
+def s_synth(rmses: Iterable[float]) -> float:
+    """``S_synth = 1 / mean_i RMSE_i`` over the synthetic videos (inf for a perfect match)."""
+    arr = np.asarray(list(rmses), dtype=float)
+    if arr.size == 0:
+        raise ValueError("S_synth needs at least one video")
+    mean = float(arr.mean())
+    return float("inf") if mean == 0 else 1.0 / mean
+
+
+def s_obj(s_real_value: float, s_synth_value: float) -> float:
+    """``S_obj = S_real × S_synth``."""
+    return float(s_real_value) * float(s_synth_value)
+
+
+@dataclass(frozen=True)
+class ChallengeScore:
+    """S values of one condition, with the counts that produced them."""
+
+    condition: str
+    s_real: float
+    s_synth: float
+    s_obj: float
+    n_real: int
+    n_synth: int
+
+    def to_frame(self) -> pd.DataFrame:
+        """One-row frame of the fields."""
+        return pd.DataFrame([asdict(self)])
+
+
+def challenge_score(condition: str, real: pd.DataFrame, synth: pd.DataFrame) -> ChallengeScore:
+    """S_real, S_synth, S_obj of one condition from its two CSV-layout frames."""
+    _check_columns(real, REAL_COLUMNS, "real")
+    _check_columns(synth, SYNTH_COLUMNS, "synth")
+    p = real["m_1"].to_numpy(dtype=float)
+    aux = real[list(M_COLUMNS[1:])].to_numpy(dtype=float)
+    sr = s_real(p, aux)
+    ss = s_synth(synth["rmse"].to_numpy(dtype=float))
+    return ChallengeScore(condition, sr, ss, s_obj(sr, ss), len(real), len(synth))
+
+
+def challenge_scores(real: pd.DataFrame, synth: pd.DataFrame) -> pd.DataFrame:
+    """Per-condition S values from frames in the CSV layouts plus a ``condition`` column."""
+    rows = []
+    for cond in sorted(set(real["condition"]) | set(synth["condition"]), key=str):
+        rows.append(
+            asdict(challenge_score(str(cond), real[real["condition"] == cond], synth[synth["condition"] == cond]))
+        )
+    return pd.DataFrame(rows, columns=["condition", "s_real", "s_synth", "s_obj", "n_real", "n_synth"])
+
+
+def _check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} frame lacks column(s) {missing}")
+
+
+# --------------------------------------------------------------------------- producing rows
+
+
+def real_rows(
+    scorer: Scorer,
+    videos: Iterable[tuple[str, StrPath, StrPath]],
+    *,
+    symmetric: bool = True,
+    cache: ScoreCache | None = None,
+    workers: int = 1,
+    progress: Any = None,
+) -> pd.DataFrame:
+    """The real-data CSV rows of one condition: ``(video_i, output ŷ_i, input x_i)`` → m_1..m_12.
+
+    ``m_1 = p(ŷ_i, x_i)``; with ``symmetric=True`` (the platform's rule) it is p_sym and
+    the aux of ŷ_i is averaged over both slots; ``symmetric=False`` gives the single
+    forward call of the organisers' script.
+    """
+    items = list(videos)
+    scored = score_pairs(
+        scorer,
+        [(out, inp) for _, out, inp in items],
+        symmetric=symmetric,
+        cache=cache,
+        workers=workers,
+        progress=progress,
+    )
+    frame = pd.DataFrame({"video_i": [v for v, _, _ in items]})
+    frame["m_1"] = scored["p"].to_numpy()
+    for k in range(1, N_AUX + 1):
+        frame[f"m_{k + 1}"] = scored[f"aux_a_{k}"].to_numpy()
+    return frame
+
+
+def synth_rows(videos: Iterable[tuple[str, StrPath, StrPath]]) -> pd.DataFrame:
+    """The synthetic CSV rows: ``(video_i, output Ŷ_i, target Y_i)`` → ``video_i, rmse``."""
+    items = list(videos)
+    return pd.DataFrame({"video_i": [v for v, _, _ in items], "rmse": [video_rmse(o, t) for _, o, t in items]})
+
+
+def write_real_csv(frame: pd.DataFrame, path: StrPath) -> Path:
+    """Write ``video_i, m_1..m_12`` (the challenge's real-data submission layout)."""
+    _check_columns(frame, REAL_COLUMNS, "real")
+    out = Path(path)
+    frame.loc[:, list(REAL_COLUMNS)].to_csv(out, index=False, float_format="%.6f")
+    return out
+
+
+def write_synth_csv(frame: pd.DataFrame, path: StrPath) -> Path:
+    """Write ``video_i, rmse`` (the challenge's synthetic-data submission layout)."""
+    _check_columns(frame, SYNTH_COLUMNS, "synth")
+    out = Path(path)
+    frame.loc[:, list(SYNTH_COLUMNS)].to_csv(out, index=False, float_format="%.6f")
+    return out
+
+
+def read_real_csv(path: StrPath) -> pd.DataFrame:
+    """Read a ``video_i, m_1..m_12`` file, checking the columns."""
+    frame = pd.read_csv(path, dtype={"video_i": str})
+    _check_columns(frame, REAL_COLUMNS, f"real CSV {path}")
+    return frame
+
+
+def read_synth_csv(path: StrPath) -> pd.DataFrame:
+    """Read a ``video_i, rmse`` file, checking the columns."""
+    frame = pd.read_csv(path, dtype={"video_i": str})
+    _check_columns(frame, SYNTH_COLUMNS, f"synth CSV {path}")
+    return frame

@@ -1,0 +1,656 @@
+"""The built-in ``handcrafted`` scorer: classic image statistics, CPU only, no weights.
+
+It decodes a stimulus once, front to back (no seeking: seeking in long-GOP H.264 costs a
+decode from the previous keyframe each time), keeps only the frames it samples, and
+reduces each to a handful of numbers, so memory stays at a few frames whatever the clip
+length or resolution.
+
+Per sampled frame (luma in full range, 0..255):
+
+=================  ==========================================================================
+``luma_mean``      mean luma / 255
+``dark_clip``      fraction of pixels with luma <= 16 (crushed shadows)
+``bright_clip``    fraction of pixels with luma >= 250 (blown highlights)
+``contrast``       RMS contrast, std(luma) / 255
+``colourfulness``  Hasler–Süsstrunk M = σ_rgyb + 0.3 μ_rgyb (on a half-size RGB frame)
+``saturation``     mean HSV saturation (max - min) / max
+``sharpness``      log10(1 + max(var(∇²Y) - 20 σ², 0)): variance of the 4-neighbour
+                   Laplacian on full-resolution luma, net of the 20 σ² that white noise of
+                   std σ adds to it (otherwise noise would read as detail)
+``noise``          σ from Immerkær's fast estimator on luma, in grey levels, taken over the
+                   flattest 10 % of 16×16 tiles (texture lifts only some tiles)
+``chroma_noise``   the same estimator on the Cb/Cr planes (8×8 tiles), full-range units
+``blockiness``     log of the mean luma step across 8-px block boundaries over the mean
+                   step elsewhere (0 for no blocking), both directions
+=================  ==========================================================================
+
+Per stimulus: the mean over sampled frames, plus
+
+=================  ==========================================================================
+``flicker``        mean |second difference| of the per-frame mean luma over *every* decoded
+                   frame, in grey levels (slow fades cancel, frame-to-frame pumping does not)
+``exposure_error`` distance of ``luma_mean`` from the comfortable band [0.35, 0.55]
+=================  ==========================================================================
+
+Pairwise: ``p = σ(Σ_k w_k (φ_k(A) - φ_k(B)) / s_k)`` with the documented prior weights
+:data:`PRIOR` (``calibrated = False``), or a fitted :class:`analysis.objective.head.Head`
+(``calibrated = True``). See ``docs/scorers.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict, deque
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import av
+import av.error
+import numpy as np
+
+from .base import N_AUX, PairScore, ScorerError, StrPath, check_aux
+
+if TYPE_CHECKING:
+    from .head import Head
+
+#: Scorer version; bump whenever a feature or prior weight changes (it keys the cache).
+HANDCRAFTED_VERSION = "1.0"
+
+#: Feature names in the order of the feature vector.
+FEATURES: tuple[str, ...] = (
+    "luma_mean",
+    "dark_clip",
+    "bright_clip",
+    "contrast",
+    "colourfulness",
+    "saturation",
+    "sharpness",
+    "noise",
+    "chroma_noise",
+    "blockiness",
+    "flicker",
+    "exposure_error",
+)
+
+
+@dataclass(frozen=True)
+class PriorTerm:
+    """One term of the uncalibrated pairwise model: ``weight * (φ_A - φ_B) / scale``.
+
+    ``centre`` is a typical value for a decent webcam clip; only the absolute utility
+    behind aux a_1 uses it (differences cancel it).
+    """
+
+    weight: float
+    scale: float
+    centre: float
+    why: str
+
+
+#: Prior weights. Scales are "one noticeable step" of each feature, so a weight of ±1
+#: means one such step moves p from 0.5 to σ(1) ≈ 0.73; defects have negative weights. Signs follow the challenge's
+#: quality factors (PROTOCOL.md §4 / seed §2.1): sharp, clean, well exposed, lively colour.
+PRIOR: dict[str, PriorTerm] = {
+    "luma_mean": PriorTerm(0.0, 0.1, 0.45, "not monotonic in quality; exposure_error carries it"),
+    "dark_clip": PriorTerm(-1.0, 0.05, 0.0, "crushed shadows lose detail (5 % of the frame = one step)"),
+    "bright_clip": PriorTerm(-1.0, 0.05, 0.0, "blown highlights lose detail"),
+    "contrast": PriorTerm(1.0, 0.03, 0.2, "flat, grey pictures are disliked; gain loss lowers it"),
+    "colourfulness": PriorTerm(0.5, 5.0, 30.0, "lively colour is preferred (seed §2.1 'natural colors')"),
+    "saturation": PriorTerm(0.0, 0.05, 0.35, "kept for the fitted head; colourfulness covers it"),
+    "sharpness": PriorTerm(1.5, 0.15, 2.0, "loss of detail is the main cost of blur and compression"),
+    "noise": PriorTerm(-1.0, 2.0, 2.0, "luma noise; mild weight: fine texture also lifts this estimate"),
+    "chroma_noise": PriorTerm(-1.0, 1.0, 0.5, "colour noise; texture rarely lives in chroma"),
+    "blockiness": PriorTerm(-1.0, 0.01, 0.0, "8-px coding blocks: a 1 % excess step at block edges = step"),
+    "flicker": PriorTerm(-2.0, 0.5, 0.0, "frame-to-frame brightness pumping (half a grey level = step)"),
+    "exposure_error": PriorTerm(-2.0, 0.05, 0.0, "too dark or too bright overall (seed §2.1 illumination)"),
+}
+
+#: What each auxiliary score means (a_1..a_11); all rise with quality except a_4.
+AUX_NAMES: tuple[str, ...] = (
+    "overall",  # a1 σ(utility) — prior weights, or the fitted head when loaded
+    "exposure",  # a2 1 - |luma_mean - 0.45| / 0.45
+    "colour_liveliness",  # a3 1 - exp(-colourfulness / 40)
+    "noise",  # a4 1 - exp(-(noise / 2 + chroma_noise) / 4)  ← higher means WORSE (challenge convention)
+    "sharpness",  # a5 σ((sharpness - 2) / 0.4)
+    "contrast",  # a6 min(1, contrast / 0.25)
+    "highlights",  # a7 1 - min(1, 5 * bright_clip)
+    "shadows",  # a8 1 - min(1, 5 * dark_clip)
+    "coding",  # a9 exp(-10 * blockiness)
+    "temporal_stability",  # a10 exp(-flicker / 2)
+    "saturation_balance",  # a11 1 - min(1, |saturation - 0.35| / 0.35)
+)
+
+_EXPOSURE_BAND = (0.35, 0.55)
+_DARK_LEVEL = 16.0
+_BRIGHT_LEVEL = 250.0
+# Sum of squared coefficients of the 4-neighbour Laplacian: white noise of variance σ²
+# adds 20 σ² to var(∇²Y).
+_LAPLACIAN_NOISE_GAIN = 20.0
+# 8-bit planar formats whose first plane *is* luma, read without a conversion.
+_PLANAR_8BIT = {
+    "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
+    "yuv411p", "yuv440p", "gray",
+}  # fmt: skip
+# Planar YUV formats whose chroma planes are read directly: (x, y) subsampling factors.
+_CHROMA_SUBSAMPLING = {
+    "yuv420p": (2, 2), "yuvj420p": (2, 2), "yuv422p": (2, 1), "yuvj422p": (2, 1),
+    "yuv444p": (1, 1), "yuvj444p": (1, 1),
+}  # fmt: skip
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def count_frames(path: StrPath) -> int:
+    """Number of video frames: container metadata, else one demux pass counting packets.
+
+    The packet pass reads the file but decodes nothing, so it costs a small fraction of
+    a decode.
+    """
+    try:
+        with av.open(os.fspath(path)) as container:
+            if not container.streams.video:
+                raise ScorerError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            return sum(1 for pkt in container.demux(stream) if pkt.size)
+    except av.error.FFmpegError as exc:
+        raise ScorerError(f"cannot read {path}: {exc}") from exc
+
+
+def sample_indices(n_frames: int, k: int) -> np.ndarray:
+    """``k`` evenly spaced frame indices in ``[0, n_frames)``, first and last included."""
+    if n_frames <= 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k >= n_frames:
+        return np.arange(n_frames, dtype=np.int64)
+    return np.unique(np.round(np.linspace(0, n_frames - 1, k)).astype(np.int64))
+
+
+def iter_decoded(
+    path: StrPath, *, frames: int | None = 32, every: int | None = None, threads: bool = True
+) -> Iterator[tuple[int, av.VideoFrame, bool]]:
+    """Decode a stimulus front to back, yielding ``(index, frame, sampled)`` for every frame.
+
+    Parameters
+    ----------
+    path
+        The video file.
+    frames
+        Sample this many evenly spaced frames (needs the frame count: metadata, else a
+        packet-counting pass). Ignored when ``every`` is given.
+    every
+        Sample every n-th frame instead (no frame count needed).
+    threads
+        Let FFmpeg decode with its own threads; they run ahead while Python computes
+        features on the previous frame.
+
+    Notes
+    -----
+    Only the caller decides whether to convert a frame; a frame not kept is released as
+    soon as the generator advances, which is what keeps memory at a few frames.
+    """
+    if every is not None and every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    wanted: set[int] | None = None
+    if every is None:
+        wanted = set(sample_indices(count_frames(path), int(frames or 32)).tolist())
+    try:
+        with av.open(os.fspath(path)) as container:
+            if not container.streams.video:
+                raise ScorerError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            if threads:
+                stream.thread_type = "AUTO"
+            for index, frame in enumerate(container.decode(stream)):
+                sampled = (index % every == 0) if wanted is None else (index in wanted)
+                yield index, frame, sampled
+    except av.error.FFmpegError as exc:
+        raise ScorerError(f"cannot decode {path}: {exc}") from exc
+
+
+def _is_full_range(frame: av.VideoFrame) -> bool:
+    # AVCOL_RANGE_JPEG == 2; "yuvj" formats are full range by definition. Unspecified
+    # (0) means limited range for YUV, as every player assumes.
+    name = frame.format.name
+    return frame.color_range == 2 or name.startswith("yuvj") or name == "gray"
+
+
+def _plane(frame: av.VideoFrame, index: int, width: int, height: int) -> np.ndarray:
+    """A uint8 plane as a ``(height, width)`` view (planes are padded to ``line_size``)."""
+    plane = frame.planes[index]
+    return np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)[:height, :width]
+
+
+def raw_luma(frame: av.VideoFrame) -> np.ndarray:
+    """The luma plane as a uint8 ``(height, width)`` array, without conversion when possible."""
+    if frame.format.name in _PLANAR_8BIT:
+        return _plane(frame, 0, frame.width, frame.height)
+    return frame.to_ndarray(format="gray")
+
+
+def raw_chroma(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The Cb and Cr planes (uint8, subsampled as coded); other formats are converted to 4:2:0."""
+    src = frame if frame.format.name in _CHROMA_SUBSAMPLING else frame.reformat(format="yuv420p")
+    sx, sy = _CHROMA_SUBSAMPLING[src.format.name]
+    cw, ch = -(-src.width // sx), -(-src.height // sy)
+    return _plane(src, 1, cw, ch), _plane(src, 2, cw, ch)
+
+
+def luma_to_full(mean_or_array: Any, full_range: bool) -> Any:
+    """Map limited-range (16..235) luma to 0..255; identity for full-range frames."""
+    if full_range:
+        return mean_or_array
+    return (mean_or_array - 16.0) * (255.0 / 219.0)
+
+
+def luma_full(frame: av.VideoFrame) -> np.ndarray:
+    """Full-range float32 luma (0..255) of a frame."""
+    y = raw_luma(frame).astype(np.float32)
+    if not _is_full_range(frame):
+        y = luma_to_full(y, False)
+        np.clip(y, 0.0, 255.0, out=y)
+    return y
+
+
+# --------------------------------------------------------------------------- per frame
+
+
+_IMMERKAER_GAIN = math.sqrt(math.pi / 2.0) / 6.0
+
+
+def _second_differences(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(Laplacian, |Immerkær residual|)`` of a float32 image, sharing the work.
+
+    ``d_xx`` is computed once and used twice: in the 4-neighbour Laplacian
+    ``d_xx + d_yy`` and in Immerkær's separable mask ``N = d_yy ∘ d_xx``. The returned
+    arrays are both ``(h - 2, w - 2)``, aligned on pixel ``(1, 1)``.
+    """
+    dxx = y[:, :-2] + y[:, 2:]
+    dxx -= 2.0 * y[:, 1:-1]
+    lap = y[:-2, 1:-1] + y[2:, 1:-1]
+    lap -= 2.0 * y[1:-1, 1:-1]
+    lap += dxx[1:-1]
+    resid = dxx[:-2] + dxx[2:]
+    resid -= 2.0 * dxx[1:-1]
+    np.abs(resid, out=resid)
+    return lap, resid
+
+
+def _tile_sigma(resid: np.ndarray, block: int, quantile: float) -> float:
+    rh, rw = (resid.shape[0] // block) * block, (resid.shape[1] // block) * block
+    if rh < 2 * block or rw < 2 * block:
+        return float(_IMMERKAER_GAIN * resid.mean(dtype=np.float64))
+    tiles = resid[:rh, :rw].reshape(rh // block, block, rw // block, block).mean(axis=(1, 3))
+    return float(_IMMERKAER_GAIN * np.quantile(tiles, quantile))
+
+
+def laplacian_variance(y: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian (valid region) of an image."""
+    y = np.asarray(y, dtype=np.float32)
+    if min(y.shape) < 3:
+        return 0.0
+    return float(_second_differences(y)[0].var())
+
+
+def immerkaer_sigma(y: np.ndarray, block: int = 16, quantile: float = 0.1) -> float:
+    """Noise σ by Immerkær's fast estimator (1996), taken over the flattest image blocks.
+
+    Immerkær: σ = √(π/2) / 6 · mean |Y * N| with ``N = [1 -2 1]ᵀ ⊗ [1 -2 1]`` (separable,
+    so two second differences, which cancel linear ramps). Over a whole frame the mean
+    also picks up texture, so a clean, detailed picture reads as noisy and blurring it
+    reads as denoising. The estimate is therefore made per ``block``×``block`` tile and
+    the ``quantile`` (default 10th percentile) of the tiles is returned: sensor noise
+    lifts every tile, texture only some, so the flat tiles measure the noise.
+    Falls back to the whole-frame mean on frames smaller than two tiles a side.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if min(y.shape) < 3:
+        return 0.0
+    return _tile_sigma(_second_differences(y)[1], block, quantile)
+
+
+def luma_histogram_stats(raw: np.ndarray, offset: float, k: float) -> dict[str, float]:
+    """Mean, RMS contrast and clipping fractions from one 256-bin histogram of coded luma.
+
+    One counting pass replaces four full-frame reductions. ``offset`` and ``k`` map coded
+    levels to full range: ``full = (coded - offset) * k``.
+    """
+    hist = np.bincount(np.ascontiguousarray(raw).ravel(), minlength=256).astype(np.float64)
+    n = hist.sum()
+    levels = np.clip((np.arange(256) - offset) * k, 0.0, 255.0)
+    mean = float(hist @ levels) / n
+    var = float(hist @ (levels - mean) ** 2) / n
+    return {
+        "luma_mean": mean / 255.0,
+        "dark_clip": float(hist[levels <= _DARK_LEVEL].sum()) / n,
+        "bright_clip": float(hist[levels >= _BRIGHT_LEVEL].sum()) / n,
+        "contrast": math.sqrt(max(var, 0.0)) / 255.0,
+    }
+
+
+def blockiness(y: np.ndarray, block: int = 8) -> float:
+    """log(mean step across block boundaries / mean step elsewhere), both directions.
+
+    Coding blocks show as luma steps every ``block`` pixels; natural content has no
+    preferred phase, so the ratio is ≈1 (log ≈ 0) without blocking.
+    """
+    h, w = y.shape
+    if h <= block or w <= block:
+        return 0.0
+    ratios = []
+    for steps in (np.abs(np.diff(y, axis=1)).mean(axis=0), np.abs(np.diff(y, axis=0)).mean(axis=1)):
+        on = np.zeros(steps.shape[0], dtype=bool)
+        on[block - 1 :: block] = True  # step between pixel 8k-1 and 8k
+        ratios.append((steps[on].mean() + 1e-3) / (steps[~on].mean() + 1e-3))
+    return float(max(math.log(float(np.mean(ratios))), 0.0))
+
+
+def colour_stats(rgb: np.ndarray) -> tuple[float, float]:
+    """Hasler–Süsstrunk colourfulness and mean HSV saturation of an RGB uint8 image."""
+    f = rgb.astype(np.float32)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    colourfulness = math.hypot(float(rg.std()), float(yb.std())) + 0.3 * math.hypot(float(rg.mean()), float(yb.mean()))
+    # Element-wise max/min of the three planes: far faster than reducing over axis 2.
+    mx = np.maximum(np.maximum(r, g), b)
+    mn = np.minimum(np.minimum(r, g), b)
+    saturation = float(np.mean((mx - mn) / np.maximum(mx, 1.0)))
+    return colourfulness, saturation
+
+
+def chroma_noise(cb: np.ndarray, cr: np.ndarray, full_range: bool) -> float:
+    """Mean :func:`immerkaer_sigma` of the two colour-difference planes, full-range units.
+
+    Sensor and colour noise is largely independent per channel, so it shows in Cb/Cr,
+    while natural texture mostly varies in brightness — which is what lets the model
+    tell a noisy picture from a detailed one (the luma estimate cannot).
+    """
+    scale = 1.0 if full_range else 255.0 / 224.0
+    sigma = immerkaer_sigma(cb.astype(np.float32), block=8) + immerkaer_sigma(cr.astype(np.float32), block=8)
+    return 0.5 * scale * sigma
+
+
+def frame_features(frame: av.VideoFrame) -> dict[str, float]:
+    """Per-frame descriptors of one decoded frame (see the module docstring).
+
+    Statistics are taken on the coded luma and mapped to full range afterwards (each is
+    affine- or scale-equivariant), which saves full-frame passes on every frame.
+    """
+    full = _is_full_range(frame)
+    k = 1.0 if full else 255.0 / 219.0  # full-range grey levels per coded level
+    raw = raw_luma(frame)
+    feats = luma_histogram_stats(raw, 0.0 if full else 16.0, k)
+    y = raw.astype(np.float32)
+    if min(y.shape) >= 3:
+        lap, resid = _second_differences(y)
+        lap_var = k * k * float(lap.var())
+        sigma = k * _tile_sigma(resid, 16, 0.1)
+    else:
+        lap_var = sigma = 0.0
+    # Colour statistics are global: a quarter-size RGB frame (a fast swscale step)
+    # measures them as well as the full one.
+    rgb = frame.reformat(width=max(frame.width // 4, 2), height=max(frame.height // 4, 2), format="rgb24").to_ndarray()
+    colourfulness, saturation = colour_stats(rgb)
+    cb, cr = raw_chroma(frame)
+    feats.update(
+        colourfulness=colourfulness,
+        saturation=saturation,
+        sharpness=math.log10(1.0 + max(lap_var - _LAPLACIAN_NOISE_GAIN * sigma * sigma, 0.0)),
+        noise=sigma,
+        chroma_noise=chroma_noise(cb, cr, full),
+        blockiness=blockiness(y),
+    )
+    return feats
+
+
+def temporal_flicker(frame_means: np.ndarray) -> float:
+    """Mean |m_t - (m_{t-1} + m_{t+1}) / 2| of per-frame mean luma (grey levels)."""
+    m = np.asarray(frame_means, dtype=np.float64)
+    if m.size < 3:
+        return 0.0
+    return float(np.abs(m[1:-1] - 0.5 * (m[:-2] + m[2:])).mean())
+
+
+def exposure_error(luma_mean: float) -> float:
+    """Distance of the mean luma (0..1) from the comfortable band [0.35, 0.55]."""
+    lo, hi = _EXPOSURE_BAND
+    return max(lo - luma_mean, luma_mean - hi, 0.0)
+
+
+def video_features(
+    path: StrPath,
+    *,
+    frames: int | None = 32,
+    every: int | None = None,
+    threads: bool = True,
+    overlap: bool = True,
+) -> dict[str, float]:
+    """Per-stimulus feature dict (:data:`FEATURES`), decoding the file once.
+
+    Parameters
+    ----------
+    path
+        The video file.
+    frames, every
+        Sampling (see :func:`iter_decoded`).
+    threads
+        FFmpeg decoder threads.
+    overlap
+        Compute a sampled frame's features on a helper thread while decoding goes on
+        (NumPy and swscale release the GIL). At most two sampled frames are in flight,
+        so memory stays bounded.
+
+    Raises
+    ------
+    ScorerError
+        If the file cannot be decoded or has no frames.
+    """
+    sums: dict[str, float] = {}
+    n_sampled = 0
+    means: list[float] = []
+    full_range: bool | None = None
+    pending: deque[Future[dict[str, float]]] = deque()
+
+    def add(values: dict[str, float]) -> None:
+        nonlocal n_sampled
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0.0) + value
+        n_sampled += 1
+
+    with ThreadPoolExecutor(max_workers=1) if overlap else nullcontext() as pool:
+        for _index, frame, sampled in iter_decoded(path, frames=frames, every=every, threads=threads):
+            if full_range is None:
+                full_range = _is_full_range(frame)
+            # Cheap mean of every frame for flicker: a 1-in-16 pixel subsample of the
+            # coded plane (brightness pumping is global, so the subsample sees all of it).
+            sub = raw_luma(frame)[::4, ::4]
+            means.append(float(luma_to_full(float(sub.sum(dtype=np.uint64)) / sub.size, full_range)))
+            if not sampled:
+                continue
+            if pool is None:
+                add(frame_features(frame))
+                continue
+            pending.append(pool.submit(frame_features, frame))
+            while len(pending) > 2:
+                add(pending.popleft().result())
+        while pending:
+            add(pending.popleft().result())
+    if not means:
+        raise ScorerError(f"{path}: no decodable video frames")
+    if n_sampled == 0:
+        # The metadata promised more frames than the file holds: score the last one
+        # rather than fail (this re-decodes, but only for such broken headers).
+        last = len(means) - 1
+        for index, frame, _ in iter_decoded(path, every=1, threads=threads):
+            if index == last:
+                add(frame_features(frame))
+    feats = {key: value / n_sampled for key, value in sums.items()}
+    feats["flicker"] = temporal_flicker(np.asarray(means))
+    feats["exposure_error"] = exposure_error(feats["luma_mean"])
+    return {key: float(feats[key]) for key in FEATURES}
+
+
+# --------------------------------------------------------------------------- model
+
+
+def prior_vector(features: Mapping[str, float]) -> np.ndarray:
+    """Standardised, quality-signed feature vector ``w_k (φ_k - c_k) / s_k`` under :data:`PRIOR`."""
+    return np.array([t.weight * (features[k] - t.centre) / t.scale for k, t in PRIOR.items()])
+
+
+def prior_utility(features: Mapping[str, float]) -> float:
+    """Absolute prior utility of one stimulus (a logit; differences give the pairwise logit)."""
+    return float(prior_vector(features).sum())
+
+
+def aux_from_features(features: Mapping[str, float], utility: float) -> tuple[float, ...]:
+    """The 11 auxiliary scores (:data:`AUX_NAMES`) from a feature dict and a utility logit."""
+    f = features
+    # Each clamp is against float rounding only; the formulas already land in [0, 1].
+    values = (
+        _sigmoid(utility),
+        1.0 - min(1.0, abs(f["luma_mean"] - 0.45) / 0.45),
+        1.0 - math.exp(-max(f["colourfulness"], 0.0) / 40.0),
+        # Same relative weights as the prior: luma σ counts half, chroma σ fully.
+        1.0 - math.exp(-max(0.5 * f["noise"] + f["chroma_noise"], 0.0) / 4.0),
+        _sigmoid((f["sharpness"] - 2.0) / 0.4),
+        min(1.0, max(f["contrast"], 0.0) / 0.25),
+        1.0 - min(1.0, 5.0 * f["bright_clip"]),
+        1.0 - min(1.0, 5.0 * f["dark_clip"]),
+        math.exp(-10.0 * max(f["blockiness"], 0.0)),
+        math.exp(-max(f["flicker"], 0.0) / 2.0),
+        1.0 - min(1.0, abs(f["saturation"] - 0.35) / 0.35),
+    )
+    assert len(values) == N_AUX
+    return check_aux(min(max(v, 0.0), 1.0) for v in values)
+
+
+def _file_key(path: StrPath) -> tuple[str, int, int]:
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+@dataclass
+class HandcraftedScorer:
+    """CPU scorer from classic image statistics (see the module docstring).
+
+    Parameters
+    ----------
+    frames
+        Evenly spaced frames sampled per stimulus (default 32).
+    every
+        Sample every n-th frame instead of ``frames``.
+    head
+        A fitted :class:`~analysis.objective.head.Head` or the path of a saved one. Without
+        it the documented prior weights are used and ``calibrated`` is False.
+    threads
+        Let FFmpeg use its decoder threads.
+    memo_size
+        Per-process memo of per-file results (by path, size and mtime) so that
+        ``compare(a, b)`` followed by ``compare(b, a)`` decodes each file once.
+    """
+
+    frames: int = 32
+    every: int | None = None
+    head: Head | StrPath | None = None
+    threads: bool = True
+    memo_size: int = 256
+    name: str = field(default="handcrafted", init=False)
+    _memo: OrderedDict[tuple[str, int, int], tuple[dict[str, float], tuple[float, ...]]] = field(
+        default_factory=OrderedDict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise ValueError(f"frames must be >= 1, got {self.frames}")
+        if isinstance(self.head, str | os.PathLike):
+            from .head import Head  # local: the head module is only needed with a fitted head
+
+            self.head = Head.load(Path(self.head))
+
+    @property
+    def calibrated(self) -> bool:
+        """True once a head fitted on votes is loaded; the prior weights are a guess."""
+        return self.head is not None
+
+    @property
+    def version(self) -> str:
+        """Feature code version plus the model: ``1.0+prior`` or ``1.0+head.<hash>``."""
+        sampling = f"k{self.frames}" if self.every is None else f"n{self.every}"
+        model = "prior" if self.head is None else f"head.{self.head.version}"  # type: ignore[union-attr]
+        return f"{HANDCRAFTED_VERSION}+{sampling}+{model}"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Worker processes get the configuration, not the memo.
+        state = dict(self.__dict__)
+        state["_memo"] = OrderedDict()
+        return state
+
+    # -- per stimulus ----------------------------------------------------------------
+
+    def _analyse(self, path: StrPath) -> tuple[dict[str, float], tuple[float, ...]]:
+        try:
+            key = _file_key(path)
+        except OSError as exc:
+            raise ScorerError(f"cannot read {path}: {exc}") from exc
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._memo.move_to_end(key)
+            return hit
+        feats = video_features(path, frames=self.frames, every=self.every, threads=self.threads)
+        result = (feats, aux_from_features(feats, self.utility(feats)))
+        self._memo[key] = result
+        while len(self._memo) > self.memo_size:
+            self._memo.popitem(last=False)
+        return result
+
+    def features(self, path: StrPath) -> dict[str, float]:
+        """Per-stimulus features (:data:`FEATURES`)."""
+        return dict(self._analyse(path)[0])
+
+    def aux(self, path: StrPath) -> tuple[float, ...]:
+        """The 11 auxiliary scores (:data:`AUX_NAMES`); a_4 (noise) rises as quality falls."""
+        return self._analyse(path)[1]
+
+    def utility(self, features: Mapping[str, float]) -> float:
+        """Absolute utility logit of one stimulus: the fitted head's, else the prior's."""
+        if self.head is not None:
+            return float(self.head.utility(features))  # type: ignore[union-attr]
+        return prior_utility(features)
+
+    # -- pairs -----------------------------------------------------------------------
+
+    def compare_features(
+        self,
+        features_a: Mapping[str, float],
+        features_b: Mapping[str, float],
+        aux_a: tuple[float, ...],
+        aux_b: tuple[float, ...],
+    ) -> PairScore:
+        """Pairwise answer from precomputed per-stimulus results (no decoding)."""
+        if self.head is not None:
+            p = float(self.head.predict_one(features_a, features_b))  # type: ignore[union-attr]
+        else:
+            p = _sigmoid(prior_utility(features_a) - prior_utility(features_b))
+        return PairScore(p, aux_a, aux_b)
+
+    def compare(self, path_a: StrPath, path_b: StrPath) -> PairScore:
+        """p(A preferred over B) = σ(u(A) - u(B)); symmetric by construction."""
+        fa, aa = self._analyse(path_a)
+        fb, ab = self._analyse(path_b)
+        return self.compare_features(fa, fb, aa, ab)
