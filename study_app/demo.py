@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 from flask import Flask
+from sqlalchemy.orm import Session as DBSession
 
+from analysis import simulate
 from study_app import accounts, clips, db, migrate
 from study_app.manifest import validate
+from study_app.models import Rater, Response, Study, utcnow
 from study_app.studies import create_study, get_study
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_MANIFEST = ROOT / "examples" / "demo" / "manifest.yaml"
 DEMO_EMAIL = "demo@panelrank.local"
+SIMULATED_SLUG = "demo-simulated"
+SIMULATED_NAME = "panelrank demo — PRE-FILLED WITH SIMULATED VOTES (40 raters, not real people)"
+SIMULATED_RATERS = 40
+#: True log-strengths behind the simulated votes, following clips.EXPECTED_ORDER.
+SIMULATED_TRUTH = {"enhanced": 0.6, "source": 0.45, "noisy": -0.1, "blurred": -0.35, "dark": -0.8,
+                   "compressed": -1.4}
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,77 @@ def build(app: Flask, small: bool = False, echo: Callable[[str], Any] = print) -
             echo(f"created study '{raw['slug']}'")
         else:
             echo(f"study '{raw['slug']}' exists; reusing it")
+        if get_study(session, SIMULATED_SLUG) is None:
+            sim_raw = {**raw, "slug": SIMULATED_SLUG, "name": SIMULATED_NAME, "max_sessions_per_rater": 3}
+            study = create_study(session, validate(sim_raw, DEMO_MANIFEST), organizer_id=organizer.id)
+            n = fill_with_simulated_votes(session, study, n_raters=SIMULATED_RATERS)
+            study.status = "closed"  # nobody should vote in a study of simulated raters
+            echo(f"created study '{SIMULATED_SLUG}' with {n} simulated votes")
     return DemoInfo(slug=raw["slug"], email=DEMO_EMAIL, password=password)
+
+
+def fill_with_simulated_votes(db: DBSession, study: Study, n_raters: int = 40, seed: int = 7,
+                              now: datetime | None = None) -> int:
+    """Answer every planned trial of ``study`` with votes drawn by :mod:`analysis.simulate`.
+
+    Sessions go round-robin to ``n_raters`` simulated raters; each trial takes the next
+    simulated vote of that rater for the same condition pair (oriented to the trial's A/B),
+    so rater traits (noise, spamming) carry over. Answers are spread over the last 20 hours.
+    """
+    names = [c.key for c in study.conditions]
+    sim_names = simulate.condition_names(len(names))
+    to_sim = dict(zip(names, sim_names, strict=True))
+    truth = [SIMULATED_TRUTH.get(n, 0.0) for n in names]
+    planned = sum(len(s.trials) for s in study.sessions)
+    sim = simulate.simulate_pairwise(
+        n_conditions=len(names), n_contents=len(study.contents), n_votes=3 * planned, n_raters=n_raters,
+        true_scores=truth, tie_rate=0.2, rater_noise=0.25, spammer_fraction=0.05, scale=study.method, seed=seed,
+    )
+    pools = _vote_pools(sim.votes)
+    raters = [Rater(study_id=study.id, panel="none", panel_id=f"sim-{r}") for r in sim.raters["rater"]]
+    db.add_all(raters)
+    db.flush()
+    rng = random.Random(seed)
+    now = now or utcnow()
+    count = 0
+    for i, sess in enumerate(study.sessions):
+        k = i % n_raters
+        start = now - timedelta(hours=20) + timedelta(seconds=rng.uniform(0, 19 * 3600))
+        t = start
+        for trial in sess.trials:
+            a, b = to_sim[trial.stimulus_a.condition.key], to_sim[trial.stimulus_b.condition.key]
+            pref, reason, watch = _next_vote(pools, sim.raters["rater"].iloc[k], a, b, rng)
+            t += timedelta(milliseconds=watch + rng.randint(1500, 6000))
+            db.add(Response(trial_id=trial.id, value=pref, reason=reason, answered_at=t, watch_ms=watch,
+                            plays=1, stalls=0, answer_ms=rng.randint(900, 5000)))
+            count += 1
+        sess.rater_id, sess.status = raters[k].id, "completed"
+        sess.started_at, sess.completed_at = start, t
+        sess.completion_code = study.manifest["panel"]["completion_code"]
+    return count
+
+
+def _vote_pools(votes: pd.DataFrame) -> dict[tuple[str, str, str], list[tuple[int, str | None, int]]]:
+    main = votes[votes["repeat_of"].isna() & votes["gold_expected"].isna()]
+    pools: dict[tuple[str, str, str], list[tuple[int, str | None, int]]] = {}
+    for r, a, b, pref, reason, watch in main[["rater", "cond_a", "cond_b", "pref", "reason", "watch_ms"]].itertuples(
+        index=False
+    ):
+        pools.setdefault((r, a, b), []).append((int(pref), None if pd.isna(reason) else reason, int(watch)))
+    return pools
+
+
+def _next_vote(pools: dict, rater: str, a: str, b: str, rng: random.Random) -> tuple[int, str | None, int]:
+    for key, sign in (((rater, a, b), 1), ((rater, b, a), -1)):
+        if pools.get(key):
+            pref, reason, watch = pools[key].pop()
+            return sign * pref, reason, watch
+    # This rater ran out of votes on the pair: borrow one from another rater.
+    for (_, x, y), pool in pools.items():
+        if pool and {x, y} == {a, b}:
+            pref, reason, watch = pool.pop()
+            return (pref if x == a else -pref), reason, watch
+    return 0, None, rng.randint(2000, 6000)
 
 
 def _password(inst: Path) -> str:

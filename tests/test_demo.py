@@ -26,3 +26,34 @@ def test_demo_builds_and_reuses(tmp_path: Path) -> None:
     assert [c.stat().st_mtime_ns for c in clips] == stamps
     listed = runner.invoke(args=["list-studies"])
     assert listed.output.count("demo\tpc5") == 1
+    assert "demo-simulated\tpc5\tclosed" in listed.output
+    assert "simulated votes" in first.output and "simulated votes" not in second.output
+
+
+def test_simulated_demo_study_is_fully_answered(tmp_path: Path) -> None:
+    from sqlalchemy import func, select
+
+    from analysis import bradley_terry
+    from study_app import db
+    from study_app.demo import SIMULATED_SLUG
+    from study_app.export import votes_frame
+    from study_app.models import Rater, Session, Study, Trial
+    from study_app.studies import get_study
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite'}", "INSTANCE_DIR": str(tmp_path),
+                      "TESTING": True})
+    assert app.test_cli_runner().invoke(args=["demo", "--no-serve", "--small"]).exit_code == 0
+    with app.app_context(), db.transaction(app) as s:
+        study = get_study(s, SIMULATED_SLUG)
+        assert study is not None and "SIMULATED" in study.name
+        raters = s.scalar(select(func.count(Rater.id)).where(Rater.study_id == study.id))
+        assert raters == 40
+        statuses = set(s.scalars(select(Session.status).where(Session.study_id == study.id)))
+        assert statuses == {"completed"}
+        votes = votes_frame(s, study)
+        trials = s.scalar(select(func.count(Trial.id)).join(Session).where(Session.study_id == study.id))
+        assert len(votes) == trials
+        live = s.scalar(select(Study).where(Study.slug == "demo"))
+        assert len(votes_frame(s, live)) == 0  # the live demo study stays empty for real voting
+    scores = bradley_terry.fit(votes, ci="none").to_frame().set_index("condition")["score"]
+    assert scores["enhanced"] > scores["dark"] > scores["compressed"]
