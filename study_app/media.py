@@ -1,0 +1,130 @@
+"""Stimulus files behind opaque tokens: ``/media/<token>``.
+
+A token is an HMAC (app secret) over the study id and stimulus id, so it is
+unguessable, stable for the study's life, and says nothing about the condition,
+the content or the file: stimulus ids are assigned in manifest order, so even a
+signed-but-readable id would reveal the condition. The server maps tokens back
+with a per-process table built from the stimulus rows.
+
+Responses support HTTP Range (206), carry an ETag derived from the token and the
+file's size and mtime (never its name), and never a ``Content-Disposition``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import mimetypes
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from flask import Blueprint, abort, current_app, request, send_file
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from study_app.db import get_db
+from study_app.models import Stimulus
+
+bp = Blueprint("media", __name__)
+
+TOKEN_CHARS = 32  # hex characters: 128 bits
+CACHE_CONTROL_MAX_AGE = 24 * 3600
+# Headers of a remote (URL) stimulus passed through to the rater; everything else is dropped.
+_PROXY_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges")
+_CHUNK = 256 * 1024
+
+
+def token_for(study_id: int, stimulus_id: int, secret: str | None = None) -> str:
+    """The opaque media token of one stimulus (hex, so it never contains a word)."""
+    key = (secret or current_app.config["SECRET_KEY"]).encode()
+    mac = hmac.new(key, f"panelrank-media:{study_id}:{stimulus_id}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:TOKEN_CHARS]
+
+
+def media_url(token: str) -> str:
+    return f"/media/{token}"
+
+
+@dataclass
+class _TokenTable:
+    """token → stimulus id, rebuilt only when the stimulus table changed."""
+
+    stamp: tuple[int, int] = (-1, -1)
+    ids: dict[str, int] | None = None
+
+
+_tables: dict[int, _TokenTable] = {}
+_lock = threading.Lock()
+
+
+def _lookup(token: str) -> int | None:
+    db = get_db()
+    # (count, max id) changes whenever a study is created or deleted: cheap to check per request.
+    count, top = db.execute(select(func.count(Stimulus.id), func.max(Stimulus.id))).one()
+    stamp = (count or 0, top or 0)
+    with _lock:
+        table = _tables.setdefault(id(current_app._get_current_object()), _TokenTable())  # type: ignore[attr-defined]
+        if table.stamp != stamp or table.ids is None:
+            rows = db.execute(select(Stimulus.study_id, Stimulus.id)).all()
+            table.ids = {token_for(study, stim): stim for study, stim in rows}
+            table.stamp = stamp
+        return table.ids.get(token)
+
+
+@bp.get("/media/<token>")
+def serve(token: str) -> Response:
+    if len(token) != TOKEN_CHARS or any(c not in "0123456789abcdef" for c in token):
+        abort(404)
+    stimulus_id = _lookup(token)
+    if stimulus_id is None:
+        abort(404)
+    stim = get_db().get(Stimulus, stimulus_id)
+    assert stim is not None
+    if urlparse(stim.path).scheme in ("http", "https"):
+        return _proxy(stim.path, token)
+    return _file(stim.path, token)
+
+
+def _file(path: str, token: str) -> Response:
+    try:
+        st = os.stat(path)
+    except OSError:
+        abort(404)
+    etag = hmac.new(token.encode(), f"{st.st_size}:{st.st_mtime_ns}".encode(), hashlib.sha256).hexdigest()[:24]
+    mimetype = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    resp = send_file(path, mimetype=mimetype, conditional=True, etag=etag, max_age=CACHE_CONTROL_MAX_AGE)
+    resp.cache_control.public = False
+    resp.cache_control.private = True
+    resp.headers.pop("Content-Disposition", None)
+    return resp
+
+
+def _proxy(url: str, token: str) -> Response:
+    """Stream a remote stimulus through this server so its URL never reaches the rater."""
+    headers = {"Range": request.headers["Range"]} if "Range" in request.headers else {}
+    try:
+        upstream = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=20)
+    except urllib.error.HTTPError as exc:
+        status = exc.code if exc.code == 416 else 502
+        return Response(f'{{"error": "media unavailable ({exc.code})"}}', status=status, mimetype="application/json")
+    except (urllib.error.URLError, TimeoutError):
+        return Response('{"error": "media unavailable"}', status=502, mimetype="application/json")
+    out = Response(_stream(upstream), status=upstream.status, direct_passthrough=True)
+    for name in _PROXY_HEADERS:
+        if upstream.headers.get(name):
+            out.headers[name] = upstream.headers[name]
+    out.headers["ETag"] = f'"{token}"'
+    out.headers["Cache-Control"] = f"private, max-age={CACHE_CONTROL_MAX_AGE}"
+    return out
+
+
+def _stream(upstream: http.client.HTTPResponse) -> Iterator[bytes]:
+    with upstream:
+        while chunk := upstream.read(_CHUNK):
+            yield chunk

@@ -1,0 +1,232 @@
+"""The participant's path: entry → instructions/consent → screen check → study → completion.
+
+Pages live here; the JSON API the study page talks to is in :mod:`study_app.rater.api`.
+Every refusal (paused, closed, full, cap reached, bad link) is a friendly page.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
+from sqlalchemy.orm import Session as DBSession
+from werkzeug.wrappers import Response
+
+from study_app import csrf, scheduling
+from study_app.db import get_db
+from study_app.i18n import catalog, t
+from study_app.models import Rater, Session, Study, utcnow
+from study_app.rater import flow, identity
+from study_app.rater.identity import Identity, Refusal
+from study_app.rater.scales import client_scale
+from study_app.studies import get_study
+
+bp = Blueprint("rater", __name__)
+API_MAX_BYTES = 16 * 1024
+
+
+@bp.before_request
+def _protect() -> Response | None:
+    # The JSON API is CSRF-safe by requiring a JSON body (a cross-site form cannot send one);
+    # refuse anything else there with a JSON error rather than an HTML page.
+    if "/api/" in request.path and request.method == "POST":
+        if not request.is_json:
+            return api_error(415, "api.bad_json")
+        if (request.content_length or 0) > API_MAX_BYTES:
+            return api_error(413, "api.too_large")
+        return None
+    csrf.protect()
+    return None
+
+
+@bp.context_processor
+def _lang() -> dict[str, str]:
+    return {"lang": g.get("lang", "en")}
+
+
+def api_error(status: int, key: str, **values: object) -> Response:
+    resp = jsonify({"error": t(key, **values)})
+    resp.status_code = status
+    return resp
+
+
+@bp.errorhandler(Refusal)
+def _refused(exc: Refusal) -> tuple[str, int]:
+    return render_template("rater/message.html", title=t(f"refuse.{exc.key}.title", **exc.values),
+                           body=t(f"refuse.{exc.key}.body", **exc.values), kind=exc.key), exc.status
+
+
+def load_study(slug: str) -> Study:
+    study = get_study(get_db(), slug)
+    if study is None:
+        raise Refusal("not_found", 404)
+    g.lang = study.manifest.get("language") or "en"
+    g.study = study
+    return study
+
+
+def require_open(study: Study) -> None:
+    if study.status == "paused":
+        raise Refusal("paused", 503)
+    if study.status == "closed":
+        raise Refusal("closed", 410)
+
+
+def current(db: DBSession, study: Study) -> tuple[Identity | None, Rater | None, Session | None]:
+    """The rater known from the cookie and their latest session (each may be None)."""
+    ident = identity.remembered(study)
+    rater = identity.find_rater(db, study, ident) if ident else None
+    sess = scheduling.latest_session(db, rater) if rater else None
+    return ident, rater, sess
+
+
+def check_can_start(db: DBSession, study: Study, rater: Rater | None) -> None:
+    """Refuse a new session: study not open, cap reached, or nothing planned left."""
+    require_open(study)
+    if rater is not None and scheduling.sessions_taken(db, rater) >= study.max_sessions_per_rater:
+        raise Refusal("max_sessions", 403, n=study.max_sessions_per_rater)
+    if scheduling.planned_left(db, study) == 0:
+        raise Refusal("full", 503)
+
+
+def _resume(study: Study, sess: Session) -> Response:
+    if sess.status == "completed":
+        return redirect(url_for("rater.done", slug=study.slug))
+    if sess.status == "screened_out":
+        return redirect(url_for("rater.screened_out", slug=study.slug))
+    return redirect(url_for(flow.step_endpoint(sess), slug=study.slug))
+
+
+@bp.get("/s/<slug>")
+def entry(slug: str) -> Response:
+    db = get_db()
+    study = load_study(slug)
+    ident = identity.from_request(study)
+    identity.remember(study, ident)
+    rater = identity.find_rater(db, study, ident)
+    sess = scheduling.latest_session(db, rater) if rater else None
+    if sess is not None and sess.status in ("active", "completed", "screened_out"):
+        if sess.status == "active":
+            require_open(study)
+        return _resume(study, sess)
+    check_can_start(db, study, rater)
+    return redirect(url_for("rater.welcome", slug=slug))
+
+
+@bp.route("/s/<slug>/welcome", methods=["GET", "POST"])
+def welcome(slug: str) -> Response | tuple[str, int] | str:
+    db = get_db()
+    study = load_study(slug)
+    ident, rater, sess = current(db, study)
+    if ident is None:
+        return redirect(url_for("rater.entry", slug=slug))
+    active = sess if sess is not None and sess.status == "active" else None
+    if active is not None:
+        require_open(study)
+        if flow.step_endpoint(active) != "rater.welcome":
+            return _resume(study, active)
+    elif sess is not None and sess.status == "screened_out":
+        return _resume(study, sess)
+    else:
+        check_can_start(db, study, rater)
+    if request.method == "GET":
+        return _welcome_page(study)
+    if request.form.get("consent") != "yes":
+        return _welcome_page(study, error=t("welcome.consent_required")), 400
+    return _consent(db, study, ident, active)
+
+
+def _welcome_page(study: Study, error: str | None = None) -> str:
+    hint = "welcome.pairwise_hint" if study.pairwise else (
+        "welcome.dcr_hint" if study.method == "dcr5" else "welcome.single_hint")
+    return render_template("rater/welcome.html", study=study, hint=t(hint), error=error,
+                           instructions=study.manifest.get("instructions") or "")
+
+
+def _consent(db: DBSession, study: Study, ident: Identity, active: Session | None) -> Response:
+    if active is None:
+        rater = identity.ensure_rater(db, study, ident)
+        active = scheduling.claim_session(db, study, rater)
+        if active is None:
+            db.rollback()
+            raise Refusal("full", 503)
+        active.panel_session_id = ident.panel_session_id
+        if ident.extra:
+            flow.set_env(active, panel=ident.extra)
+    flow.set_env(active, consent_at=utcnow().isoformat())
+    db.commit()
+    return redirect(url_for("rater.check", slug=study.slug))
+
+
+def _active_or_resume(db: DBSession, study: Study, endpoint: str) -> Session | Response:
+    """The rater's active session when ``endpoint`` is its current step, else where to go instead."""
+    _, _, sess = current(db, study)
+    if sess is None:
+        return redirect(url_for("rater.entry", slug=study.slug))
+    if sess.status != "active":
+        return _resume(study, sess)
+    require_open(study)
+    if flow.step_endpoint(sess) != endpoint:
+        return _resume(study, sess)
+    return sess
+
+
+@bp.get("/s/<slug>/check")
+def check(slug: str) -> Response | str:
+    db = get_db()
+    study = load_study(slug)
+    sess = _active_or_resume(db, study, "rater.check")
+    if isinstance(sess, Response):
+        return sess
+    min_w, min_h = flow.min_window(db, study)
+    config = {"min_w": min_w, "min_h": min_h, "allow_mobile": bool(study.manifest["environment"]["allow_mobile"]),
+              "api": url_for("rater.api_environment", slug=slug), "strings": catalog(g.lang)}
+    return render_template("rater/check.html", study=study, config=config, min_w=min_w, min_h=min_h)
+
+
+@bp.get("/s/<slug>/study", endpoint="study")
+def study_page(slug: str) -> Response | str:
+    db = get_db()
+    study = load_study(slug)
+    sess = _active_or_resume(db, study, "rater.study")
+    if isinstance(sess, Response):
+        return sess
+    config = {
+        "api": {
+            "session": url_for("rater.api_session", slug=slug),
+            "trial": url_for("rater.api_trial", slug=slug),
+            "vote": url_for("rater.api_vote", slug=slug),
+            "training": url_for("rater.api_training", slug=slug),
+            "training_done": url_for("rater.api_training_done", slug=slug),
+        },
+        "scale": client_scale(study.method),
+        "reasons": list(study.manifest.get("reasons") or []) if study.pairwise else [],
+        "strings": catalog(g.lang),
+    }
+    return render_template("rater/study.html", study=study, config=config)
+
+
+@bp.get("/s/<slug>/done")
+def done(slug: str) -> Response | str:
+    db = get_db()
+    study = load_study(slug)
+    _, rater, sess = current(db, study)
+    if rater is None or sess is None or sess.status != "completed":
+        return redirect(url_for("rater.entry", slug=slug))
+    left = study.max_sessions_per_rater - scheduling.sessions_taken(db, rater)
+    can_continue = left > 0 and study.status == "open" and scheduling.planned_left(db, study) > 0
+    return render_template("rater/done.html", study=study, exit=flow.completion(study, sess),
+                           another=left if can_continue else 0)
+
+
+@bp.get("/s/<slug>/screened-out")
+def screened_out(slug: str) -> Response | str:
+    db = get_db()
+    study = load_study(slug)
+    _, _, sess = current(db, study)
+    if sess is None or sess.status != "screened_out":
+        return redirect(url_for("rater.entry", slug=slug))
+    why = flow.env(sess).get("screen_out") or {}
+    reason = t(why["key"], **why.get("values", {})) if why.get("key") else None
+    return render_template("rater/screened_out.html", study=study, reason=reason, exit=flow.screen_out_exit(study))
+
+
+from study_app.rater import api  # noqa: E402,F401  (attaches the JSON routes to ``bp``)

@@ -1,0 +1,196 @@
+"""A session's progress through the participant path, and what the browser may see of it.
+
+Progress marks (consent, environment gate, training) live in ``Session.environment``;
+answers live in ``Response`` rows. Everything built here for the browser uses
+opaque media tokens and trial positions — never condition, content or file names.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from flask import current_app, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DBSession
+
+from study_app.i18n import t
+from study_app.media import media_url, token_for
+from study_app.models import Condition, Content, Rater, Response, Session, Stimulus, Study, Trial, utcnow
+
+
+def env(sess: Session) -> dict[str, Any]:
+    return dict(sess.environment or {})
+
+
+def set_env(sess: Session, **values: Any) -> None:
+    # A new dict object: SQLAlchemy does not track in-place changes to a JSON column.
+    sess.environment = {**env(sess), **values}
+
+
+def step_endpoint(sess: Session) -> str:
+    """The page an active session continues on."""
+    state = env(sess)
+    if "consent_at" not in state:
+        return "rater.welcome"
+    if "gate" not in state:
+        return "rater.check"
+    return "rater.study"
+
+
+def ready_for_trials(sess: Session) -> bool:
+    return sess.status == "active" and step_endpoint(sess) == "rater.study"
+
+
+def trial_count(db: DBSession, sess: Session) -> int:
+    return db.scalar(select(func.count()).select_from(Trial).where(Trial.session_id == sess.id)) or 0
+
+
+def next_trial(db: DBSession, sess: Session) -> Trial | None:
+    """The first unanswered trial (in position order), or None when all are answered."""
+    return db.scalar(
+        select(Trial)
+        .outerjoin(Response, Response.trial_id == Trial.id)
+        .where(Trial.session_id == sess.id, Response.id.is_(None))
+        .order_by(Trial.position)
+        .limit(1)
+    )
+
+
+def complete(db: DBSession, study: Study, sess: Session) -> None:
+    sess.status = "completed"
+    sess.completed_at = utcnow()
+    sess.completion_code = study.manifest["panel"].get("completion_code")
+
+
+def screen_out(sess: Session, rater: Rater, key: str, values: dict[str, Any]) -> None:
+    sess.status = "screened_out"
+    sess.completed_at = utcnow()
+    rater.screen_out_reason = t(key, lang="en", **values)  # stored in English for organizers
+    set_env(sess, screen_out={"key": key, "values": values})
+
+
+# --------------------------------------------------------------------------- what the browser sees
+
+
+def min_window(db: DBSession, study: Study) -> tuple[int, int]:
+    """The smallest inner window allowed: the manifest's minimum, else the largest clip."""
+    environment = study.manifest.get("environment") or {}
+    if environment.get("min_width") and environment.get("min_height"):
+        return int(environment["min_width"]), int(environment["min_height"])
+    w, h = db.execute(
+        select(func.max(Stimulus.width), func.max(Stimulus.height)).where(Stimulus.study_id == study.id)
+    ).one()
+    return int(environment.get("min_width") or w or 0), int(environment.get("min_height") or h or 0)
+
+
+def _clip(study: Study, stim: Stimulus, role: str) -> dict[str, Any]:
+    return {"media": token_for(study.id, stim.id), "w": stim.width, "h": stim.height, "role": role}
+
+
+def clips_of(study: Study, a: Stimulus, b: Stimulus | None, reference: Stimulus | None,
+             a_left: bool) -> list[dict[str, Any]]:
+    """The clips of one trial in display order, left/right already applied."""
+    if b is not None:
+        left, right = (a, b) if a_left else (b, a)
+        return [_clip(study, left, "left"), _clip(study, right, "right")]
+    if reference is not None:
+        return [_clip(study, reference, "reference"), _clip(study, a, "processed")]
+    return [_clip(study, a, "clip")]
+
+
+def layout_of(study: Study) -> str:
+    if study.pairwise:
+        return "pair"
+    return "sequence" if study.method == "dcr5" else "single"
+
+
+def trial_payload(db: DBSession, study: Study, sess: Session, trial: Trial) -> dict[str, Any]:
+    n = trial_count(db, sess)
+    return {
+        "trial": trial.position,
+        "k": trial.position + 1,
+        "n": n,
+        "layout": layout_of(study),
+        "clips": clips_of(study, trial.stimulus_a, trial.stimulus_b, trial.reference, trial.a_left),
+    }
+
+
+def training_items(db: DBSession, study: Study) -> list[dict[str, Any]]:
+    """The manifest's training items resolved to stimuli (condition A always on the left:
+    feedback texts may say "the left clip …")."""
+    items = []
+    reference_key = _reference_key(study) if study.method == "dcr5" else None
+    for item in study.manifest.get("training") or []:
+        a = _stimulus(db, study, item["content"], item["cond_a"])
+        b = _stimulus(db, study, item["content"], item["cond_b"]) if item.get("cond_b") else None
+        ref = _stimulus(db, study, item["content"], reference_key) if reference_key else None
+        items.append({"spec": item, "clips": clips_of(study, a, b, ref, True)})
+    return items
+
+
+def _reference_key(study: Study) -> str | None:
+    refs = [c["id"] for c in study.manifest.get("conditions", []) if c.get("role") == "reference"]
+    return refs[0] if refs else None
+
+
+def _stimulus(db: DBSession, study: Study, content: str, condition: str) -> Stimulus:
+    stim = db.scalar(
+        select(Stimulus)
+        .join(Content, Stimulus.content_id == Content.id)
+        .join(Condition, Stimulus.condition_id == Condition.id)
+        .where(Stimulus.study_id == study.id, Content.key == content, Condition.key == condition)
+    )
+    assert stim is not None, "validated manifests only name existing stimuli"
+    return stim
+
+
+def media_list(db: DBSession, study: Study, sess: Session, with_training: bool) -> list[dict[str, Any]]:
+    """Every clip the rest of this session needs, once each, in an order that reveals nothing."""
+    pending = db.scalars(
+        select(Trial).outerjoin(Response, Response.trial_id == Trial.id)
+        .where(Trial.session_id == sess.id, Response.id.is_(None))
+    ).all()
+    stims: dict[int, Stimulus] = {}
+    for trial in pending:
+        for s in (trial.stimulus_a, trial.stimulus_b, trial.reference):
+            if s is not None:
+                stims[s.id] = s
+    out = {token_for(study.id, s.id): s.size_bytes for s in stims.values()}
+    if with_training:
+        for item in training_items(db, study):
+            for clip in item["clips"]:
+                out.setdefault(clip["media"], None)
+    tokens = sorted(out)
+    random.shuffle(tokens)  # neither plan order nor stimulus id order
+    return [{"media": tok, "url": media_url(tok), "bytes": out[tok]} for tok in tokens]
+
+
+# --------------------------------------------------------------------------- completion
+
+
+def completion(study: Study, sess: Session) -> dict[str, Any]:
+    """Code and where to send the rater after the last trial."""
+    panel = study.manifest.get("panel") or {}
+    code = sess.completion_code or panel.get("completion_code")
+    url = panel.get("completion_url")
+    if url:
+        url = url.replace("{code}", code or "")
+    elif study.panel == "prolific" and code:
+        url = current_app.config["PROLIFIC_COMPLETE_URL"].format(code=code)
+    return {"code": code, "url": url}
+
+
+def screen_out_exit(study: Study) -> dict[str, Any]:
+    panel = study.manifest.get("panel") or {}
+    code = panel.get("screen_out_code")
+    url = panel.get("screen_out_url")
+    if url:
+        url = url.replace("{code}", code or "")
+    elif study.panel == "prolific" and code:
+        url = current_app.config["PROLIFIC_COMPLETE_URL"].format(code=code)
+    return {"code": code, "url": url}
+
+
+def done_url(study: Study) -> str:
+    return url_for("rater.done", slug=study.slug)

@@ -1,0 +1,62 @@
+"""A live server (werkzeug, in a thread, free port) serving the demo study and its ACR
+variant with tiny clips, and headless Debian Chromium driven by Python Playwright."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from flask import Flask
+from werkzeug.serving import make_server
+
+from study_app import create_app, migrate
+from study_app.demo import demo_manifest
+from tests.rater_support import SMALL_SESSION, acr_overrides, make_study
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Flask
+    manifest: Path
+
+
+@pytest.fixture(scope="module")
+def live_server(demo_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp("live")
+    manifest = tmp / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump(demo_manifest(demo_clips), sort_keys=False))
+    url = f"sqlite:///{tmp / 'panelrank.sqlite'}"
+    app = create_app({"DATABASE_URL": url, "INSTANCE_DIR": str(tmp / "instance"), "SECRET_KEY": "e2e-secret"})
+    migrate.upgrade(url)
+    make_study(app, manifest, **SMALL_SESSION)
+    make_study(app, manifest, **acr_overrides())
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", app, manifest)
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("e2e tests need Debian's chromium on PATH (make system-deps installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

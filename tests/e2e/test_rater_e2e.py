@@ -1,0 +1,237 @@
+"""A rater's whole path in headless Chromium, against a live server.
+
+* pc5: consent → screen check → preload bar → practice with feedback → trials by keyboard,
+  controls locked until both clips ended, a reload mid-session resuming at the right trial,
+  the completion code; then the export has one row per trial with the right ``pref`` sign.
+* acr5: the single-clip path.
+* The leak scan: every URL, header and body the browser received must be free of condition
+  ids/labels, content ids and stimulus paths.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from study_app import db
+from study_app.export import votes_frame
+from study_app.models import Condition, Content, Session, Stimulus, Study
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+VIEWPORT = {"width": 1280, "height": 720}
+TIMEOUT_MS = 20_000
+# Records, in the page, whether every video had ended at the moment the answer controls unlocked.
+UNLOCK_PROBE = """
+window.__unlocks = [];
+new MutationObserver((changes) => {
+  for (const c of changes) {
+    if (c.target.id === "scale" && c.attributeName === "disabled" && !c.target.disabled) {
+      const videos = [...document.querySelectorAll("#players video")];
+      window.__unlocks.push({trial: document.getElementById("study").dataset.trial,
+                             videos: videos.length, ended: videos.every((v) => v.ended)});
+    }
+  }
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ["disabled"]});
+"""
+
+
+class Recorder:
+    """Everything the browser received: URL, headers and body of every response."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def __call__(self, response: Any) -> None:
+        try:
+            body = response.body()
+        except Exception:  # redirects and aborted media requests have no body to read
+            body = b""
+        self.items.append({"url": response.url, "headers": response.all_headers(), "body": body,
+                           "type": response.headers.get("content-type", "")})
+
+
+def _context(browser: Any, recorder: Recorder) -> tuple[Any, Any]:
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(UNLOCK_PROBE)
+    page = context.new_page()
+    page.on("response", recorder)
+    return context, page
+
+
+def _enter(page: Any, base: str, slug: str) -> None:
+    page.goto(f"{base}/s/{slug}")
+    page.get_by_role("checkbox").check()
+    page.locator("#consent-submit").click()
+    page.wait_for_url(re.compile(r"/check$"))
+    page.locator("#check-continue").click()
+    page.wait_for_url(re.compile(r"/study$"))
+
+
+def _preload_and_start(page: Any) -> None:
+    start = page.locator("#start")
+    start.wait_for(state="visible")
+    bar = page.evaluate("() => { const b = document.getElementById('preload-bar'); return [b.value, b.max]; }")
+    assert bar[0] == bar[1] and bar[1] > 1, bar
+    start.click()
+
+
+def _wait_state(page: Any, trial: str, *states: str) -> None:
+    page.wait_for_function(
+        "([k, s]) => { const d = document.getElementById('study').dataset;"
+        " return d.trial === k && s.includes(d.state); }",
+        arg=[trial, list(states)],
+    )
+
+
+def _trial_shown(page: Any, trial: str) -> int:
+    """Wait for ``trial`` to be on screen; check its controls are locked while it plays; return n."""
+    _wait_state(page, trial, "playing", "answer")
+    locked, state, n = page.evaluate(
+        "() => [document.getElementById('scale').disabled, document.getElementById('study').dataset.state,"
+        " document.getElementById('progress').max]")
+    assert locked or state != "playing"  # while the clips play the answer controls are locked
+    return int(n)
+
+
+def _answer(page: Any, trial: str, key: str, reason: bool) -> None:
+    _wait_state(page, trial, "answer")
+    last = page.evaluate("() => window.__unlocks[window.__unlocks.length - 1]")
+    assert last["trial"] == trial and last["ended"] and last["videos"] >= 1, last  # unlocked only after the end
+    page.keyboard.press(key)
+    if reason:
+        page.keyboard.press("a")
+    page.keyboard.press("Enter")
+
+
+def _practice(page: Any, key: str, reason: bool) -> None:
+    _answer(page, "practice-1", key, reason)
+    feedback = page.locator("#feedback")
+    feedback.wait_for(state="visible")
+    assert page.locator("#feedback-text").inner_text().strip()
+    page.locator("#feedback-continue").click()
+    page.locator("#message-continue").click()
+
+
+def _study(app: Any, slug: str) -> tuple[Any, ...]:
+    with app.app_context(), db.transaction(app) as s:
+        study = s.scalar(select(Study).where(Study.slug == slug))
+        sess = s.scalar(select(Session).where(Session.study_id == study.id, Session.status != "planned"))
+        trials = {t.position: (t.a_left, t.response.value if t.response else None,
+                               t.response.max_drift_ms if t.response else None) for t in sess.trials}
+        frame = votes_frame(s, study)
+        return sess.status, trials, frame
+
+
+def test_pc5_session_by_keyboard_with_reload(live_server: Any, browser: Any, tmp_path: Path) -> None:
+    recorder = Recorder()
+    context, page = _context(browser, recorder)
+    _enter(page, live_server.url, "demo")
+    _preload_and_start(page)
+    _practice(page, "1", reason=True)
+    pressed: dict[int, int] = {}
+    keys = ["1", "5", "3", "2", "4", "5", "1", "4"]
+    n = _trial_shown(page, "1")
+    for k in range(1, n + 1):
+        _trial_shown(page, str(k))
+        if k == 1:
+            page.screenshot(path=str(tmp_path / "pc5-trial.png"))
+        key = keys[k - 1]
+        _answer(page, str(k), key, reason=key != "3")
+        pressed[k - 1] = int(key)
+        if k == 2:
+            page.wait_for_function("() => document.getElementById('study').dataset.trial === '3'")
+            page.reload()
+            _preload_and_start(page)  # practice is not repeated after a reload
+    page.wait_for_url(re.compile(r"/done$"))
+    assert page.locator("#completion-code").inner_text().strip() == "DEMO-THANKS"
+    context.close()
+
+    status, trials, frame = _study(live_server.app, "demo")
+    assert status == "completed" and len(trials) == n
+    assert len(frame) == n and frame["position"].tolist() == sorted(pressed)
+    for _, row in frame.iterrows():
+        key = pressed[row["position"]]
+        expected = (3 - key) if row["shown_left"] == "a" else (key - 3)
+        assert row["pref"] == expected, (row.to_dict(), key)
+    drifts = [d for _, _, d in trials.values() if d is not None]
+    print(f"\nmax drift per trial (ms): {drifts}")
+    _scan_for_leaks(live_server, "demo", recorder)
+
+
+def test_acr_session(live_server: Any, browser: Any, tmp_path: Path) -> None:
+    recorder = Recorder()
+    context, page = _context(browser, recorder)
+    _enter(page, live_server.url, "demo-acr")
+    _preload_and_start(page)
+    _practice(page, "5", reason=False)
+    n = _trial_shown(page, "1")
+    for k in range(1, n + 1):
+        _trial_shown(page, str(k))
+        if k == 1:
+            page.screenshot(path=str(tmp_path / "acr-trial.png"))
+        _answer(page, str(k), str(1 + k % 5), reason=False)
+    page.wait_for_url(re.compile(r"/done$"))
+    assert page.locator("#completion-code").inner_text().strip() == "DEMO-THANKS"
+    context.close()
+    status, _, frame = _study(live_server.app, "demo-acr")
+    assert status == "completed" and len(frame) == n
+    assert sorted(frame["score"].tolist()) == sorted(1 + k % 5 for k in range(1, n + 1))
+    _scan_for_leaks(live_server, "demo-acr", recorder)
+
+
+# --------------------------------------------------------------------------- the leak scan
+
+
+def _secrets(app: Any, slug: str) -> tuple[list[str], list[str], list[str]]:
+    """(names to find as whole words, file paths, organizer-written texts shown on purpose)."""
+    with app.app_context(), db.transaction(app) as s:
+        study = s.scalar(select(Study).where(Study.slug == slug))
+        conds = s.scalars(select(Condition).where(Condition.study_id == study.id)).all()
+        contents = s.scalars(select(Content).where(Content.study_id == study.id)).all()
+        paths = [p for p in s.scalars(select(Stimulus.path).where(Stimulus.study_id == study.id))]
+        manifest = study.manifest
+    words = [c.key for c in conds] + [c.label for c in conds if c.label] + [c.key for c in contents]
+    files = paths + sorted({Path(p).name for p in paths}) + sorted({str(Path(p).parent) for p in paths})
+    authored = [manifest.get("instructions") or "", manifest.get("name") or "", *manifest.get("reasons", [])]
+    authored += [t.get("feedback") or "" for t in manifest.get("training") or []]
+    return words, files, [a for a in authored if a]
+
+
+def _scan_for_leaks(server: Any, slug: str, recorder: Recorder) -> None:
+    """No condition id/label, content id or stimulus path in anything the browser received.
+
+    Names are matched as whole words, case-insensitively, in URLs, headers and text bodies.
+    Texts the organizer wrote for raters (instructions, practice feedback, reasons, study
+    name) are removed first: the demo's feedback says "too dark" on purpose, and that is
+    not a leak. Media bodies are binary: they are searched for file paths and for the
+    names of at least 4 characters, byte for byte.
+    """
+    words, files, authored = _secrets(server.app, slug)
+    assert len(recorder.items) > 10
+    pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(re.escape(w) for w in words) + r")(?![A-Za-z0-9_])",
+                         re.IGNORECASE)
+    found = []
+    for item in recorder.items:
+        meta = item["url"] + "\n" + "\n".join(f"{k}: {v}" for k, v in item["headers"].items())
+        if item["type"].startswith("video/"):
+            body = item["body"]
+            hits = [w for w in words + files if len(w) >= 4 and w.encode() in body]
+            text = ""
+        else:
+            text = item["body"].decode("utf-8", errors="replace")
+            for a in sorted(authored, key=len, reverse=True):
+                for form in {a, html.escape(a), html.escape(a, quote=False)}:
+                    text = text.replace(form, " ")
+            hits = []
+        for where in (meta, text):
+            hits += pattern.findall(where) + [f for f in files if f in where]
+        if hits:
+            found.append((item["url"], sorted(set(hits))))
+    assert not found, found

@@ -1,0 +1,62 @@
+"""One catalog for every rater-facing string: every key used exists, translations fall back to
+English, and no UI text collides with the demo's condition or content names (the leak scan
+matches those as whole words)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from study_app import i18n
+from study_app.demo import DEMO_MANIFEST
+from study_app.rater.scales import SCREEN_SCALES
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOG = json.loads((ROOT / "study_app" / "catalog" / "en.json").read_text())
+# The rater's browser code (static/js also holds the organizer's modules).
+RATER_JS = [ROOT / "static" / "js" / f"{name}.js"
+            for name in ("api", "check", "done", "i18n", "player", "preload", "study", "vote")]
+
+
+def _used_keys() -> set[str]:
+    keys: set[str] = set()
+    sources = [*(ROOT / "templates" / "rater").glob("*.html"), *RATER_JS, *(ROOT / "study_app" / "rater").glob("*.py")]
+    for path in sources:
+        keys |= set(re.findall(r"""\bt\(\s*["']([a-z0-9_.\-]+)["']""", path.read_text()))
+    return keys
+
+
+def test_every_used_key_exists() -> None:
+    used = _used_keys()
+    assert len(used) > 40
+    assert sorted(used - set(CATALOG)) == []
+    for method, scale in SCREEN_SCALES.items():
+        assert f"question.{method}" in CATALOG
+        assert all(key in CATALOG for _, key in scale.labels)
+
+
+def test_translation_falls_back_to_english(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "en.json").write_text(json.dumps(CATALOG))
+    (tmp_path / "de.json").write_text(json.dumps({"trial.replay": "Nochmal abspielen"}))
+    monkeypatch.setattr(i18n, "CATALOG_DIR", tmp_path)
+    i18n.catalog.cache_clear()
+    try:
+        de = i18n.catalog("de")
+        assert de["trial.replay"] == "Nochmal abspielen" and de["trial.confirm"] == "Confirm"
+        assert i18n.t("trial.progress", lang="de", k=2, n=9) == "Trial 2 of 9"
+        assert i18n.catalog("../etc") == i18n.catalog("en")  # not a language code: English only
+    finally:
+        i18n.catalog.cache_clear()
+
+
+def test_ui_text_never_uses_demo_names() -> None:
+    demo = yaml.safe_load(DEMO_MANIFEST.read_text())
+    names = [c["id"] for c in demo["conditions"]] + [c["label"] for c in demo["conditions"]] + demo["contents"]
+    text = "\n".join(CATALOG.values())
+    for path in [*(ROOT / "templates" / "rater").glob("*.html"), *RATER_JS, ROOT / "static" / "css" / "rater.css"]:
+        text += "\n" + path.read_text()
+    for name in names:
+        assert not re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text, re.IGNORECASE), name
