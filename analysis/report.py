@@ -1,0 +1,674 @@
+"""One call from a vote frame to a ranking, and a self-contained report directory.
+
+:func:`analyze` runs the whole chain of PROTOCOL.md §3 on one input and keeps every
+intermediate result and parameter; :func:`write_report` writes
+
+``scores.csv``
+    ``condition, score, se, ci_low, ci_high, n_votes`` — BT: Hessian (Wald) intervals,
+    plus ``boot_se, boot_ci_low, boot_ci_high`` from the rater bootstrap; ratings: the
+    MOS (or DMOS) with Student-t intervals, plus the bootstrap columns and
+    ``n_raters, sd``.
+``ranking.csv``
+    ``rank, condition, score, ci_low, ci_high, group, separated_by`` (+ ``rank_low,
+    rank_high``), see :func:`analysis.ranking.rank`. The intervals are those of the
+    method the significance tests used (``params["rank_by"]``).
+``raters.csv``
+    One row per rater: the screening statistics, ``kept`` and ``dropped_by``.
+``report.html``
+    Plots (plotly.js embedded once, no network needed), the tables, every parameter,
+    the package version, input row counts, who was dropped and why, the tie groups and
+    the adjacent pairs the votes could not separate.
+
+The three inputs
+----------------
+* **pairwise votes** (``cond_a, cond_b, pref``): screen raters → fit Bradley–Terry on
+  the kept raters' main votes (Hessian intervals, plus the rater bootstrap when
+  ``bootstrap > 0``) → one fit per decision factor (``reason``) → rank. With a
+  bootstrap the tests use the bootstrap covariance, because a rater's votes are not
+  independent and the Hessian intervals ignore that.
+* **ratings** (``cond, score``): screen → MOS per condition (and per content) → DMOS
+  when the scale is ``acr-hr`` and the hidden reference is known → optional subject
+  model → rank conditions by MOS (DMOS) with the covariance ``diag(se²)`` (the
+  bootstrap se when ``bootstrap > 0``). Shared raters correlate condition means
+  positively, so treating them as independent is conservative: it never separates
+  conditions that a full covariance would not.
+* **pair table** (``cond_a, cond_b`` and counts or a mean vote, no ``pref``; see
+  :func:`analysis.aggregate.from_pair_table`): no raters, so no screening and no
+  bootstrap — Hessian intervals only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import analysis
+from analysis import aggregate, frames, mos, normalize, plots, ranking, screening
+from analysis import bradley_terry as bt
+
+#: Files :func:`write_report` writes.
+REPORT_FILES = ("scores.csv", "ranking.csv", "raters.csv", "report.html")
+#: Leading columns of ``ranking.csv`` and ``scores.csv``.
+RANKING_COLUMNS = ("rank", "condition", "score", "ci_low", "ci_high", "group", "separated_by")
+SCORE_COLUMNS = ("condition", "score", "se", "ci_low", "ci_high", "n_votes")
+#: Names that mark the hidden reference of an ACR-HR study when no ``role`` column says so.
+_REFERENCE_NAMES = ("ref", "reference", "source", "src")
+
+
+@dataclass(frozen=True, eq=False)
+class AnalysisResult:
+    """Everything :func:`analyze` computed, and how.
+
+    Attributes
+    ----------
+    kind : {"pairwise", "ratings"}
+    source : {"votes", "pair-table"}
+        Per-vote rows or an aggregated pair table.
+    scores : DataFrame
+        ``condition, score, se, ci_low, ci_high, n_votes`` (+ method-specific columns).
+    ranking : Ranking
+        Final order, tie groups, pairwise tests and adjacent pairs.
+    raters : DataFrame
+        One row per rater (screening statistics, ``kept``, ``dropped_by``); empty for a
+        pair table.
+    by_reason : dict of str to DataFrame
+        Per-factor score frames (pairwise votes only), intervals of ``params["rank_by"]``.
+    counts : dict
+        Input row counts (rows, repeats, gold, raters kept, votes fitted, ...).
+    params : dict
+        Every parameter used, including the fit's settings and the package version.
+    notes : list of str
+        Things the reader must know (factors not fitted, failed bootstrap rounds, ...).
+    fit : BTResult, optional
+        The overall Bradley–Terry fit.
+    reason_fits : dict of str to BTResult
+    screening : ScreeningResult, optional
+    pair_counts : PairCounts, optional
+        Counts behind the win-rate matrix (pairwise only).
+    mos : DataFrame, optional
+        MOS per condition (ratings; includes the reference when there is one).
+    mos_content : DataFrame, optional
+        MOS per (content, condition) (ratings).
+    subject : SubjectModelResult, optional
+        The subject model, when asked for.
+    published : DataFrame, optional
+        Published scores to draw next to ours (``condition, score``).
+    """
+
+    kind: str
+    source: str
+    scores: pd.DataFrame
+    ranking: ranking.Ranking
+    raters: pd.DataFrame
+    by_reason: dict[str, pd.DataFrame] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    fit: bt.BTResult | None = None
+    reason_fits: dict[str, bt.BTResult] = field(default_factory=dict)
+    screening: screening.ScreeningResult | None = None
+    pair_counts: bt.PairCounts | None = None
+    mos: pd.DataFrame | None = None
+    mos_content: pd.DataFrame | None = None
+    subject: normalize.SubjectModelResult | None = None
+    published: pd.DataFrame | None = None
+
+    @property
+    def groups(self) -> list[list[str]]:
+        """Statistically tied groups of conditions, best first."""
+        return self.ranking.groups
+
+    @property
+    def unresolved(self) -> pd.DataFrame:
+        """Adjacent pairs of the final order that neither the votes nor a tie-breaker separated."""
+        adj = self.ranking.adjacent
+        return adj[adj["separated_by"] == "unresolved"].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------
+# Input detection
+# ----------------------------------------------------------------------------------------
+
+
+def is_pair_table(df: pd.DataFrame) -> bool:
+    """A pair table has ``cond_a, cond_b`` but no per-vote ``pref``."""
+    cols = set(map(str, df.columns))
+    return {"cond_a", "cond_b"} <= cols and "pref" not in cols
+
+
+def read_input(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Read votes (``.csv``/``.parquet``), a pair table, or an NTIRE result file (``.txt``).
+
+    Nothing is validated here (:func:`analyze` does it, listing every problem).
+
+    Returns
+    -------
+    frame : DataFrame
+    published : DataFrame or None
+        For an NTIRE file: the published BT scores as ``condition, score`` (centred
+        logs of the published strengths).
+
+    Raises
+    ------
+    frames.FrameError
+        When the file is missing or cannot be parsed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise frames.FrameError([f"{path}: no such file"])
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".txt":
+            res = aggregate.read_ntire(path)
+            pub = None
+            if len(res.published):
+                pub = res.published[["condition", "log_vote"]].rename(columns={"log_vote": "score"})
+            return res.pairs[["cond_a", "cond_b", "n", "mean_pref"]].copy(), pub
+        if suffix == ".parquet":
+            return pd.read_parquet(path), None
+        ids = ("study", "rater", "session", "content", "cond_a", "cond_b", "cond")
+        return pd.read_csv(path, dtype={c: "string" for c in ids}), None
+    except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
+        raise frames.FrameError([f"{path}: cannot be read: {exc}"]) from exc
+
+
+# ----------------------------------------------------------------------------------------
+# analyze
+# ----------------------------------------------------------------------------------------
+
+
+def analyze(
+    votes: pd.DataFrame,
+    ties: bt.TieModel = "davidson",
+    bootstrap: int = 1000,
+    seed: int | None = 0,
+    screening_rules: screening.ScreeningRules | None = None,
+    tiebreak: ranking.TieBreaker | None = None,
+    reasons: Iterable[str] | None = None,
+    *,
+    graded: bool = False,
+    alpha: float = 0.05,
+    normalize_scores: mos.Normalisation = None,
+    reference: str | None = None,
+    subject_model: bool = False,
+    pair_table: Mapping[str, Any] | None = None,
+    published: pd.DataFrame | None = None,
+) -> AnalysisResult:
+    """Screen, fit, rank: the whole analysis of one study.
+
+    Parameters
+    ----------
+    votes : DataFrame
+        Pairwise votes, ratings, or a pair table (detected from the columns; see the
+        module docstring).
+    ties : {"davidson", "rao-kupper", "split"}
+        Bradley–Terry tie model (pairwise).
+    bootstrap : int
+        Rater-bootstrap rounds; 0 for none (intervals from the Hessian / Student-t only).
+    seed : int or None
+        Seed of every bootstrap.
+    screening_rules : ScreeningRules, optional
+        Default ``ScreeningRules()``; ``ScreeningRules.none()`` keeps everyone.
+    tiebreak : TieBreaker, optional
+        Orders conditions inside a tie group (see :func:`analysis.ranking.rank`).
+    reasons : iterable of str, optional
+        Decision factors to fit separately (default: every factor in the votes).
+    graded : bool
+        A vote of strength ``|pref|`` counts as that many wins (pairwise).
+    alpha : float
+        1 − confidence level of the intervals and family-wise level of the tests.
+    normalize_scores : {None, "minmax", "zscore", "zscore-rescaled"}
+        Per-rater normalisation before the MOS (ratings).
+    reference : str, optional
+        Hidden-reference condition of an ACR-HR study (else a ``role`` column or a
+        condition named ``REF``/``reference``/``source``).
+    subject_model : bool
+        Also fit the subject model (rater bias and inconsistency; ratings).
+    pair_table : dict, optional
+        Options of :func:`analysis.aggregate.from_pair_table` (``scale``,
+        ``tie_share``, ``strength``) for a pair table.
+    published : DataFrame, optional
+        ``condition, score`` on our scale, drawn next to our scores in the report.
+
+    Returns
+    -------
+    AnalysisResult
+
+    Raises
+    ------
+    frames.FrameError
+        A malformed frame (every problem listed).
+    bradley_terry.ComparisonGraphError
+        The comparisons do not determine finite, comparable scores.
+    ValueError
+        Bad parameters, or screening left nobody.
+    """
+    if not isinstance(votes, pd.DataFrame):
+        raise frames.FrameError([f"expected a pandas DataFrame, got {type(votes).__name__}"])
+    if bootstrap < 0 or bootstrap == 1:
+        raise ValueError("bootstrap must be 0 (none) or at least 2 rounds")
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be in (0, 1)")
+    if ties not in bt.TIE_MODELS:
+        raise ValueError(f"ties must be one of {', '.join(bt.TIE_MODELS)}, got {ties!r}")
+    common = {"version": analysis.__version__, "alpha": alpha, "bootstrap": bootstrap, "seed": seed,
+              "tiebreak": None if tiebreak is None else f"{tiebreak.name}@{tiebreak.version}"}
+    if is_pair_table(votes):
+        return _analyze_pair_table(votes, ties, graded, alpha, tiebreak, dict(pair_table or {}), common, published)
+    df = frames.validate(votes)
+    kind = frames.detect_kind(df)
+    rules = screening_rules if screening_rules is not None else screening.ScreeningRules()
+    sr = screening.screen(df, rules)
+    kept_rows = sr.kept_votes(df)
+    if len(kept_rows) == 0:
+        raise ValueError(f"screening dropped every rater ({len(sr.raters)}); see raters.csv or relax the rules")
+    main = screening.main_votes(kept_rows)
+    if len(main) == 0:
+        raise ValueError("no main votes left after screening (only repeats and gold trials)")
+    counts = _row_counts(df, sr, main)
+    common |= {"kind": kind, "source": "votes", "screening": asdict(rules), "loo_level": sr.loo_level}
+    if kind == "pairwise":
+        return _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, tiebreak, reasons,
+                                 common, published)
+    return _analyze_ratings(main, sr, counts, bootstrap, seed, alpha, tiebreak, normalize_scores, reference,
+                            subject_model, common, published)
+
+
+def _row_counts(df: pd.DataFrame, sr: screening.ScreeningResult, main: pd.DataFrame) -> dict[str, int]:
+    repeat = df["repeat_of"].notna().to_numpy(dtype=bool)
+    gold = df["gold_expected"].notna().to_numpy(dtype=bool)
+    return {
+        "rows": len(df),
+        "main_rows": int((~repeat & ~gold).sum()),
+        "repeat_rows": int(repeat.sum()),
+        "gold_rows": int(gold.sum()),
+        "raters": len(sr.raters),
+        "raters_kept": len(sr.kept),
+        "raters_dropped": len(sr.dropped),
+        "rows_of_dropped_raters": int((~df["rater"].astype(str).isin(sr.kept)).sum()),
+        "votes_fitted": len(main),
+        "conditions": len(frames.conditions(main)),
+        "contents": int(main["content"].nunique()),
+    }
+
+
+def _present_reasons(main: pd.DataFrame) -> list[str]:
+    # Same convention as bradley_terry.fit_by_reason: several factors joined by ";".
+    sets = main["reason"].dropna().astype(str).str.split(";")
+    return sorted({x.strip() for xs in sets for x in xs if x.strip()})
+
+
+def _interval_frame(res: bt.BTResult, method: str) -> pd.DataFrame:
+    """``condition, score, se, ci_low, ci_high, n_votes`` with the intervals of ``method``."""
+    se, lo, hi = res.intervals(method)
+    return pd.DataFrame({"condition": list(res.conditions), "score": res.scores, "se": se, "ci_low": lo,
+                         "ci_high": hi, "n_votes": np.asarray(res.n_votes, dtype=np.int64)})
+
+
+def _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, tiebreak, reasons, common, published):
+    ci = "both" if bootstrap else "hessian"
+    rank_by = "bootstrap" if bootstrap else "hessian"
+    fit = bt.fit(main, ties=ties, graded=graded, ci=ci, n_boot=max(bootstrap, 2), seed=seed, alpha=alpha)
+    notes: list[str] = []
+    if fit.params.get("boot_failed"):
+        notes.append(f"{fit.params['boot_failed']} of {bootstrap} bootstrap rounds did not converge and were "
+                     "left out of the bootstrap intervals")
+    rk = ranking.rank(fit, alpha=alpha, tiebreak=tiebreak, method=rank_by)
+    present = _present_reasons(main)
+    wanted = present if reasons is None else [str(r) for r in reasons]
+    kw = {"ties": ties, "graded": graded, "ci": ci, "n_boot": max(bootstrap, 2), "seed": seed, "alpha": alpha}
+    reason_fits: dict[str, bt.BTResult] = {}
+    try:
+        reason_fits = bt.fit_by_reason(main, reasons=wanted, **kw) if wanted else {}
+    except (bt.ComparisonGraphError, ValueError):
+        # Some factor is named by too few raters to determine every score: fit the factors one by
+        # one so the others still appear, and say which one failed (the overall fit stands).
+        for reason in wanted:
+            try:
+                reason_fits[reason] = bt.fit_by_reason(main, reasons=[reason], **kw)[reason]
+            except (bt.ComparisonGraphError, ValueError) as exc:
+                notes.append(f"factor {reason!r} not fitted: {exc}")
+    params = {**common, **{f"bt.{k}": v for k, v in fit.settings().items()}, "ties": ties, "graded": graded,
+              "rank_by": rank_by, "reasons": wanted, **{f"ranking.{k}": v for k, v in rk.params.items()}}
+    return AnalysisResult(
+        kind="pairwise", source="votes", scores=fit.to_frame(), ranking=rk, raters=sr.raters.copy(),
+        by_reason={r: _interval_frame(f, rank_by) for r, f in reason_fits.items()}, counts=counts,
+        params=params, notes=notes, fit=fit, reason_fits=reason_fits, screening=sr,
+        pair_counts=bt.count_votes(main).pairs, published=published,
+    )
+
+
+def _reference_for(main: pd.DataFrame, reference: str | None) -> str | None:
+    if reference is not None or "role" in main.columns:
+        return reference
+    names = {str(c) for c in main["cond"].unique()}
+    found = sorted(c for c in names if c.lower() in _REFERENCE_NAMES)
+    return found[0] if len(found) == 1 else None
+
+
+def _analyze_ratings(main, sr, counts, bootstrap, seed, alpha, tiebreak, normalise, reference, subject_model,
+                     common, published):
+    level = 1 - alpha
+    ci = "both" if bootstrap else "t"
+    rank_by = "bootstrap" if bootstrap else "t"
+    notes: list[str] = []
+    seed = 0 if seed is None else seed
+    boot_kw = {"n_boot": max(bootstrap, 2), "seed": seed, "level": level}
+    m = mos.mos(main, by=("cond",), ci=ci, normalize=normalise, **boot_kw)
+    m_content = mos.mos(main, by=("content", "cond"), ci="t", normalize=normalise, level=level, n_boot=2,
+                        seed=seed)
+    measure, table, extra = "mos", m.table, dict(m.params)
+    scales = sorted(map(str, main["scale"].unique()))
+    if scales == ["acr-hr"]:
+        ref = _reference_for(main, reference)
+        try:
+            d = mos.dmos(main, reference=ref, by=("cond",), ci=ci, **boot_kw)
+            measure, table, extra = "dmos", d.table, dict(d.params)
+            if d.params.get("n_unpaired"):
+                notes.append(f"DMOS: {d.params['n_unpaired']} scores had no same-rater reference score and "
+                             "were left out")
+        except ValueError as exc:
+            notes.append(f"DMOS not computed ({exc}); conditions ranked by MOS")
+    scores = pd.DataFrame({
+        "condition": table["cond"].astype(str).to_numpy(), "score": table["mos"].to_numpy(dtype=float),
+        "se": table["sd"].to_numpy(dtype=float) / np.sqrt(table["n"].to_numpy(dtype=float)),
+        "ci_low": table["ci_low"].to_numpy(dtype=float), "ci_high": table["ci_high"].to_numpy(dtype=float),
+        "n_votes": table["n"].to_numpy(dtype=np.int64), "n_raters": table["n_raters"].to_numpy(dtype=np.int64),
+        "sd": table["sd"].to_numpy(dtype=float),
+    })
+    for col in ("boot_se", "boot_ci_low", "boot_ci_high"):
+        if col in table.columns:
+            scores[col] = table[col].to_numpy(dtype=float)
+    prefix = "boot_" if bootstrap else ""
+    se = scores[f"{prefix}se"].to_numpy(dtype=float)
+    rk = ranking.rank_scores(
+        scores["condition"], scores["score"].to_numpy(), np.diag(se**2), alpha=alpha, tiebreak=tiebreak,
+        ci_low=scores[f"{prefix}ci_low"].to_numpy(), ci_high=scores[f"{prefix}ci_high"].to_numpy(),
+        method=f"{rank_by} (independent conditions)",
+    )
+    subject = None
+    if subject_model:
+        subject = normalize.subject_model(main)
+    params = {**common, "measure": measure, "rank_by": rank_by,
+              **{f"{measure}.{k}": v for k, v in extra.items()}, "subject_model": subject_model,
+              **{f"ranking.{k}": v for k, v in rk.params.items()}}
+    return AnalysisResult(
+        kind="ratings", source="votes", scores=scores, ranking=rk, raters=sr.raters.copy(), counts=counts,
+        params=params, notes=notes, screening=sr, mos=m.table, mos_content=m_content.table, subject=subject,
+        published=published,
+    )
+
+
+def _analyze_pair_table(df, ties, graded, alpha, tiebreak, options, common, published):
+    if "scale" in df.columns and "scale" not in options:
+        found = sorted(map(str, df["scale"].dropna().unique()))
+        if len(found) > 1:
+            raise frames.FrameError([f"a pair table must use one scale, got {found}"], "pair table")
+        if found:
+            options["scale"] = found[0]
+    pt = aggregate.from_pair_table(df, graded=graded, **options)
+    fit = bt.fit_counts(pt.conditions, pt.wins, pt.ties, tie_model=ties, ci="hessian", alpha=alpha,
+                        n_votes=pt.n_votes)
+    rk = ranking.rank(fit, alpha=alpha, tiebreak=tiebreak, method="hessian")
+    notes = ["a pair table has no rater ids: no screening and no rater bootstrap (Hessian intervals treat "
+             "votes as independent)"]
+    if pt.layout == "mean":
+        notes.append("the table gives only the number of votes and the mean vote per pair: win/tie/loss counts "
+                     f"were reconstructed under an assumption ({pt.assumption['rule']}, tie_share="
+                     f"{pt.assumption['tie_share']}, strength={pt.assumption['strength']}); the order does not "
+                     "depend on it, the spread of the scores does")
+    counts = {"pairs": len(df), "votes": round(float(pt.n_votes.sum()) / 2), "conditions": len(pt.conditions)}
+    raters = pd.DataFrame({c: pd.Series(dtype="object") for c in screening.RATER_COLUMNS})
+    params = {**common, "kind": "pairwise", "source": "pair-table", "layout": pt.layout, "ties": ties,
+              "graded": graded, "rank_by": "hessian", **{f"pair_table.{k}": v for k, v in pt.assumption.items()},
+              **{f"bt.{k}": v for k, v in fit.settings().items()},
+              **{f"ranking.{k}": v for k, v in rk.params.items()}}
+    params["bootstrap"] = 0
+    pc = pt.pair_counts()
+    return AnalysisResult(
+        kind="pairwise", source="pair-table", scores=fit.to_frame(), ranking=rk, raters=raters, counts=counts,
+        params=params, notes=notes, fit=fit, pair_counts=pc, published=published,
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# write_report
+# ----------------------------------------------------------------------------------------
+
+
+def ranking_frame(result: AnalysisResult) -> pd.DataFrame:
+    """``ranking.csv``: the documented columns first."""
+    table = result.ranking.to_frame()
+    rest = [c for c in table.columns if c not in RANKING_COLUMNS]
+    return table[list(RANKING_COLUMNS) + rest]
+
+
+def write_report(result: AnalysisResult, out_dir: str | Path) -> Path:
+    """Write ``scores.csv``, ``ranking.csv``, ``raters.csv`` and ``report.html`` to ``out_dir``.
+
+    Everything is rendered into a temporary directory next to ``out_dir`` first; a new
+    ``out_dir`` then appears in one rename, an existing one gets each file replaced by a
+    rename. A failure while rendering leaves ``out_dir`` untouched.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} exists and is not a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        # mkdtemp makes the directory private (0700); the report directory gets the usual mode.
+        tmp.chmod(0o777 & ~_umask())
+        result.scores.to_csv(tmp / "scores.csv", index=False)
+        ranking_frame(result).to_csv(tmp / "ranking.csv", index=False)
+        result.raters.to_csv(tmp / "raters.csv", index=False)
+        (tmp / "report.html").write_text(render_html(result), encoding="utf-8")
+        if not out.exists():
+            try:
+                tmp.rename(out)
+                return out
+            except OSError:  # created concurrently: fall through to per-file replacement
+                out.mkdir(exist_ok=True)
+        for name in REPORT_FILES:
+            os.replace(tmp / name, out / name)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# ----------------------------------------------------------------------------------------
+# HTML
+# ----------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1100px;
+color:#1a1a1a;line-height:1.45;padding:0 1rem}
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}th,td{padding:.25rem .6rem;text-align:right;
+border-bottom:1px solid #eee}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+.note{background:#fff7e0;border-left:4px solid #E69F00;padding:.4rem .8rem;margin:.4rem 0}
+.muted{color:#555}.kv td{text-align:left}code{background:#f4f4f4;padding:0 .2rem}
+.sep-votes{color:#006b3c}.sep-unresolved{color:#b00020;font-weight:600}
+"""
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _table(df: pd.DataFrame, max_rows: int | None = None) -> str:
+    shown = df if max_rows is None or len(df) <= max_rows else df.head(max_rows)
+    body = shown.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:.4g}", escape=True)
+    more = f'<p class="muted">… {len(df) - len(shown)} more rows in the CSV.</p>' if len(shown) < len(df) else ""
+    return body + more
+
+
+def _kv(items: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><td><code>{_esc(k)}</code></td><td>{_esc(_fmt(v))}</td></tr>" for k, v in items.items())
+    return f'<table class="kv"><tr><th>name</th><th>value</th></tr>{rows}</table>'
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v)) if v else "—"
+    if v is None:
+        return "—"
+    return str(v)
+
+
+def _flat(params: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, Mapping):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+def _figures(result: AnalysisResult) -> list[tuple[str, str, Any]]:
+    """(anchor, caption, figure) in page order."""
+    order = list(result.ranking.table["condition"])
+    score_label = ("Bradley–Terry score (centred log-strength)" if result.kind == "pairwise"
+                   else f"{result.params.get('measure', 'mos').upper()} (scale points)")
+    method = result.params.get("rank_by", "")
+    main_frame = result.ranking.table[["condition", "score", "ci_low", "ci_high"]]
+    if "n_votes" in result.scores.columns:
+        main_frame = main_frame.merge(result.scores[["condition", "n_votes"]], on="condition", how="left")
+    caption = f"Scores with 95% intervals ({method})" + (
+        "; bottom panel: one fit per decision factor (same votes, only those naming the factor)."
+        if result.by_reason else ".")
+    figs = [("intervals", caption,
+             plots.interval_plot(main_frame, result.by_reason or None, result.published,
+                                 title="Scores with 95% confidence intervals", score_label=score_label))]
+    if result.pair_counts is not None:
+        figs.append(("winrate", "Share of votes preferring the row condition (ties count half), best first.",
+                     plots.winrate_heatmap(result.pair_counts, order=order)))
+    if result.mos_content is not None:
+        figs.append(("mos-content", "MOS per content (Student-t 95% intervals).",
+                     plots.mos_per_content(result.mos_content)))
+    if len(result.raters):
+        figs.append(("rater-qc", "Each rater's screening statistics; dropped raters are crosses (hover: rule).",
+                     plots.rater_qc(result.raters)))
+    return figs
+
+
+def _ranking_section(result: AnalysisResult) -> str:
+    rk = result.ranking
+    groups = rk.groups
+    tied = [g for g in groups if len(g) > 1]
+    parts = [_table(ranking_frame(result))]
+    parts.append(f"<p>{len(groups)} group(s) of conditions the votes cannot separate at the family-wise level "
+                 f"α = {_esc(result.params.get('alpha'))} (Holm-corrected z-tests, covariance: "
+                 f"{_esc(rk.params.get('method'))}).</p>")
+    if tied:
+        items = "".join(f"<li>group {k}: {_esc(', '.join(g))}</li>" for k, g in enumerate(groups, 1) if len(g) > 1)
+        parts.append(f"<p>Statistically tied groups:</p><ul>{items}</ul>")
+    else:
+        parts.append("<p>Every condition is separated from every other by the votes.</p>")
+    unresolved = result.unresolved
+    if len(unresolved):
+        items = "".join(f'<li class="sep-unresolved">{_esc(p)} (adjusted p = {q:.3g})</li>'
+                        for p, q in zip(unresolved["pair"], unresolved["p_adjusted"], strict=True))
+        parts.append("<p>Adjacent pairs <b>not resolved</b> (same rank; no tie-breaker decided them):</p>"
+                     f"<ul>{items}</ul>")
+    tb = rk.params.get("tiebreak")
+    if tb:
+        parts.append(f"<p>Tie-breaker: <code>{_esc(tb)}</code>; rows separated by it say "
+                     f"<code>tiebreak:{_esc(tb)}</code> in <code>separated_by</code>.</p>")
+    parts.append("<h3>Adjacent pairs</h3>" + _table(rk.adjacent))
+    return "\n".join(parts)
+
+
+def _screening_section(result: AnalysisResult) -> str:
+    if result.screening is None:
+        return "<p>No rater-level data (pair table): nobody was screened.</p>"
+    raters = result.raters
+    dropped = raters[~raters["kept"].astype(bool)]
+    counts = {}
+    for names in dropped["dropped_by"].astype(str):
+        for rule in filter(None, names.split(";")):
+            counts[rule] = counts.get(rule, 0) + 1
+    parts = [f"<p>{len(raters) - len(dropped)} of {len(raters)} raters kept, {len(dropped)} dropped.</p>"]
+    if counts:
+        parts.append("<p>Dropped per rule (a rater may be dropped by several): "
+                     + ", ".join(f"<code>{_esc(r)}</code> {n}" for r, n in counts.items()) + ".</p>")
+        cols = [c for c in ("rater", "dropped_by", "n_votes", "consistency", "gold_accuracy", "loo_corr",
+                            "left_share", "position_p", "median_watch_ms", "median_answer_ms", "kurtosis")
+                if c in dropped.columns]
+        parts.append("<h3>Dropped raters and why</h3>" + _table(dropped[cols]))
+    enabled = {k: v for k, v in asdict(result.screening.rules).items()}
+    parts.append("<h3>Rules (None = disabled)</h3>" + _kv(enabled))
+    return "\n".join(parts)
+
+
+def _ratings_extra(result: AnalysisResult) -> str:
+    parts = []
+    if result.mos is not None and result.params.get("measure") == "dmos":
+        parts.append("<h3>MOS per condition (reference included)</h3>" + _table(result.mos))
+    if result.subject is not None:
+        s = result.subject
+        parts.append(f"<h3>Subject model</h3><p>log-likelihood {s.log_likelihood:.6g}, {s.n_iter} iterations, "
+                     f"converged: {s.converged}.</p>" + _table(s.raters, max_rows=200))
+    return "\n".join(parts)
+
+
+def render_html(result: AnalysisResult) -> str:
+    """The report page as one HTML string (plotly.js embedded once, inline)."""
+    figs = _figures(result)
+    fig_html = []
+    for k, (anchor, caption, fig) in enumerate(figs):
+        div = plots.to_html(fig, include_plotlyjs=k == 0, full_html=False)
+        fig_html.append(f'<figure id="{anchor}">{div}<figcaption class="muted">{_esc(caption)}</figcaption></figure>')
+    notes = "".join(f'<p class="note">{_esc(n)}</p>' for n in result.notes)
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    version = result.params.get("version", analysis.__version__)
+    title = f"panelrank analysis — {result.kind} ({result.source})"
+    sections = [
+        f"<h1>{_esc(title)}</h1>",
+        f'<p class="muted">panelrank <code>analysis</code> version <b>{_esc(version)}</b> · generated {stamp}</p>',
+        notes,
+        "<h2>Input</h2>" + _kv(result.counts),
+        "<h2>Ranking</h2>" + _ranking_section(result),
+        "<h2>Plots</h2>" + "\n".join(fig_html),
+        "<h2>Scores</h2>" + _table(result.scores),
+        _ratings_extra(result),
+        "<h2>Rater screening</h2>" + _screening_section(result),
+        "<h2>Parameters</h2>" + _kv({k: v for k, v in _flat(result.params).items() if not k.startswith("screening.")}),
+    ]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_esc(title)}</title>"
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n")
+
+
+def summary(result: AnalysisResult, conditions: Sequence[str] | None = None) -> str:
+    """A few plain-text lines for a terminal: the ranking with groups and how each step was decided."""
+    table = ranking_frame(result)
+    if conditions is not None:
+        table = table[table["condition"].isin(list(conditions))]
+    lines = [f"{r.rank:>3}  {r.condition:<20} {r.score:+.3f}  [{r.ci_low:+.3f}, {r.ci_high:+.3f}]  "
+             f"group {r.group}  {r.separated_by}" for r in table.itertuples()]
+    return "\n".join(lines)

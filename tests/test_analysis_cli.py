@@ -1,0 +1,104 @@
+"""`panelrank analyze` / `panelrank simulate`, run directly through click's CliRunner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from analysis import cli, frames, report
+
+NTIRE_FINAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ntire2025-vqe" / "final.txt"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_commands_are_exposed_for_the_panelrank_group():
+    assert [c.name for c in cli.COMMANDS] == ["analyze", "simulate"]
+
+
+def test_simulate_then_analyze(runner, tmp_path):
+    votes, truth, out = tmp_path / "v.csv", tmp_path / "t.csv", tmp_path / "rep"
+    res = runner.invoke(cli.simulate_command, ["--conditions", "4", "--contents", "8", "--votes", "1200",
+                                               "--raters", "12", "--repeats", "2", "--gold", "2", "--seed", "3",
+                                               "--out", str(votes), "--truth", str(truth)])
+    assert res.exit_code == 0, res.output
+    df = frames.read_votes(votes)                                   # a valid frame
+    assert frames.detect_kind(df) == "pairwise" and df["rater"].nunique() == 12
+    assert len(df) == 1200 + 12 * (2 + 2)
+    t = pd.read_csv(truth)
+    assert list(t.columns[:2]) == ["condition", "score"] and len(t) == 4
+    res = runner.invoke(cli.analyze_command, [str(votes), "--out", str(out), "--bootstrap", "50",
+                                              "--ties", "rao-kupper", "--seed", "2"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(report.REPORT_FILES)
+    assert "rao-kupper" in (out / "report.html").read_text(encoding="utf-8")
+    ranked = pd.read_csv(out / "ranking.csv")["condition"].tolist()
+    assert ranked == t.sort_values("score", ascending=False)["condition"].tolist()
+
+
+def test_simulate_ratings_scale_parquet(runner, tmp_path):
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "r.parquet"
+    res = runner.invoke(cli.simulate_command, ["--conditions", "3", "--contents", "4", "--votes", "120",
+                                               "--raters", "6", "--scale", "acr5", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert frames.detect_kind(frames.read_votes(out)) == "ratings"
+    res = runner.invoke(cli.analyze_command, [str(out), "--out", str(tmp_path / "rep"), "--bootstrap", "0",
+                                              "--no-screening"])
+    assert res.exit_code == 0, res.output
+
+
+def test_bad_csv_lists_every_problem_and_writes_nothing(runner, tmp_path):
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"rater": ["r1", None], "cond_a": ["A", "B"], "cond_b": ["A", "C"], "pref": [9, 1],
+                  "scale": ["pc5", "nope"]}).to_csv(bad, index=False)
+    out = tmp_path / "rep"
+    res = runner.invoke(cli.analyze_command, [str(bad), "--out", str(out)])
+    assert res.exit_code != 0
+    for problem in ("missing column", "'rater' is empty", "unknown scale", "outside its scale", "cond_a equals cond_b"):
+        assert problem in res.output, problem
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_missing_file_and_bad_options(runner, tmp_path):
+    res = runner.invoke(cli.analyze_command, [str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "no such file" in res.output
+    votes = tmp_path / "v.csv"
+    runner.invoke(cli.simulate_command, ["--conditions", "3", "--contents", "2", "--votes", "60", "--raters", "3",
+                                         "--out", str(votes)])
+    res = runner.invoke(cli.analyze_command, [str(votes), "--out", str(tmp_path / "o"), "--bootstrap", "1"])
+    assert res.exit_code == 2 and "--bootstrap" in res.output
+    res = runner.invoke(cli.analyze_command, [str(votes), "--out", str(tmp_path / "o"), "--ties", "nope"])
+    assert res.exit_code == 2
+    res = runner.invoke(cli.simulate_command, ["--scale", "2afc", "--tie-rate", "0.3", "--votes", "30",
+                                               "--contents", "2", "--raters", "2", "--out", str(tmp_path / "x.csv")])
+    assert res.exit_code == 1 and "tie_rate" in res.output and not (tmp_path / "x.csv").exists()
+    res = runner.invoke(cli.simulate_command, ["--out", str(tmp_path / "x.json")])
+    assert res.exit_code == 2
+
+
+def test_pair_table_and_ntire_file_inputs(runner, tmp_path):
+    table = tmp_path / "pairs.csv"
+    pd.DataFrame({"cond_a": ["A", "A", "B"], "cond_b": ["B", "C", "C"], "wins_a": [60, 70, 55],
+                  "ties": [10, 10, 10], "wins_b": [30, 20, 35]}).to_csv(table, index=False)
+    res = runner.invoke(cli.analyze_command, [str(table), "--out", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "p" / "ranking.csv")["condition"].tolist() == ["A", "B", "C"]
+    broken = tmp_path / "broken.csv"
+    pd.DataFrame({"cond_a": ["A"], "cond_b": ["B"], "what": [1]}).to_csv(broken, index=False)
+    res = runner.invoke(cli.analyze_command, [str(broken), "--out", str(tmp_path / "b")])
+    assert res.exit_code == 1 and "pair table" in res.output and not (tmp_path / "b").exists()
+    if not NTIRE_FINAL.is_file():
+        pytest.skip("NTIRE data not present")
+    res = runner.invoke(cli.analyze_command, [str(NTIRE_FINAL), "--out", str(tmp_path / "n")])
+    assert res.exit_code == 0, res.output
+    ranked = pd.read_csv(tmp_path / "n" / "ranking.csv")["condition"].tolist()
+    assert ranked == ["SU", "DE", "BA", "MA", "LU", "WI", "IN"]
+    assert "published" in (tmp_path / "n" / "report.html").read_text(encoding="utf-8")
