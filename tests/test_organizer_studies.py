@@ -16,8 +16,10 @@ from study_app.models import Rater, Response, Session, Study
 from tests.test_organizer import _csrf, login
 
 ROUTES_GET = ["/organizer/", "/organizer/studies/new", "/organizer/studies/demo",
-              "/organizer/studies/demo/progress.json"]
-ROUTES_POST = ["/organizer/studies/demo/status", "/organizer/studies/demo/settings", "/organizer/studies/new"]
+              "/organizer/studies/demo/progress.json", "/organizer/studies/demo/raters",
+              "/organizer/studies/demo/approvals.csv"]
+ROUTES_POST = ["/organizer/studies/demo/status", "/organizer/studies/demo/settings",
+               "/organizer/studies/demo/raters/1/decision", "/organizer/studies/new"]
 
 
 @pytest.fixture
@@ -56,13 +58,13 @@ def test_other_organizer_gets_404(owned: Flask, path: str) -> None:
     assert client.get(path).status_code == 404
 
 
-@pytest.mark.parametrize("path", ROUTES_POST[:2])
+@pytest.mark.parametrize("path", ROUTES_POST[:3])
 def test_other_organizer_cannot_change(owned: Flask, path: str) -> None:
     client = owned.test_client()
     login(client, "bob@example.org")
     token = _csrf(client, "/organizer/")
     response = client.post(path, data={"csrf_token": token, "status": "closed", "name": "Hijacked",
-                                       "max_sessions_per_rater": "9"})
+                                       "max_sessions_per_rater": "9", "decision": "reject"})
     assert response.status_code == 404
     with owned.app_context(), db.transaction(owned) as s:
         study = s.scalar(select(Study))

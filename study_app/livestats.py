@@ -1,0 +1,99 @@
+"""Analysis on live studies, computed on demand and cached until new votes arrive.
+
+The cache key includes a fingerprint of the responses (count and newest id), so any
+new vote — from any gunicorn worker — invalidates it; the rules used are part of the key.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import fields, replace
+from typing import Any, TypeVar
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DBSession
+
+from analysis import screening
+from study_app.export import votes_frame
+from study_app.models import Response, Session, Study, Trial
+
+T = TypeVar("T")
+_MAX_ENTRIES = 64
+_cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_lock = threading.Lock()
+
+#: Which ScreeningRules fields each rule name switches off.
+RULE_FIELDS: dict[str, tuple[str, ...]] = {
+    "consistency_rank": ("drop_least_consistent",),
+    "consistency": ("min_consistency",),
+    "gold": ("min_gold_accuracy",),
+    "bt500": ("bt500_fraction",),
+    "loo_corr": ("min_loo_corr",),
+    "position_bias": ("max_position_p",),
+    "too_fast": ("min_median_watch_ms", "min_median_answer_ms"),
+}
+DEFAULT_RULES = screening.ScreeningRules()
+#: Rules that are on by default (the others need a threshold chosen from a pilot).
+DEFAULT_ON = tuple(name for name, fs in RULE_FIELDS.items() if getattr(DEFAULT_RULES, fs[0]) is not None)
+
+
+def fingerprint(db: DBSession, study: Study) -> tuple[int, int]:
+    """(number of responses, newest response id): changes whenever a vote arrives."""
+    n, newest = db.execute(
+        select(func.count(Response.id), func.max(Response.id))
+        .join(Trial, Response.trial_id == Trial.id)
+        .join(Session, Trial.session_id == Session.id)
+        .where(Session.study_id == study.id)
+    ).one()
+    return int(n), int(newest or 0)
+
+
+def cached(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    value = compute()  # outside the lock: a slow fit must not block other studies
+    with _lock:
+        _cache[key] = value
+        while len(_cache) > _MAX_ENTRIES:
+            _cache.popitem(last=False)
+    return value
+
+
+def clear() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def rules_from(enabled: Iterable[str]) -> screening.ScreeningRules:
+    """Default thresholds with only the named rules switched on (unknown names ignored)."""
+    on = set(enabled)
+    off = {f: None for name, fs in RULE_FIELDS.items() if name not in on for f in fs}
+    rules = replace(DEFAULT_RULES, **off)
+    # Rules that are off by default get a sensible threshold when asked for explicitly.
+    if "consistency_rank" in on and rules.drop_least_consistent is None:
+        rules = replace(rules, drop_least_consistent=3)
+    if "consistency" in on and rules.min_consistency is None:
+        rules = replace(rules, min_consistency=0.5)
+    return rules
+
+
+def rules_key(rules: screening.ScreeningRules) -> tuple[Any, ...]:
+    return tuple(getattr(rules, f.name) for f in fields(rules))
+
+
+def votes(db: DBSession, study: Study) -> pd.DataFrame:
+    return cached(("votes", study.id, *fingerprint(db, study)), lambda: votes_frame(db, study))
+
+
+def screen(db: DBSession, study: Study, rules: screening.ScreeningRules) -> screening.ScreeningResult | None:
+    """Screening of the study's raters, or None when nobody has voted yet."""
+    frame = votes(db, study)
+    if frame.empty:
+        return None
+    key = ("screen", study.id, *fingerprint(db, study), rules_key(rules))
+    return cached(key, lambda: screening.screen(frame, rules))
