@@ -32,8 +32,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import secrets
 import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -255,17 +255,13 @@ def _texture(style: _Style, rng: np.random.Generator, h: int, w: int) -> np.ndar
     return np.clip(t, 0.0, 1.0).astype(np.float32)
 
 
-def _soft_ellipse(
-    x: np.ndarray, y: np.ndarray, cx: float, cy: float, ax: float, ay: float
-) -> np.ndarray:
+def _soft_ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, ax: float, ay: float) -> np.ndarray:
     """Anti-aliased coverage (0..1) of an axis-aligned ellipse on a pixel grid."""
     r = np.sqrt(((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2)
     return np.clip(0.5 - (r - 1.0) * min(ax, ay), 0.0, 1.0)
 
 
-def _face_sprites(
-    style: _Style, face_h: float
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], int, int]:
+def _face_sprites(style: _Style, face_h: float) -> tuple[list[tuple[np.ndarray, np.ndarray]], int, int]:
     """Four pre-blended face sprites: (eyes open/closed) × (mouth closed/open).
 
     Returns ``[(premultiplied_rgb_uint16, inverse_alpha_uint16), …]`` and the
@@ -299,8 +295,11 @@ def _face_sprites(
     paint(base, np.clip(skin * shade, 0.0, 1.0), face_a)
     # Cheeks, nose shadow, eyebrows.
     for side in (-1.0, 1.0):
-        paint(base, np.clip(skin * (0.9, 0.75, 0.75), 0, 1), 0.35 * _soft_ellipse(
-            x, y, cx + side * 0.5 * a, cy + 0.25 * b, 0.2 * a, 0.12 * b))
+        paint(
+            base,
+            np.clip(skin * (0.9, 0.75, 0.75), 0, 1),
+            0.35 * _soft_ellipse(x, y, cx + side * 0.5 * a, cy + 0.25 * b, 0.2 * a, 0.12 * b),
+        )
         paint(base, hair * 0.8, _soft_ellipse(x, y, cx + side * 0.40 * a, cy - 0.36 * b, 0.24 * a, 0.045 * b))
     paint(base, skin * 0.78, 0.6 * _soft_ellipse(x, y, cx, cy + 0.10 * b, 0.09 * a, 0.16 * b))
 
@@ -314,8 +313,11 @@ def _face_sprites(
                 paint(eyes, np.ones(3, np.float32), _soft_ellipse(x, y, ex, ey, 0.21 * a, 0.095 * b))
                 paint(eyes, np.asarray(style.iris, np.float32), _soft_ellipse(x, y, ex, ey, 0.085 * b, 0.085 * b))
                 paint(eyes, np.zeros(3, np.float32), _soft_ellipse(x, y, ex, ey, 0.038 * b, 0.038 * b))
-                paint(eyes, np.ones(3, np.float32), _soft_ellipse(
-                    x, y, ex + 0.02 * b, ey - 0.025 * b, 0.014 * b, 0.014 * b))
+                paint(
+                    eyes,
+                    np.ones(3, np.float32),
+                    _soft_ellipse(x, y, ex + 0.02 * b, ey - 0.025 * b, 0.014 * b, 0.014 * b),
+                )
             else:
                 paint(eyes, skin * 0.55, _soft_ellipse(x, y, ex, ey + 0.01 * b, 0.21 * a, 0.02 * b))
         for mouth_open in (False, True):
@@ -323,8 +325,7 @@ def _face_sprites(
             my = cy + 0.50 * b
             if mouth_open:
                 paint(rgb, lips, _soft_ellipse(x, y, cx, my, 0.34 * a, 0.13 * b))
-                paint(rgb, np.asarray((0.18, 0.03, 0.05), np.float32), _soft_ellipse(
-                    x, y, cx, my, 0.26 * a, 0.075 * b))
+                paint(rgb, np.asarray((0.18, 0.03, 0.05), np.float32), _soft_ellipse(x, y, cx, my, 0.26 * a, 0.075 * b))
             else:
                 # A smile: the lower part of a thin ellipse.
                 smile = _soft_ellipse(x, y, cx, my - 0.02 * b, 0.32 * a, 0.07 * b)
@@ -554,8 +555,7 @@ def _box_passes0(x: np.ndarray, v: float, passes: int = 3) -> np.ndarray:
 def _swap01(x: np.ndarray) -> np.ndarray:
     """Contiguous ``x.swapaxes(0, 1)`` of an ``(H, W, C)`` array (pixels moved as whole items)."""
     items = np.ascontiguousarray(x).view(np.dtype((np.void, x.dtype.itemsize * x.shape[2])))
-    return np.ascontiguousarray(items.reshape(x.shape[:2]).T).view(x.dtype).reshape(
-        x.shape[1], x.shape[0], x.shape[2])
+    return np.ascontiguousarray(items.reshape(x.shape[:2]).T).view(x.dtype).reshape(x.shape[1], x.shape[0], x.shape[2])
 
 
 def gaussian_blur(frame: np.ndarray, sigma: float) -> np.ndarray:
@@ -620,8 +620,9 @@ class Degradation:
         """True when the degradation is applied by the encoder, not to frames."""
         return self.encoder_fn is not None
 
-    def apply(self, frame: np.ndarray, strength: float, *, index: int = 0, seed: int = 0, fps: float = 25.0
-              ) -> np.ndarray:
+    def apply(
+        self, frame: np.ndarray, strength: float, *, index: int = 0, seed: int = 0, fps: float = 25.0
+    ) -> np.ndarray:
         """Degrade one RGB ``uint8`` frame (a new array; the input is not modified).
 
         Parameters
@@ -648,8 +649,9 @@ class Degradation:
             return frame.copy()
         return self.frame_fn(frame, s, int(index), int(seed), float(fps))
 
-    def apply_all(self, frames: Iterable[np.ndarray], strength: float, *, seed: int = 0, fps: float = 25.0
-                  ) -> Iterator[np.ndarray]:
+    def apply_all(
+        self, frames: Iterable[np.ndarray], strength: float, *, seed: int = 0, fps: float = 25.0
+    ) -> Iterator[np.ndarray]:
         """Lazily degrade a frame sequence (frame ``i`` gets ``index=i``)."""
         _check_strength(strength)
         for i, frame in enumerate(frames):
@@ -727,8 +729,7 @@ DEGRADATIONS: dict[str, Degradation] = {
     for d in (
         Degradation(
             "under_exposure",
-            "Gain and gamma darkening through a LUT (gain 1 - 0.6 s, gamma 1 + 0.8 s): "
-            "dark picture, crushed shadows.",
+            "Gain and gamma darkening through a LUT (gain 1 - 0.6 s, gamma 1 + 0.8 s): dark picture, crushed shadows.",
             frame_fn=_under_exposure,
         ),
         Degradation(
@@ -774,7 +775,7 @@ REFERENCE_CONDITION = "source"
 DEMO_CONDITIONS: dict[str, dict[str, Any] | None] = {
     "source": None,
     "enhanced": {"degradation": "enhance", "strength": 0.5},
-    "noisy": {"degradation": "noise", "strength": 0.3},
+    "noisy": {"degradation": "noise", "strength": 0.25},
     "blurred": {"degradation": "blur", "strength": 0.45},
     "dark": {"degradation": "under_exposure", "strength": 0.75},
     "compressed": {"degradation": "compression", "strength": 0.8},
@@ -947,9 +948,9 @@ def write_clip(
         raise ValueError(f"codec {codec!r} is not available in this FFmpeg build")
     rate = _rate(fps)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # A unique hidden sibling (same filesystem, so the rename is atomic), created by FFmpeg
+    # with the usual umask-derived permissions (mkstemp would make it owner-only).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
     try:
         _encode(tmp, fmt, frames, rate, codec, crf, pix_fmt, preset, threads)
         os.replace(tmp, path)
@@ -992,7 +993,11 @@ def _encode(
             stream.options = {"crf": f"{float(crf):g}", "preset": preset}
         elif codec == "libvpx-vp9":
             stream.options = {
-                "crf": str(round(float(crf))), "b": "0", "deadline": "good", "cpu-used": "5", "row-mt": "1",
+                "crf": str(round(float(crf))),
+                "b": "0",
+                "deadline": "good",
+                "cpu-used": "5",
+                "row-mt": "1",
             }
         else:
             stream.options = {"crf": f"{float(crf):g}"}
@@ -1001,9 +1006,7 @@ def _encode(
             if arr.shape[:2] != (h, w):
                 raise ValueError(f"frame {n} has size {arr.shape[1]}x{arr.shape[0]}, expected {w}x{h}")
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
-            frame = frame.reformat(
-                format=pix_fmt, dst_colorspace="itu709", dst_color_range=1, interpolation="BICUBIC"
-            )
+            frame = frame.reformat(format=pix_fmt, dst_colorspace="itu709", dst_color_range=1, interpolation="BICUBIC")
             frame.pts = n
             frame.time_base = 1 / rate
             out.mux(stream.encode(frame))
@@ -1085,8 +1088,9 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
         for frame in container.decode(stream):
             space = frame.colorspace if frame.colorspace in (1, 5, 6, 9) else 1
             rng = frame.color_range if frame.color_range in (1, 2) else 1
-            yield frame.to_ndarray(format="rgb24", src_colorspace=space, src_color_range=rng,
-                                   dst_colorspace=space, interpolation="BICUBIC")
+            yield frame.to_ndarray(
+                format="rgb24", src_colorspace=space, src_color_range=rng, dst_colorspace=space, interpolation="BICUBIC"
+            )
 
 
 # --------------------------------------------------------------------------------------
@@ -1095,8 +1099,13 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
 
 
 def _clip_frames(
-    content: str | int, steps: Sequence[tuple[Degradation, float]], width: int, height: int,
-    n_frames: int, fps: float, seed: int | None,
+    content: str | int,
+    steps: Sequence[tuple[Degradation, float]],
+    width: int,
+    height: int,
+    n_frames: int,
+    fps: float,
+    seed: int | None,
 ) -> Iterator[np.ndarray]:
     name, _ = _content_key(content)
     base_seed = _content_seed(name) if seed is None else int(seed)
@@ -1294,6 +1303,9 @@ def generate_demo(
                 report(k, *fut.result())
     if verbose:
         kept = len(paths) - len(todo)
-        print(f"{len(todo)} clip(s) written, {kept} kept, in {time.perf_counter() - t0:.1f} s",
-              file=sys.stdout, flush=True)
+        print(
+            f"{len(todo)} clip(s) written, {kept} kept, in {time.perf_counter() - t0:.1f} s",
+            file=sys.stdout,
+            flush=True,
+        )
     return paths
