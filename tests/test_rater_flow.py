@@ -40,7 +40,7 @@ def _answer_all(client: FlaskClient, slug: str, response: int = 3) -> dict:
 def test_entry_redirects_to_welcome_and_claims_nothing_until_consent(app: Flask, client: FlaskClient,
                                                                      slug: str) -> None:
     r = client.get(f"/s/{slug}")
-    assert r.status_code == 302 and r.headers["Location"].endswith(f"/s/{slug}/welcome")
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/s/{slug}/welcome?arrived=1")
     page = client.get(f"/s/{slug}/welcome")
     assert page.status_code == 200 and b"watch both to the end" in page.data.lower()
     assert _sessions(app) == []  # a link preview or crawler holds no session
@@ -218,3 +218,14 @@ def test_one_rater_row_per_panel_id(app: Flask, demo_manifest_path: Path) -> Non
             app.test_client().get(f"/s/{slug}?PROLIFIC_PID=same")
     with app.app_context(), db.transaction(app) as s:
         assert s.scalar(select(func.count()).select_from(Rater)) == 1
+
+
+def test_browser_without_cookies_gets_an_explanation_not_a_loop(app, demo_manifest_path) -> None:
+    from tests.rater_support import make_study
+
+    make_study(app, demo_manifest_path)
+    client = app.test_client(use_cookies=False)
+    first = client.get("/s/demo")
+    assert first.status_code == 302 and "arrived=1" in first.headers["Location"]
+    second = client.get(first.headers["Location"])
+    assert second.status_code == 400 and "allow cookies" in second.get_data(as_text=True).lower()

@@ -108,7 +108,8 @@ def entry(slug: str) -> Response:
             require_open(study)
         return _resume(study, sess)
     check_can_start(db, study, rater)
-    return redirect(url_for("rater.welcome", slug=slug))
+    # The marker lets the next page tell "cookie refused" from "never visited" (no redirect loop).
+    return redirect(url_for("rater.welcome", slug=slug, arrived=1))
 
 
 @bp.route("/s/<slug>/welcome", methods=["GET", "POST"])
@@ -117,6 +118,8 @@ def welcome(slug: str) -> Response | tuple[str, int] | str:
     study = load_study(slug)
     ident, rater, sess = current(db, study)
     if ident is None:
+        if request.args.get("arrived"):
+            raise Refusal("no_cookies", 400)
         return redirect(url_for("rater.entry", slug=slug))
     active = sess if sess is not None and sess.status == "active" else None
     if active is not None:
