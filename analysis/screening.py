@@ -107,7 +107,9 @@ class ScreeningRules:
         is below this.
     loo_min_items : int
         Raters with fewer shared items than this get no correlation (NaN)
-        and are not dropped by ``loo_corr``.
+        and are not dropped by ``loo_corr``. 20 by default: over fewer items the
+        correlation of an attentive rater's graded votes is too noisy to judge them by
+        (a 16-vote session of the demo dropped half of the honest simulated raters at 5).
     loo_level : {"auto", "stimulus", "condition"}
         Items of the leave-one-out correlation. ``"stimulus"``: per
         (content, cond) for ratings, per (content, pair) for pairwise.
@@ -138,7 +140,7 @@ class ScreeningRules:
     bt500_fraction: float | None = 0.05
     bt500_balance: float = 0.3
     min_loo_corr: float | None = 0.3
-    loo_min_items: int = 5
+    loo_min_items: int = 20
     loo_level: Literal["auto", "stimulus", "condition"] = "auto"
     loo_auto_min_raters: int = 5
     max_position_p: float | None = 0.001

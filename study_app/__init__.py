@@ -38,12 +38,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     csrf.init_app(app)
 
-    from study_app import cli, i18n, media, organizer, rater
+    from study_app import api, cli, i18n, media, organizer, rater
 
     i18n.init_app(app)
     app.register_blueprint(organizer.bp)
     app.register_blueprint(rater.bp)
     app.register_blueprint(media.bp)
+    api.init_app(app)  # /api/v1 (bearer tokens) and /api/openapi.json
     app.add_url_rule("/", "index", lambda: redirect(url_for("organizer.studies")))
     cli.register(app)
     return app

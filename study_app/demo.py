@@ -15,10 +15,10 @@ import yaml
 from flask import Flask
 from sqlalchemy.orm import Session as DBSession
 
-from analysis import simulate
+from analysis import frames, simulate
 from study_app import accounts, clips, db, migrate
 from study_app.manifest import validate
-from study_app.models import Rater, Response, Study, utcnow
+from study_app.models import Rater, Response, Study, Trial, utcnow
 from study_app.studies import create_study, get_study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,9 +108,15 @@ def fill_with_simulated_votes(db: DBSession, study: Study, n_raters: int = 40, s
         k = i % n_raters
         start = now - timedelta(hours=20) + timedelta(seconds=rng.uniform(0, 19 * 3600))
         t = start
+        sim_rater = sim.raters["rater"].iloc[k]
+        honest = not bool(sim.raters["spammer"].iloc[k])
+        given: dict[int, int] = {}  # trial id -> pref, so a repeat can echo its original
         for trial in sess.trials:
             a, b = to_sim[trial.stimulus_a.condition.key], to_sim[trial.stimulus_b.condition.key]
-            pref, reason, watch = _next_vote(pools, sim.raters["rater"].iloc[k], a, b, rng)
+            pref, reason, watch = _next_vote(pools, sim_rater, a, b, rng)
+            if honest:
+                pref = _attentive(trial, pref, given, rng, frames.SCALES[study.method].high)
+            given[trial.id] = pref
             t += timedelta(milliseconds=watch + rng.randint(1500, 6000))
             db.add(Response(trial_id=trial.id, value=pref, reason=reason, answered_at=t, watch_ms=watch,
                             plays=1, stalls=0, answer_ms=rng.randint(900, 5000)))
@@ -119,6 +125,16 @@ def fill_with_simulated_votes(db: DBSession, study: Study, n_raters: int = 40, s
         sess.started_at, sess.completed_at = start, t
         sess.completion_code = study.manifest["panel"]["completion_code"]
     return count
+
+
+def _attentive(trial: Trial, pref: int, given: dict[int, int], rng: random.Random, top: int) -> int:
+    """An honest rater gets gold right and mostly repeats their earlier answer (spammers don't)."""
+    if trial.gold_expected is not None:
+        return trial.gold_expected if rng.random() > 0.05 else int(trial.gold_expected * 0.5)
+    if trial.repeat_of_id is not None and trial.repeat_of_id in given:
+        first = given[trial.repeat_of_id]
+        return first if rng.random() < 0.8 else max(-top, min(top, first + rng.choice((-1, 1))))
+    return pref
 
 
 def _vote_pools(votes: pd.DataFrame) -> dict[tuple[str, str, str], list[tuple[int, str | None, int]]]:

@@ -16,7 +16,8 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DBSession
 
-from analysis import screening
+from analysis import bradley_terry as bt
+from analysis import report, screening
 from study_app.export import votes_frame
 from study_app.models import Response, Session, Study, Trial
 
@@ -97,3 +98,22 @@ def screen(db: DBSession, study: Study, rules: screening.ScreeningRules) -> scre
         return None
     key = ("screen", study.id, *fingerprint(db, study), rules_key(rules))
     return cached(key, lambda: screening.screen(frame, rules))
+
+
+def leaderboard(db: DBSession, study: Study, rules: screening.ScreeningRules, ties: bt.TieModel = "davidson",
+                bootstrap: int = 200) -> report.AnalysisResult | None:
+    """The study's ranking with 95% intervals (Bradley–Terry or MOS), or None before the first vote.
+
+    Seeded with the study's seed, so the same votes always give the same intervals.
+    Errors of :func:`analysis.report.analyze` (screening left nobody, comparisons that
+    do not determine the scores yet) propagate and are not cached: the next vote may fix them.
+    """
+    # One fingerprint, taken before the votes are read: a vote landing in between makes the
+    # next call recompute instead of leaving a stale ranking cached under a newer key.
+    fp = fingerprint(db, study)
+    frame = cached(("votes", study.id, *fp), lambda: votes_frame(db, study))
+    if frame.empty:
+        return None
+    key = ("leaderboard", study.id, *fp, rules_key(rules), ties, bootstrap)
+    return cached(key, lambda: report.analyze(frame, ties=ties, bootstrap=bootstrap, seed=study.seed,
+                                              screening_rules=rules))

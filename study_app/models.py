@@ -34,6 +34,7 @@ PANELS = ("prolific", "mturk", "none")
 SESSION_STATUSES = ("planned", "active", "completed", "screened_out", "abandoned")
 TRIAL_KINDS = ("main", "repeat", "gold")
 ORGANIZER_ROLES = ("organizer", "admin")
+RATER_DECISIONS = ("accept", "reject")
 
 
 def utcnow() -> datetime:
@@ -60,6 +61,28 @@ class Organizer(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     studies: Mapped[list[Study]] = relationship(back_populates="organizer")
+    api_tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="organizer", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ApiToken(Base):
+    """A bearer token for the read-only JSON API. Only its SHA-256 is stored: a leaked
+    database does not leak usable tokens. ``prefix`` (the token's first characters) lets
+    a person tell tokens apart and revoke one without the secret."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organizer_id: Mapped[int] = mapped_column(ForeignKey("organizer.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    organizer: Mapped[Organizer] = relationship(back_populates="api_tokens")
 
 
 class Study(Base):
@@ -161,6 +184,7 @@ class Rater(Base):
     __table_args__ = (
         UniqueConstraint("study_id", "panel", "panel_id", name="uq_rater_panel_id"),
         CheckConstraint(_in("panel", PANELS), name="ck_rater_panel"),
+        CheckConstraint(f"decision IS NULL OR {_in('decision', RATER_DECISIONS)}", name="ck_rater_decision"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -17,7 +17,8 @@ from tests.test_organizer import _csrf, login
 
 ROUTES_GET = ["/organizer/", "/organizer/studies/new", "/organizer/studies/demo",
               "/organizer/studies/demo/progress.json", "/organizer/studies/demo/raters",
-              "/organizer/studies/demo/approvals.csv"]
+              "/organizer/studies/demo/approvals.csv", "/organizer/studies/demo/leaderboard",
+              "/organizer/studies/demo/export/votes.csv", "/organizer/studies/demo/export/ranking.csv"]
 ROUTES_POST = ["/organizer/studies/demo/status", "/organizer/studies/demo/settings",
                "/organizer/studies/demo/raters/1/decision", "/organizer/studies/new"]
 

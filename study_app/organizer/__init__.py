@@ -82,4 +82,4 @@ def set_status(slug: str) -> Response:
     return redirect(request.form.get("back") or url_for("organizer.study", slug=slug))
 
 
-from study_app.organizer import pages, quality  # noqa: E402,F401  (attach their routes to ``bp``)
+from study_app.organizer import pages, quality, results  # noqa: E402,F401  (attach their routes to ``bp``)

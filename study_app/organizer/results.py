@@ -1,0 +1,132 @@
+"""Live leaderboard and exports: the same analysis and files as ``panelrank analyze``."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from flask import Response, abort, render_template, request, send_file
+from plotly.offline import get_plotlyjs
+
+from analysis import frames, plots, report
+from study_app import accounts, livestats
+from study_app.db import get_db
+from study_app.models import Study
+from study_app.organizer import bp, me, own_study
+from study_app.organizer.quality import selected_rules
+
+TIE_MODELS = ("davidson", "rao-kupper", "split")
+REPORT_FILES = ("ranking.csv", "scores.csv", "raters.csv", "report.html")
+VOTE_FILES = ("votes.csv", "votes.parquet")
+#: Rater-bootstrap rounds on the live page: enough for stable 95% intervals, cheap to recompute.
+LIVE_BOOTSTRAP = 200
+
+
+def _ties() -> str:
+    ties = request.args.get("ties", "davidson")
+    if ties not in TIE_MODELS:
+        abort(400, description=f"unknown tie model '{ties}'; use one of {', '.join(TIE_MODELS)}")
+    return ties
+
+
+def _analysis(study: Study) -> report.AnalysisResult | None:
+    return livestats.leaderboard(get_db(), study, livestats.rules_from(selected_rules()), ties=_ties(),
+                                 bootstrap=LIVE_BOOTSTRAP)
+
+
+@bp.get("/studies/<slug>/leaderboard")
+@accounts.login_required
+def leaderboard(slug: str) -> str:
+    study = own_study(slug)
+    try:
+        result = _analysis(study)
+        error = None
+    except ValueError as exc:  # e.g. a comparison graph that is still disconnected early on
+        result, error = None, str(exc)
+    return render_template("organizer/leaderboard.html", me=me(), study=study, result=result, error=error,
+                           rows=_ranking_rows(study, result), figure=_figure_json(result),
+                           unresolved=_unresolved(result), ties=_ties(), tie_models=TIE_MODELS,
+                           rules=selected_rules(), all_rules=list(livestats.RULE_FIELDS),
+                           files=VOTE_FILES + REPORT_FILES)
+
+
+def _ranking_rows(study: Study, result: report.AnalysisResult | None) -> list[dict[str, Any]]:
+    if result is None:
+        return []
+    labels = {c.key: c.label for c in study.conditions}
+    table = report.ranking_frame(result)
+    return [{**row, "label": labels.get(row["condition"])} for row in table.to_dict("records")]
+
+
+def _unresolved(result: report.AnalysisResult | None) -> list[str]:
+    if result is None:
+        return []
+    adjacent = result.ranking.adjacent_pairs()
+    return [str(p) for p in adjacent.loc[adjacent["separated_by"] == "unresolved", "pair"]]
+
+
+def _figure_json(result: report.AnalysisResult | None) -> str | None:
+    if result is None:
+        return None
+    main = result.ranking.table[["condition", "score", "ci_low", "ci_high"]]
+    label = "Bradley–Terry score (centred log-strength)" if result.kind == "pairwise" else "MOS"
+    fig = plots.interval_plot(main, result.by_reason or None, score_label=label)
+    return fig.to_json()
+
+
+@bp.get("/plotly.min.js")
+def plotly_js() -> Response:
+    # Served from the installed plotly package: no CDN, works offline and behind firewalls.
+    response = Response(_plotly_source(), mimetype="application/javascript")
+    response.cache_control.max_age = 86400
+    response.cache_control.public = True
+    return response
+
+
+@cache
+def _plotly_source() -> str:
+    return get_plotlyjs()
+
+
+@bp.get("/studies/<slug>/export/<name>")
+@accounts.login_required
+def export(slug: str, name: str) -> Response:
+    """Download votes (CSV/Parquet) or an analysis file — the files ``export``/``analyze`` write."""
+    study = own_study(slug)
+    if name in VOTE_FILES:
+        return _send_votes(study, name)
+    if name not in REPORT_FILES:
+        abort(404)
+    result = _analysis(study)
+    if result is None:
+        abort(409, description="No votes yet: there is nothing to analyse.")
+    with tempfile.TemporaryDirectory(prefix="panelrank-export-") as tmp:
+        out = report.write_report(result, Path(tmp) / "report")
+        data = (out / name).read_bytes()
+    mimetype = "text/html" if name.endswith(".html") else "text/csv"
+    return send_file(io.BytesIO(data), mimetype=mimetype, as_attachment=True,
+                     download_name=f"{study.slug}-{name}")
+
+
+def _send_votes(study: Study, name: str) -> Response:
+    df = livestats.votes(get_db(), study)
+    buffer = io.BytesIO()
+    if name.endswith(".parquet"):
+        frames.validate(df).to_parquet(buffer, index=False)
+        mimetype = "application/vnd.apache.parquet"
+    else:
+        buffer.write(frames.validate(df).to_csv(index=False).encode("utf-8"))
+        mimetype = "text/csv"
+    buffer.seek(0)
+    return send_file(buffer, mimetype=mimetype, as_attachment=True, download_name=f"{study.slug}-{name}")
+
+
+def _fmt(value: Any) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:.3f}"
+
+
+bp.add_app_template_filter(_fmt, "score")

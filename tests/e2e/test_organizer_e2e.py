@@ -1,0 +1,114 @@
+"""The organizer's path in a real Chromium: log in, watch progress update live, read the
+leaderboard, download the votes — on a study filled with simulated votes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from flask import Flask
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from study_app import accounts, create_app, db, migrate
+from study_app.demo import demo_manifest, fill_with_simulated_votes
+from study_app.manifest import load
+from study_app.models import Response, Session, Study, Trial
+from study_app.studies import create_study
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "organizer-pass"
+
+
+@dataclass
+class Console:
+    url: str
+    app: Flask
+
+
+@pytest.fixture(scope="module")
+def console(demo_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    tmp = tmp_path_factory.mktemp("console")
+    manifest = tmp / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump(demo_manifest(demo_clips), sort_keys=False))
+    url = f"sqlite:///{tmp / 'panelrank.sqlite'}"
+    app = create_app({"DATABASE_URL": url, "INSTANCE_DIR": str(tmp / "instance"), "SECRET_KEY": "e2e"})
+    migrate.upgrade(url)
+    with app.app_context(), db.transaction(app) as s:
+        owner = accounts.create_organizer(s, "org@example.org", PASSWORD)
+        study = create_study(s, load(manifest), organizer_id=owner.id)
+        fill_with_simulated_votes(s, study, n_raters=40)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Console(f"http://127.0.0.1:{server.server_port}", app)
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def _responses(app: Flask) -> int:
+    with app.app_context(), db.transaction(app) as s:
+        return s.scalar(select(func.count(Response.id)))
+
+
+def _take_back_one_vote(app: Flask) -> tuple[int, dict]:
+    with app.app_context(), db.transaction(app) as s:
+        response = s.scalar(select(Response).order_by(Response.id.desc()).limit(1))
+        kept = {k: getattr(response, k) for k in ("trial_id", "value", "reason", "watch_ms", "plays", "stalls")}
+        s.delete(response)
+    return _responses(app), kept
+
+
+def test_organizer_watches_progress_and_downloads_votes(console: Console, browser, tmp_path: Path) -> None:
+    before, vote = _take_back_one_vote(console.app)
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(f"{console.url}/organizer/login")
+    page.fill("#email", "org@example.org")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{console.url}/organizer/")
+    page.click("text=panelrank demo")
+    page.wait_for_selector("table.heatmap")
+    assert page.get_attribute("#progress", "data-votes") == str(before)
+    page.screenshot(path=str(tmp_path / "progress.png"), full_page=True)
+
+    # A vote arrives while the organizer watches: the page updates without a reload.
+    with console.app.app_context(), db.transaction(console.app) as s:
+        s.add(Response(**vote))
+    page.wait_for_function(f"document.getElementById('progress').dataset.votes === '{before + 1}'",
+                           timeout=15_000)
+
+    page.click("text=Leaderboard")
+    page.wait_for_selector("#ranking-table tbody tr")
+    assert page.locator("#ranking-table tbody tr").count() == 6
+    page.wait_for_selector("#interval-plot .main-svg")
+    first = page.locator("#ranking-table tbody tr").first.locator("td").nth(1).inner_text()
+    assert first.split()[0] in {"enhanced", "source"}
+    page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
+
+    with page.expect_download() as info:
+        page.click("a:text-is('votes.csv')")
+    path = tmp_path / "votes.csv"
+    info.value.save_as(path)
+    assert len(pd.read_csv(path)) == _responses(console.app)
+    with page.expect_download() as info:
+        page.click("a:text-is('ranking.csv')")
+    info.value.save_as(tmp_path / "ranking.csv")
+    ranking = pd.read_csv(tmp_path / "ranking.csv")
+    assert list(ranking.columns[:7]) == ["rank", "condition", "score", "ci_low", "ci_high", "group", "separated_by"]
+    context.close()
+
+
+def test_every_planned_trial_was_answered_by_the_simulation(console: Console) -> None:
+    with console.app.app_context(), db.transaction(console.app) as s:
+        study = s.scalar(select(Study))
+        trials = s.scalar(select(func.count(Trial.id)).join(Session).where(Session.study_id == study.id))
+    assert _responses(console.app) == trials
