@@ -58,12 +58,19 @@ def _responses(app: Flask) -> int:
         return s.scalar(select(func.count(Response.id)))
 
 
+def _main_votes(app: Flask) -> int:
+    """What the progress page counts: answers to main trials (not repeats or gold)."""
+    with app.app_context(), db.transaction(app) as s:
+        return s.scalar(select(func.count(Response.id)).join(Trial).where(Trial.kind == "main"))
+
+
 def _take_back_one_vote(app: Flask) -> tuple[int, dict]:
     with app.app_context(), db.transaction(app) as s:
-        response = s.scalar(select(Response).order_by(Response.id.desc()).limit(1))
+        response = s.scalar(select(Response).join(Trial).where(Trial.kind == "main")
+                            .order_by(Response.id.desc()).limit(1))
         kept = {k: getattr(response, k) for k in ("trial_id", "value", "reason", "watch_ms", "plays", "stalls")}
         s.delete(response)
-    return _responses(app), kept
+    return _main_votes(app), kept
 
 
 def test_organizer_watches_progress_and_downloads_votes(console: Console, browser, tmp_path: Path) -> None:
