@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session as DBSession
 from analysis import bradley_terry as bt
 from analysis import report, screening
 from study_app.export import votes_frame
-from study_app.models import Response, Session, Study, Trial
+from study_app.models import Rater, Response, Session, Study, Trial
 
 T = TypeVar("T")
 _MAX_ENTRIES = 64
@@ -112,8 +112,18 @@ def leaderboard(db: DBSession, study: Study, rules: screening.ScreeningRules, ti
     # next call recompute instead of leaving a stale ranking cached under a newer key.
     fp = fingerprint(db, study)
     frame = cached(("votes", study.id, *fp), lambda: votes_frame(db, study))
+    rejected = rejected_raters(db, study)
+    if rejected:
+        # An organizer's "reject" removes the rater's votes from the ranking as well as from payment.
+        frame = frame[~frame["rater"].isin(rejected)]
     if frame.empty:
         return None
-    key = ("leaderboard", study.id, *fp, rules_key(rules), ties, bootstrap)
+    key = ("leaderboard", study.id, *fp, rules_key(rules), ties, bootstrap, rejected)
     return cached(key, lambda: report.analyze(frame, ties=ties, bootstrap=bootstrap, seed=study.seed,
                                               screening_rules=rules))
+
+
+def rejected_raters(db: DBSession, study: Study) -> tuple[str, ...]:
+    """Panel ids of the raters an organizer rejected by hand (sorted, hashable for cache keys)."""
+    return tuple(sorted(db.scalars(
+        select(Rater.panel_id).where(Rater.study_id == study.id, Rater.decision == "reject"))))

@@ -81,3 +81,17 @@ def test_exports_are_the_analyze_files(study_app: Flask, ann: FlaskClient) -> No
 def test_plotly_is_served_locally(ann: FlaskClient) -> None:
     response = ann.get("/organizer/plotly.min.js")
     assert response.status_code == 200 and len(response.data) > 1_000_000
+
+
+def test_rejected_raters_leave_the_leaderboard(study_app: Flask) -> None:
+    from study_app.models import Rater
+
+    _fill(study_app)
+    rules = livestats.rules_from([])
+    with study_app.app_context(), db.transaction(study_app) as s:
+        study = s.scalar(select(Study))
+        before = livestats.leaderboard(s, study, rules).counts["raters"]
+        s.scalar(select(Rater).order_by(Rater.id)).decision = "reject"
+    with study_app.app_context(), db.transaction(study_app) as s:
+        after = livestats.leaderboard(s, s.scalar(select(Study)), rules).counts["raters"]
+    assert after == before - 1
