@@ -11,30 +11,22 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from study_app import accounts, db, livestats
-from study_app.demo import fill_with_simulated_votes
-from study_app.models import Rater, Study
-from tests.test_organizer import _csrf, login
+from study_app import db, livestats
+from study_app.models import Rater
+from tests.organizer_support import client_of, fill, owned_demo_study
+from tests.test_organizer import _csrf
 
 
 @pytest.fixture
 def filled(app: Flask, demo_manifest_path: Path) -> Flask:
-    with app.app_context(), db.transaction(app) as s:
-        accounts.create_organizer(s, "ann@example.org", "correct-horse")
-    result = app.test_cli_runner().invoke(args=["create-study", str(demo_manifest_path), "--organizer",
-                                                "ann@example.org"])
-    assert result.exit_code == 0
-    with app.app_context(), db.transaction(app) as s:
-        fill_with_simulated_votes(s, s.scalar(select(Study)), n_raters=12, seed=3)
-    livestats.clear()
+    owned_demo_study(app, demo_manifest_path)
+    fill(app, n_raters=12, seed=3)
     return app
 
 
 @pytest.fixture
 def ann(filled: Flask) -> FlaskClient:
-    client = filled.test_client()
-    login(client, "ann@example.org")
-    return client
+    return client_of(filled)
 
 
 def test_raters_page_lists_every_rater_with_a_verdict(ann: FlaskClient) -> None:

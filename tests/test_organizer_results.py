@@ -11,34 +11,24 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from study_app import accounts, db, livestats
-from study_app.demo import fill_with_simulated_votes
+from study_app import db, livestats
 from study_app.export import votes_frame
 from study_app.models import Study
-from tests.test_organizer import login
+from tests.organizer_support import client_of, fill, owned_demo_study
 
 
 @pytest.fixture
 def study_app(app: Flask, demo_manifest_path: Path) -> Flask:
-    with app.app_context(), db.transaction(app) as s:
-        accounts.create_organizer(s, "ann@example.org", "correct-horse")
-    result = app.test_cli_runner().invoke(args=["create-study", str(demo_manifest_path), "--organizer",
-                                                "ann@example.org"])
-    assert result.exit_code == 0
-    livestats.clear()
-    return app
+    return owned_demo_study(app, demo_manifest_path)
 
 
 @pytest.fixture
 def ann(study_app: Flask) -> FlaskClient:
-    client = study_app.test_client()
-    login(client, "ann@example.org")
-    return client
+    return client_of(study_app)
 
 
 def _fill(app: Flask) -> int:
-    with app.app_context(), db.transaction(app) as s:
-        return fill_with_simulated_votes(s, s.scalar(select(Study)), n_raters=15, seed=5)
+    return fill(app, n_raters=15, seed=5)
 
 
 def test_empty_study_has_no_leaderboard_yet(ann: FlaskClient) -> None:

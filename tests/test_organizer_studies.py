@@ -11,8 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from study_app import accounts, db
+from study_app import db
 from study_app.models import Rater, Response, Session, Study
+from tests.organizer_support import owned_demo_study
 from tests.test_organizer import _csrf, login
 
 ROUTES_GET = ["/organizer/", "/organizer/studies/new", "/organizer/studies/demo",
@@ -26,13 +27,7 @@ ROUTES_POST = ["/organizer/studies/demo/status", "/organizer/studies/demo/settin
 @pytest.fixture
 def owned(app: Flask, demo_manifest_path: Path) -> Flask:
     """Ann owns the demo study; Bob is another organizer."""
-    with app.app_context(), db.transaction(app) as s:
-        accounts.create_organizer(s, "ann@example.org", "correct-horse")
-        accounts.create_organizer(s, "bob@example.org", "correct-horse")
-    result = app.test_cli_runner().invoke(args=["create-study", str(demo_manifest_path), "--organizer",
-                                                "ann@example.org"])
-    assert result.exit_code == 0, result.output
-    return app
+    return owned_demo_study(app, demo_manifest_path, "bob@example.org")
 
 
 @pytest.mark.parametrize("path", ROUTES_GET)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +39,18 @@ def live_server(demo_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     migrate.upgrade(url)
     make_study(app, manifest, **SMALL_SESSION)
     make_study(app, manifest, **acr_overrides())
+    with serve(app) as base:
+        yield LiveServer(base, app, manifest)
+
+
+@contextmanager
+def serve(app: Flask) -> Iterator[str]:
+    """Serve ``app`` with werkzeug in a thread on a free loopback port; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield LiveServer(f"http://127.0.0.1:{server.server_port}", app, manifest)
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         thread.join(5)

@@ -3,7 +3,6 @@ leaderboard, download the votes — on a study filled with simulated votes."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +12,13 @@ import pytest
 import yaml
 from flask import Flask
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from study_app import accounts, create_app, db, migrate
 from study_app.demo import demo_manifest, fill_with_simulated_votes
 from study_app.manifest import load
 from study_app.models import Response, Session, Study, Trial
 from study_app.studies import create_study
+from tests.e2e.conftest import serve
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "organizer-pass"
@@ -43,14 +42,8 @@ def console(demo_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         owner = accounts.create_organizer(s, "org@example.org", PASSWORD)
         study = create_study(s, load(manifest), organizer_id=owner.id)
         fill_with_simulated_votes(s, study, n_raters=40)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Console(f"http://127.0.0.1:{server.server_port}", app)
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with serve(app) as base:
+        yield Console(base, app)
 
 
 def _responses(app: Flask) -> int:
