@@ -45,7 +45,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,9 @@ class AnalysisResult:
         The subject model, when asked for.
     published : DataFrame, optional
         Published scores to draw next to ours (``condition, score``).
+    objective : ObjectiveSummary, optional
+        With a tie-breaker: the objective score of every condition next to its score,
+        and the scorer's agreement with the votes (see :func:`objective_summary`).
     """
 
     kind: str
@@ -122,6 +125,7 @@ class AnalysisResult:
     mos_content: pd.DataFrame | None = None
     subject: normalize.SubjectModelResult | None = None
     published: pd.DataFrame | None = None
+    objective: ObjectiveSummary | None = None
 
     @property
     def groups(self) -> list[list[str]]:
@@ -264,7 +268,8 @@ def analyze(
     common = {"version": analysis.__version__, "alpha": alpha, "bootstrap": bootstrap, "seed": seed,
               "tiebreak": None if tiebreak is None else f"{tiebreak.name}@{tiebreak.version}"}
     if is_pair_table(votes):
-        return _analyze_pair_table(votes, ties, graded, alpha, tiebreak, dict(pair_table or {}), common, published)
+        res = _analyze_pair_table(votes, ties, graded, alpha, tiebreak, dict(pair_table or {}), common, published)
+        return _with_objective(res, tiebreak, None)
     df = frames.validate(votes)
     kind = frames.detect_kind(df)
     rules = screening_rules if screening_rules is not None else screening.ScreeningRules()
@@ -278,10 +283,12 @@ def analyze(
     counts = _row_counts(df, sr, main)
     common |= {"kind": kind, "source": "votes", "screening": asdict(rules), "loo_level": sr.loo_level}
     if kind == "pairwise":
-        return _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, tiebreak, reasons,
-                                 common, published)
-    return _analyze_ratings(main, sr, counts, bootstrap, seed, alpha, tiebreak, normalize_scores, reference,
-                            subject_model, common, published)
+        res = _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, tiebreak, reasons,
+                                common, published)
+        return _with_objective(res, tiebreak, main)
+    res = _analyze_ratings(main, sr, counts, bootstrap, seed, alpha, tiebreak, normalize_scores, reference,
+                           subject_model, common, published)
+    return _with_objective(res, tiebreak, None)
 
 
 def _row_counts(df: pd.DataFrame, sr: screening.ScreeningResult, main: pd.DataFrame) -> dict[str, int]:
@@ -442,13 +449,203 @@ def _analyze_pair_table(df, ties, graded, alpha, tiebreak, options, common, publ
 
 
 # ----------------------------------------------------------------------------------------
+# The objective scorer next to the votes (tie-break display)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectiveSummary:
+    """What a reader needs to judge a tie-breaker (see :func:`objective_summary`).
+
+    Attributes
+    ----------
+    label : str
+        ``tiebreak:<name>@<version>``, as in ``separated_by``.
+    status : str
+        How far the scorer can be trusted: uncalibrated prior, cross-fitted head, S_obj, ...
+    basis : str
+        What ``objective`` means for this tie-breaker.
+    table : DataFrame
+        ``rank, condition, group, score, objective, tiebreak_value, separated_by`` in
+        final order: ``objective`` against every other condition, ``tiebreak_value``
+        against the other members of the condition's tie group (the value that ordered
+        the group; empty for a condition alone in its group).
+    agreement : dict
+        ``n_conditions, srocc, krcc, plcc`` (objective vs score; ``plcc_poly3`` and
+        ``main_score`` from :func:`analysis.agreement.agreement` with ≥ 5 conditions),
+        ``pairwise_accuracy, n_votes`` over decided votes, ``tied_accuracy, n_tied_votes``
+        over decided votes between members of one tie group.
+    separated : list of str
+        Adjacent pairs of the final order that the scorer (not the votes) separated.
+    notes : list of str
+    """
+
+    label: str
+    status: str
+    basis: str
+    table: pd.DataFrame
+    agreement: dict[str, Any]
+    separated: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def summary_line(self) -> str:
+        """One line for a terminal."""
+        a = self.agreement
+        parts = [f"tie-breaker {self.label} [{self.status}]",
+                 f"separated {len(self.separated)} adjacent pair(s)",
+                 f"SROCC {_fmt_num(a.get('srocc'))}", f"PLCC {_fmt_num(a.get('plcc'))}"]
+        if a.get("n_votes"):
+            parts.append(f"pairwise accuracy {_fmt_num(a.get('pairwise_accuracy'))} on {a['n_votes']} decided votes")
+        return "; ".join(parts)
+
+
+def _fmt_num(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "—"
+    return "—" if not np.isfinite(f) else f"{f:.3f}"
+
+
+_TIEBREAK_ERRORS = (ValueError, LookupError, RuntimeError, OSError)
+
+
+def _tiebreak_status(tiebreak: Any) -> tuple[str, str, list[str]]:
+    scorer = getattr(tiebreak, "scorer", None)
+    pair_basis = ("mean p_sym(condition, other) over shared contents, averaged over every other condition; "
+                  "the tie-break value uses the other members of the tie group only")
+    if getattr(tiebreak, "s_obj", None) is not None:
+        return "S_obj (challenge score per condition)", "S_obj of the condition (PROTOCOL.md §4)", []
+    if scorer is not None and hasattr(scorer, "crossfit"):
+        return ("fitted head, cross-fitted (no pair is judged by a head trained on its own votes)", pair_basis, [])
+    if scorer is not None and getattr(scorer, "calibrated", None) is False:
+        return ("uncalibrated (prior weights, not fitted to votes)", pair_basis,
+                ["the tie-breaker uses the scorer's prior weights, which were set by hand: judge it by its "
+                 "agreement with the votes below (`panelrank fit-scorer` fits a head on this study's votes)"])
+    if scorer is not None and getattr(scorer, "calibrated", None) is True:
+        return ("fitted head (not cross-fitted)", pair_basis,
+                ["a head fitted on these votes without cross-fitting may repeat the votes that failed to "
+                 "separate a pair; prefer the model file written by `panelrank fit-scorer`"])
+    if scorer is not None:
+        return "scorer", pair_basis, []
+    return "external tie-breaker", "the value the tie-breaker returns for the condition", []
+
+
+def _condition_pair_table(votes: pd.DataFrame, objective: Mapping[str, float]) -> pd.DataFrame:
+    """Pair scores from per-condition values: p = 1, 0.5 or 0 as the objective says."""
+    cells = votes.loc[:, ["content", "cond_a", "cond_b"]].astype(str).drop_duplicates()
+    a = cells["cond_a"].map(objective).astype(float)
+    b = cells["cond_b"].map(objective).astype(float)
+    keep = a.notna() & b.notna()
+    out = cells[keep].copy()
+    out["p"] = 0.5 + 0.5 * np.sign((a - b)[keep].to_numpy())
+    return out
+
+
+def objective_summary(result: AnalysisResult, tiebreak: ranking.TieBreaker,
+                      votes: pd.DataFrame | None = None) -> ObjectiveSummary:
+    """The tie-breaker's objective score of every condition and its agreement with the votes.
+
+    Parameters
+    ----------
+    result : AnalysisResult
+        A finished analysis ranked with ``tiebreak``.
+    tiebreak : TieBreaker
+        Called once with every condition (the objective score) and once per tie group
+        (the value that ordered it); an objective tie-breaker caches what it scored.
+    votes : DataFrame, optional
+        The fitted (main, kept) pairwise votes, for the pairwise accuracy. A tie-breaker
+        with ``pair_table()`` (see :mod:`analysis.objective.tiebreak`) is judged per
+        content on p_sym; otherwise by the sign of the per-condition difference.
+    """
+    from analysis import agreement as agreement_mod
+
+    label = f"tiebreak:{tiebreak.name}@{tiebreak.version}"
+    status, basis, notes = _tiebreak_status(tiebreak)
+    table = result.ranking.table.loc[:, ["rank", "condition", "group", "score", "separated_by"]].copy()
+    conds = [str(c) for c in table["condition"]]
+    objective: dict[str, float] = {}
+    try:
+        values = tiebreak(conds)
+        objective = {c: float(values[c]) for c in conds if c in values}
+    except _TIEBREAK_ERRORS as exc:
+        notes.append(f"objective score of every condition not computed: {exc}")
+    in_group: dict[str, float] = {}
+    for members in result.ranking.groups:
+        if len(members) > 1:
+            try:
+                in_group.update({c: float(v) for c, v in tiebreak(list(members)).items()})
+            except _TIEBREAK_ERRORS as exc:
+                notes.append(f"tie-break values of group {members} not recomputed: {exc}")
+    table["objective"] = [objective.get(c, np.nan) for c in conds]
+    table["tiebreak_value"] = [in_group.get(c, np.nan) for c in conds]
+    table = table.loc[:, ["rank", "condition", "group", "score", "objective", "tiebreak_value", "separated_by"]]
+
+    agree: dict[str, Any] = {}
+    x = table["objective"].to_numpy(dtype=float)
+    y = table["score"].to_numpy(dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    agree["n_conditions"] = int(ok.sum())
+    if ok.sum() >= 3 and np.std(x[ok]) > 0 and np.std(y[ok]) > 0:
+        from scipy import stats
+
+        agree["srocc"] = float(stats.spearmanr(x[ok], y[ok])[0])
+        agree["krcc"] = float(stats.kendalltau(x[ok], y[ok])[0])
+        agree["plcc"] = float(stats.pearsonr(x[ok], y[ok])[0])
+        if ok.sum() >= 5:
+            try:
+                full = agreement_mod.agreement(x[ok], y[ok])
+                agree["plcc_poly3"] = full.plcc_poly3
+                agree["main_score"] = full.main_score
+            except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
+                notes.append(f"mapped PLCC not computed: {exc}")
+    else:
+        agree.update(srocc=np.nan, krcc=np.nan, plcc=np.nan)
+        notes.append("fewer than 3 conditions with distinct objective scores: no rank correlation")
+    if votes is not None and {"content", "cond_a", "cond_b", "pref"} <= set(votes.columns):
+        from analysis.objective.tiebreak import pairwise_agreement
+
+        pt = tiebreak.pair_table() if hasattr(tiebreak, "pair_table") else None
+        if pt is None or len(pt) == 0:
+            pt = _condition_pair_table(votes, objective)
+            agree["pairwise_basis"] = "sign of the per-condition objective difference"
+        else:
+            agree["pairwise_basis"] = "p_sym per content"
+        v = votes.loc[:, ["content", "cond_a", "cond_b", "pref"]].astype({"content": str, "cond_a": str,
+                                                                           "cond_b": str})
+        whole = pairwise_agreement(pt, v)
+        agree["pairwise_accuracy"], agree["n_votes"] = whole["accuracy"], whole["n"]
+        group_of = dict(zip(table["condition"].astype(str), table["group"], strict=True))
+        size = table["group"].value_counts()
+        ga, gb = v["cond_a"].map(group_of), v["cond_b"].map(group_of)
+        tied = (ga == gb) & ga.map(size).gt(1)
+        within = pairwise_agreement(pt, v[tied.fillna(False).to_numpy(dtype=bool)])
+        agree["tied_accuracy"], agree["n_tied_votes"] = within["accuracy"], within["n"]
+    adj = result.ranking.adjacent
+    separated = adj.loc[adj["separated_by"] == label, "pair"].astype(str).tolist()
+    return ObjectiveSummary(label=label, status=status, basis=basis, table=table, agreement=agree,
+                            separated=separated, notes=notes)
+
+
+def _with_objective(result: AnalysisResult, tiebreak: ranking.TieBreaker | None,
+                    votes: pd.DataFrame | None) -> AnalysisResult:
+    if tiebreak is None:
+        return result
+    return replace(result, objective=objective_summary(result, tiebreak, votes))
+
+
+# ----------------------------------------------------------------------------------------
 # write_report
 # ----------------------------------------------------------------------------------------
 
 
 def ranking_frame(result: AnalysisResult) -> pd.DataFrame:
-    """``ranking.csv``: the documented columns first."""
+    """``ranking.csv``: the documented columns first (with a tie-breaker, then ``objective`` and
+    ``tiebreak_value``, see :class:`ObjectiveSummary`)."""
     table = result.ranking.to_frame()
+    if result.objective is not None:
+        extra = result.objective.table.loc[:, ["condition", "objective", "tiebreak_value"]]
+        table = table.merge(extra, on="condition", how="left")
     rest = [c for c in table.columns if c not in RANKING_COLUMNS]
     return table[list(RANKING_COLUMNS) + rest]
 
@@ -603,6 +800,43 @@ def _ranking_section(result: AnalysisResult) -> str:
     return "\n".join(parts)
 
 
+_AGREEMENT_LABELS = {
+    "n_conditions": "conditions compared",
+    "srocc": "SROCC (objective vs score)",
+    "krcc": "KRCC (objective vs score)",
+    "plcc": "PLCC (objective vs score, linear)",
+    "plcc_poly3": "PLCC after a cubic mapping",
+    "main_score": "(|SROCC| + |PLCC|) / 2",
+    "pairwise_accuracy": "pairwise accuracy: share of decided votes on the scorer's side",
+    "n_votes": "decided votes with a score",
+    "tied_accuracy": "pairwise accuracy on votes inside tie groups",
+    "n_tied_votes": "decided votes inside tie groups",
+    "pairwise_basis": "pairwise accuracy judged on",
+}
+
+
+def _objective_section(result: AnalysisResult) -> str:
+    obj = result.objective
+    if obj is None:
+        return ""
+    parts = ['<h2 id="objective">Objective scorer (tie-breaker)</h2>',
+             f"<p>Tie-breaker <code>{_esc(obj.label)}</code>: <b>{_esc(obj.status)}</b>. "
+             f"<i>objective</i> = {_esc(obj.basis)}.</p>"]
+    parts.extend(f'<p class="note">{_esc(n)}</p>' for n in obj.notes)
+    if obj.separated:
+        items = "".join(f"<li>{_esc(p)}</li>" for p in obj.separated)
+        parts.append(f"<p>Adjacent pairs separated by the scorer, not by the votes:</p><ul>{items}</ul>")
+    else:
+        parts.append("<p>The scorer separated no adjacent pair (every step of the order is decided by votes).</p>")
+    parts.append("<h3>Objective score next to the vote score</h3>" + _table(obj.table))
+    labelled = {_AGREEMENT_LABELS.get(k, k): v for k, v in obj.agreement.items()}
+    parts.append("<h3>Agreement of the scorer with the votes</h3>" + _kv(labelled)
+                 + '<p class="muted">Pairwise accuracy near 0.5 means the scorer agrees with the votes no more '
+                   "than a coin; on pairs inside tie groups the votes are close to evenly split, so expect "
+                   "little there.</p>")
+    return "\n".join(parts)
+
+
 def _screening_section(result: AnalysisResult) -> str:
     if result.screening is None:
         return "<p>No rater-level data (pair table): nobody was screened.</p>"
@@ -653,6 +887,7 @@ def render_html(result: AnalysisResult) -> str:
         notes,
         "<h2>Input</h2>" + _kv(result.counts),
         "<h2>Ranking</h2>" + _ranking_section(result),
+        _objective_section(result),
         "<h2>Plots</h2>" + "\n".join(fig_html),
         "<h2>Scores</h2>" + _table(result.scores),
         _ratings_extra(result),

@@ -19,10 +19,12 @@ from study_app.studies import create_study, get_study
 
 def register(app: Flask) -> None:
     from analysis.cli import COMMANDS as ANALYSIS_COMMANDS
+    from study_app.scoring import COMMANDS as SCORING_COMMANDS
     from study_app.tokens import COMMANDS as TOKEN_COMMANDS
 
     for command in (db_group, create_study_command, export_command, create_organizer_command,
-                    list_studies_command, demo_command, serve_command, *ANALYSIS_COMMANDS, *TOKEN_COMMANDS):
+                    list_studies_command, demo_command, serve_command, *ANALYSIS_COMMANDS, *TOKEN_COMMANDS,
+                    *SCORING_COMMANDS):
         app.cli.add_command(command)
 
 

@@ -31,7 +31,7 @@ KNOWN_KEYS = {
     "name", "slug", "method", "conditions", "contents", "stimuli", "design", "votes_per_pair",
     "votes_per_stimulus", "trials_per_session", "repeats_per_session", "gold", "gold_per_session",
     "training", "reasons", "panel", "max_sessions_per_rater", "instructions", "environment", "seed",
-    "language",
+    "language", "scorer",
 }
 # Durations of one content may differ by container rounding; more than this is a different cut.
 DURATION_TOLERANCE_S = 0.1
@@ -200,7 +200,44 @@ def _settings(raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
     out["reasons"] = _reasons(raw, problems, method)
     out["panel"] = _panel(raw.get("panel"), problems)
     out["environment"] = _environment(raw.get("environment"), problems)
+    out["scorer"] = _scorer(raw.get("scorer"), problems)
     return out
+
+
+def _scorer(value: Any, problems: _Problems) -> dict[str, Any] | None:
+    """Optional objective scorer ``{name, options}`` (or just a name); built once to check it.
+
+    Stored normalised with the study; ``panelrank score-study`` and ``analyze-study`` use it
+    by default (docs/scorers.md).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        problems.add("scorer", "must be a scorer name or a mapping {name, options}")
+        return None
+    for key in sorted(set(value) - {"name", "options"}):
+        problems.add(f"scorer.{key}", "unknown field (only name and options)")
+    name, options = value.get("name"), value.get("options") or {}
+    if not isinstance(name, str) or not name.strip():
+        problems.add("scorer.name", "required: the name of a registered scorer (e.g. handcrafted)")
+        return None
+    if not isinstance(options, dict):
+        problems.add("scorer.options", "must be a mapping of option: value")
+        return None
+    from analysis.objective.base import ScorerError, UnknownScorerError, available_scorers, scorer_from_config
+
+    config = {"name": name.strip(), "options": dict(options)}
+    try:
+        scorer_from_config(config)
+    except UnknownScorerError:
+        problems.add("scorer.name", f"unknown scorer '{name}'; registered: {', '.join(available_scorers())}")
+        return None
+    except (TypeError, ValueError, ScorerError, OSError, ImportError) as exc:
+        problems.add("scorer.options", f"scorer '{name}' rejects its options: {exc}")
+        return None
+    return config
 
 
 def _slugify(name: str) -> str:
