@@ -20,14 +20,15 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 Mapping = Literal["poly3", "logistic4"]
 
 
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
     """The VQEG 4-parameter logistic."""
-    return (b1 - b2) / (1 + np.exp(-(x - b3) / abs(b4))) + b2
+    # expit, not 1/(1+exp(-z)): the optimiser tries extreme slopes and exp() would overflow.
+    return (b1 - b2) * special.expit((x - b3) / abs(b4)) + b2
 
 
 def fit_poly3(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
