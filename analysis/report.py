@@ -322,11 +322,22 @@ def _interval_frame(res: bt.BTResult, method: str) -> pd.DataFrame:
                          "ci_high": hi, "n_votes": np.asarray(res.n_votes, dtype=np.int64)})
 
 
+#: Below this many raters a rater bootstrap cannot see between-rater variation (one rater
+#: resampled gives zero-width intervals), so the Hessian intervals are used instead.
+MIN_BOOTSTRAP_RATERS = 5
+
+
 def _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, tiebreak, reasons, common, published):
+    notes: list[str] = []
+    n_raters = int(main["rater"].nunique())
+    if bootstrap and n_raters < MIN_BOOTSTRAP_RATERS:
+        notes.append(f"only {n_raters} rater(s) left after screening: the rater bootstrap was skipped and the "
+                     "intervals and tests use the observed information (Hessian), which treats votes as "
+                     "independent — read them as optimistic")
+        bootstrap = 0
     ci = "both" if bootstrap else "hessian"
     rank_by = "bootstrap" if bootstrap else "hessian"
     fit = bt.fit(main, ties=ties, graded=graded, ci=ci, n_boot=max(bootstrap, 2), seed=seed, alpha=alpha)
-    notes: list[str] = []
     if fit.params.get("boot_failed"):
         notes.append(f"{fit.params['boot_failed']} of {bootstrap} bootstrap rounds did not converge and were "
                      "left out of the bootstrap intervals")

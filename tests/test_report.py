@@ -177,3 +177,14 @@ def test_write_report_is_atomic(result, tmp_path, monkeypatch):
     report.write_report(result, out)                             # into an existing directory
     assert (out / "ranking.csv").read_text() == old
     assert sorted(p.name for p in out.iterdir()) == sorted(report.REPORT_FILES)
+
+
+def test_too_few_raters_fall_back_to_hessian_intervals() -> None:
+    from analysis import report, screening, simulate
+
+    sim = simulate.simulate_pairwise(n_conditions=4, n_contents=5, n_votes=600, n_raters=2, seed=1)
+    result = report.analyze(sim.votes, bootstrap=100, screening_rules=screening.ScreeningRules.none())
+    assert result.params["rank_by"] == "hessian"
+    assert any("rater bootstrap was skipped" in n for n in result.notes)
+    table = result.ranking.table
+    assert (table["ci_high"] > table["ci_low"]).all()
