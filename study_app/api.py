@@ -153,7 +153,7 @@ def summary(db: DBSession, study: Study) -> dict[str, Any]:
         "counts": {
             "sessions": {s: counts.get(s, 0) for s in SESSION_STATUSES},
             "trials": counts["trials"],
-            "votes": livestats.fingerprint(db, study)[0],
+            "votes": livestats.fingerprint(db, study).votes,
         },
     }
 
@@ -253,7 +253,7 @@ def leaderboard(slug: str) -> Response:
     except ValueError as exc:  # FrameError, ComparisonGraphError, "screening dropped every rater"
         raise ApiError(409, f"no leaderboard yet: {exc}") from exc
     head = {"study": found.slug, "kind": "pairwise" if found.pairwise else "ratings", "ties": ties,
-            "bootstrap": bootstrap, "rules": rules, "votes": livestats.fingerprint(db, found)[0]}
+            "bootstrap": bootstrap, "rules": rules, "votes": livestats.fingerprint(db, found).votes}
     if result is None:
         return jsonify({**head, "model": None, "interval": None, "confidence": 0.95, "rows": [], "groups": [],
                         "unresolved": [], "raters": {"total": 0, "kept": 0, "dropped": 0},

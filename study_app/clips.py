@@ -1281,9 +1281,7 @@ def generate_demo(
             path = out / str(content) / f"{cond}{ext}"
             paths.append(path)
             if not force and _is_valid(path, int(width), int(height), fps_exact, n_frames, codec):
-                if verbose:
-                    print(f"  keep  {path}", flush=True)
-                continue
+                continue  # counted in the summary line
             todo.append((path, content, spec, int(width), int(height), seconds, fps, codec, threads))
 
     def report(done: int, name: str, dt: float) -> None:

@@ -55,7 +55,8 @@ def build(app: Flask, small: bool = False, echo: Callable[[str], Any] = print) -
     raw = demo_manifest(clips_dir)
     size = dict(width=320, height=180, seconds=1) if small else dict(width=1280, height=720, seconds=5)
     echo(f"clips: {clips_dir}")
-    clips.generate_demo(clips_dir, contents=tuple(raw["contents"]), fps=25, **size)
+    # Full-size clips take minutes on a small machine: show progress (tests use the quiet tiny ones).
+    clips.generate_demo(clips_dir, contents=tuple(raw["contents"]), fps=25, verbose=not small, **size)
     migrate.upgrade(app.config["DATABASE_URL"])
     password = _password(inst)
     with app.app_context(), db.transaction(app) as session:

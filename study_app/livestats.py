@@ -10,7 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import fields, replace
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -41,15 +41,24 @@ DEFAULT_RULES = screening.ScreeningRules()
 DEFAULT_ON = tuple(name for name, fs in RULE_FIELDS.items() if getattr(DEFAULT_RULES, fs[0]) is not None)
 
 
-def fingerprint(db: DBSession, study: Study) -> tuple[int, int]:
-    """(number of responses, newest response id): changes whenever a vote arrives."""
+class Fingerprint(NamedTuple):
+    database: str
+    votes: int
+    newest: int
+
+
+def fingerprint(db: DBSession, study: Study) -> Fingerprint:
+    """(database, number of responses, newest response id): changes whenever a vote arrives.
+
+    The database URL keeps two apps in one process (tests, several instances) apart.
+    """
     n, newest = db.execute(
         select(func.count(Response.id), func.max(Response.id))
         .join(Trial, Response.trial_id == Trial.id)
         .join(Session, Trial.session_id == Session.id)
         .where(Session.study_id == study.id)
     ).one()
-    return int(n), int(newest or 0)
+    return Fingerprint(str(db.get_bind().url), int(n), int(newest or 0))
 
 
 def cached(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
