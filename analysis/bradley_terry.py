@@ -52,7 +52,7 @@ from scipy.sparse import csgraph
 from scipy.sparse import linalg as splinalg
 from scipy.special import expit, log_expit
 
-from analysis import frames
+from analysis import frames, screening
 
 TieModel = Literal["davidson", "rao-kupper", "split"]
 CiMethod = Literal["hessian", "bootstrap", "both", "none"]
@@ -199,12 +199,6 @@ class VoteCounts:
     per_rater: sparse.csr_array
 
 
-def _main_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows that carry study data: not consistency repeats, not gold trials."""
-    keep = (df["repeat_of"].isna() & df["gold_expected"].isna()).to_numpy(dtype=bool)
-    return df[keep]
-
-
 def count_votes(votes: pd.DataFrame, graded: bool = False, main_only: bool = True) -> VoteCounts:
     """Aggregate a pairwise frame into sufficient statistics (pooled and per rater).
 
@@ -222,7 +216,7 @@ def count_votes(votes: pd.DataFrame, graded: bool = False, main_only: bool = Tru
     VoteCounts
     """
     df = frames.validate(votes, "pairwise")
-    return _count(_main_rows(df) if main_only else df, graded)
+    return _count(screening._main(df) if main_only else df, graded)
 
 
 def _count(df: pd.DataFrame, graded: bool) -> VoteCounts:
@@ -765,6 +759,20 @@ def _bootstrap(
     return reps - reps.mean(axis=1, keepdims=True), failed
 
 
+def _check_options(ties: str, ci: str, alpha: float, n_boot: int, per_vote: bool) -> None:
+    """Raise ``ValueError`` for fit options that are wrong whatever the data."""
+    if ties not in TIE_MODELS:
+        raise ValueError(f"ties must be one of {TIE_MODELS}, got {ties!r}")
+    if ci not in CI_METHODS:
+        raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}")
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be in (0, 1)")
+    if ci in ("bootstrap", "both") and not per_vote:
+        raise ValueError("the rater bootstrap needs per-vote rows with rater ids (use fit(), not fit_counts())")
+    if ci in ("bootstrap", "both") and n_boot < 2:
+        raise ValueError("n_boot must be at least 2")
+
+
 def _fit_pairs(
     pc: PairCounts,
     *,
@@ -779,16 +787,7 @@ def _fit_pairs(
     sparse_solver: bool | None,
     rater_counts: VoteCounts | None,
 ) -> BTResult:
-    if ties not in TIE_MODELS:
-        raise ValueError(f"ties must be one of {TIE_MODELS}, got {ties!r}")
-    if ci not in CI_METHODS:
-        raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}")
-    if not 0 < alpha < 1:
-        raise ValueError("alpha must be in (0, 1)")
-    if ci in ("bootstrap", "both") and rater_counts is None:
-        raise ValueError("the rater bootstrap needs per-vote rows with rater ids (use fit(), not fit_counts())")
-    if ci in ("bootstrap", "both") and n_boot < 2:
-        raise ValueError("n_boot must be at least 2")
+    _check_options(ties, ci, alpha, n_boot, per_vote=rater_counts is not None)
     n = pc.n
     fitted, counts = _effective(ties, pc.stacked())
     check_graph(pc if ties != "split" else PairCounts(pc.conditions, pc.i, pc.j, counts[:, 0],
@@ -881,9 +880,17 @@ def fit(
     DisconnectedError, SeparationError
         When the comparisons do not determine finite, comparable scores.
     """
-    vc = count_votes(votes, graded=graded, main_only=main_only)
-    return _fit_pairs(vc.pairs, ties=ties, graded=graded, anchor=anchor, elo=elo, ci=ci, n_boot=n_boot,
-                      seed=seed, alpha=alpha, sparse_solver=sparse_solver, rater_counts=vc)
+    df = frames.validate(votes, "pairwise")
+    return _fit_frame(df, ties=ties, graded=graded, anchor=anchor, elo=elo, ci=ci, n_boot=n_boot, seed=seed,
+                      alpha=alpha, main_only=main_only, sparse_solver=sparse_solver)
+
+
+def _fit_frame(df: pd.DataFrame, *, graded: bool = False, main_only: bool = True, **kw: Any) -> BTResult:
+    """:func:`fit` of a frame :func:`analysis.frames.validate` returned (not validated again)."""
+    vc = _count(screening._main(df) if main_only else df, graded)
+    kw = {"ties": "davidson", "anchor": None, "elo": False, "ci": "hessian", "n_boot": 1000, "seed": 0,
+          "alpha": 0.05, "sparse_solver": None, **kw}
+    return _fit_pairs(vc.pairs, graded=graded, rater_counts=vc, **kw)
 
 
 def fit_counts(
@@ -928,46 +935,100 @@ def fit_counts(
                       alpha=alpha, sparse_solver=sparse_solver, rater_counts=None)
 
 
-def _reason_sets(reason: pd.Series) -> pd.Series:
-    """Each row's set of decision factors (``"colours;brightness"`` → two factors)."""
-    return reason.fillna("").astype(str).str.split(";").map(lambda xs: {x.strip() for x in xs if x.strip()})
+def _reason_sets(reason: pd.Series) -> tuple[np.ndarray, list[frozenset[str]]]:
+    """Each row's decision factors (``"colours;brightness"`` → two factors), as codes into
+    the list of distinct factor sets (split once per distinct ``reason`` text, not per row)."""
+    codes, texts = pd.factorize(reason.fillna("").astype(str))
+    sets = [frozenset(x.strip() for x in str(t).split(";") if x.strip()) for t in texts]
+    return codes, sets
+
+
+def present_reasons(votes: pd.DataFrame) -> list[str]:
+    """The decision factors named in a frame's ``reason`` column, sorted (``;`` joins several)."""
+    if "reason" not in votes.columns:
+        return []
+    _, sets = _reason_sets(votes["reason"])
+    return sorted(set().union(*sets))
+
+
+#: What :func:`fit_by_reason` does with a factor whose votes cannot be fitted.
+ON_ERROR = ("raise", "skip")
 
 
 def fit_by_reason(
-    votes: pd.DataFrame, reasons: Iterable[str] | None = None, **kw: Any
+    votes: pd.DataFrame,
+    reasons: Iterable[str] | None = None,
+    *,
+    on_error: Literal["raise", "skip"] = "raise",
+    failures: dict[str, str] | None = None,
+    **kw: Any,
 ) -> dict[str, BTResult]:
     """One fit per decision factor, on the votes that name that factor.
 
     Parameters
     ----------
     votes : DataFrame
-        Pairwise votes; ``reason`` may hold several factors joined by ``;``.
+        Pairwise votes (validated here); ``reason`` may hold several factors joined by ``;``.
     reasons : iterable of str, optional
         Factors to fit (default: every factor present, sorted).
+    on_error : {"raise", "skip"}
+        ``"raise"`` (default): the first factor that cannot be fitted raises.
+        ``"skip"``: such a factor (no votes name it, too few to determine every score,
+        a disconnected graph, ...) is left out of the result and the others are still
+        fitted; the reason is recorded in ``failures``.
+    failures : dict, optional
+        With ``on_error="skip"``, filled with factor → error message for every factor
+        left out (pass an empty dict and read it afterwards).
     **kw
         Passed to :func:`fit`.
 
     Returns
     -------
     dict
-        Factor → :class:`BTResult`.
+        Factor → :class:`BTResult`, in the order of ``reasons``.
 
     Raises
     ------
+    frames.FrameError
+        On a malformed frame.
     ComparisonGraphError
-        Naming the factor whose votes do not determine the scores.
+        (``on_error="raise"``) naming the factor whose votes do not determine the scores.
+    ValueError
+        (``on_error="raise"``) a factor no vote names; bad ``on_error`` or fit options.
     """
-    df = frames.validate(votes, "pairwise")
-    sets = _reason_sets(df["reason"])
-    present = sorted(set().union(*sets)) if len(sets) else []
-    wanted = present if reasons is None else list(reasons)
+    return _fit_by_reason(frames.validate(votes, "pairwise"), reasons, on_error=on_error, failures=failures,
+                          **kw)
+
+
+def _fit_by_reason(
+    df: pd.DataFrame,
+    reasons: Iterable[str] | None = None,
+    *,
+    on_error: str = "raise",
+    failures: dict[str, str] | None = None,
+    **kw: Any,
+) -> dict[str, BTResult]:
+    """:func:`fit_by_reason` of an already validated frame."""
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+    _check_options(kw.get("ties", "davidson"), kw.get("ci", "hessian"), kw.get("alpha", 0.05),
+                   kw.get("n_boot", 1000), per_vote=True)
+    codes, sets = _reason_sets(df["reason"])
+    present = sorted(set().union(*sets))
+    wanted = present if reasons is None else [str(r) for r in reasons]
     out: dict[str, BTResult] = {}
     for reason in wanted:
-        rows = sets.map(lambda s, r=reason: r in s).to_numpy(dtype=bool)
-        if not rows.any():
-            raise ValueError(f"no votes give the reason {reason!r} (present: {', '.join(present) or 'none'})")
+        rows = np.isin(codes, [k for k, s in enumerate(sets) if reason in s])
         try:
-            out[reason] = fit(df[rows], **kw)
-        except ComparisonGraphError as exc:
-            raise type(exc)(f"reason {reason!r}: {exc}", exc.components) from exc
+            if not rows.any():
+                raise ValueError(f"no votes give the reason {reason!r} (present: {', '.join(present) or 'none'})")
+            try:
+                out[reason] = _fit_frame(df[rows], **kw)
+            except ComparisonGraphError as exc:
+                raise type(exc)(f"reason {reason!r}: {exc}", exc.components) from exc
+        except (ComparisonGraphError, ValueError) as exc:
+            if on_error == "raise" or isinstance(exc, frames.FrameError):
+                raise
+            if failures is not None:
+                failures[reason] = str(exc)
     return out

@@ -325,5 +325,5 @@ def conditions(df: pd.DataFrame) -> list[str]:
     cols: Iterable[str] = ("cond_a", "cond_b") if kind == "pairwise" else ("cond",)
     names: set[str] = set()
     for col in cols:
-        names.update(df[col].dropna().astype(str))
+        names.update(str(c) for c in df[col].dropna().unique())  # distinct values only: cheap on big frames
     return sorted(names)

@@ -56,6 +56,27 @@ class MOSResult:
     table: pd.DataFrame
     kind: str
     params: dict = field(default_factory=dict)
+    boot: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def covariance(self) -> np.ndarray:
+        """Rater-bootstrap covariance of the group means (table order).
+
+        Scores of one rater are shared between groups, so the means are correlated;
+        this is the covariance to test differences with (it is how the report ranks
+        ratings). Rounds in which some group had no drawn rater are left out.
+
+        Raises
+        ------
+        ValueError
+            When the replicates were not kept (``keep_boot=False``) or fewer than two
+            rounds cover every group.
+        """
+        if self.boot is None:
+            raise ValueError("no bootstrap replicates kept: call with ci='bootstrap' or 'both' and keep_boot=True")
+        full = self.boot[np.isfinite(self.boot).all(axis=1)]
+        if len(full) < 2:
+            raise ValueError("fewer than two bootstrap rounds cover every group: no covariance")
+        return np.atleast_2d(np.cov(full, rowvar=False))
 
     def to_frame(self) -> pd.DataFrame:
         """The table, with the parameters in ``DataFrame.attrs``."""
@@ -98,13 +119,38 @@ def rater_bootstrap(
         Bootstrap standard error and percentile interval. A round in which no
         drawn rater scored a group does not count for that group.
     """
+    return _summarise(bootstrap_means(sums, counts, n_boot, seed), level)
+
+
+def bootstrap_means(sums: np.ndarray, counts: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """Group means of ``n_boot`` rater-resampled panels (the replicates behind
+    :func:`rater_bootstrap`).
+
+    Parameters
+    ----------
+    sums, counts, n_boot, seed
+        As in :func:`rater_bootstrap`.
+
+    Returns
+    -------
+    ndarray, shape (n_boot, n_groups)
+        NaN where no drawn rater scored the group in that round.
+    """
+    sums, counts = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
+    if sums.ndim != 2 or sums.shape != counts.shape:
+        raise ValueError(f"sums and counts must be 2-D arrays of one shape, got {sums.shape} and {counts.shape}")
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
     n_raters = sums.shape[0]
     rng = np.random.default_rng(seed)
     # How often each rater is drawn in each round; a multinomial draw is exactly
     # n_raters draws with replacement, without materialising the indices.
     weights = rng.multinomial(n_raters, np.full(n_raters, 1.0 / n_raters), size=n_boot).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        means = (weights @ sums) / (weights @ counts)
+        return (weights @ sums) / (weights @ counts)
+
+
+def _summarise(means: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     alpha = (1 - level) / 2
     if np.isnan(means).any():  # nanquantile is ~10x slower; only pay for it when needed
         low, high = np.nanquantile(means, [alpha, 1 - alpha], axis=0)
@@ -126,8 +172,9 @@ def _check_by(by: Sequence[str]) -> tuple[str, ...]:
 
 def _aggregate(
     values: pd.DataFrame, by: tuple[str, ...], ci: CI, n_boot: int, seed: int, level: float
-) -> pd.DataFrame:
-    """Group ``values`` (columns: rater, the ``by`` columns, ``v``) into a MOS table."""
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Group ``values`` (columns: rater, the ``by`` columns, ``v``) into a MOS table, and
+    the bootstrap replicates of its means (``None`` without a bootstrap)."""
     values = values[np.isfinite(values["v"].to_numpy(dtype=float))]
     if len(values) == 0:
         raise ValueError("no scores left to average")
@@ -137,6 +184,7 @@ def _aggregate(
     table = pd.DataFrame({"mos": g.mean(), "sd": g.std(ddof=1), "n": g.size()})
     table["n_raters"] = values.groupby(list(by), observed=True, sort=True)["rater"].nunique()
     t_low, t_high = t_interval(table["mos"].to_numpy(), table["sd"].to_numpy(), table["n"].to_numpy(), level)
+    boot = None
     if ci in ("bootstrap", "both"):
         group = pd.MultiIndex.from_frame(values[list(by)]) if len(by) > 1 else pd.Index(values[by[0]])
         col = table.index.get_indexer(group)
@@ -145,31 +193,36 @@ def _aggregate(
         cell = row * len(table) + col
         sums = np.bincount(cell, values["v"].to_numpy(dtype=float), shape[0] * shape[1]).reshape(shape)
         counts = np.bincount(cell, minlength=shape[0] * shape[1]).astype(float).reshape(shape)
-        se, b_low, b_high = rater_bootstrap(sums, counts, n_boot, seed, level)
+        boot = bootstrap_means(sums, counts, n_boot, seed)
+        se, b_low, b_high = _summarise(boot, level)
     if ci == "bootstrap":
         table["ci_low"], table["ci_high"] = b_low, b_high
     else:
         table["ci_low"], table["ci_high"] = t_low, t_high
     if ci == "both":
         table["boot_se"], table["boot_ci_low"], table["boot_ci_high"] = se, b_low, b_high
-    return table.reset_index()
+    return table.reset_index(), boot
 
 
 def _scores(df: pd.DataFrame, normalise: Normalisation) -> np.ndarray:
     if normalise is None:
         return df["score"].to_numpy(dtype=float)
     if normalise == "minmax":
-        return normalize.minmax(df)["score_norm"].to_numpy(dtype=float)
+        return normalize._minmax(df)["score_norm"].to_numpy(dtype=float)
     if normalise in ("zscore", "zscore-rescaled"):
-        return normalize.zscore(df, rescale=normalise == "zscore-rescaled")["score_norm"].to_numpy(dtype=float)
+        return normalize._zscore(df, rescale=normalise == "zscore-rescaled")["score_norm"].to_numpy(dtype=float)
     raise ValueError(f"normalize must be None, 'minmax', 'zscore' or 'zscore-rescaled', got {normalise!r}")
 
 
 def _ratings_main(votes: pd.DataFrame) -> pd.DataFrame:
     df = main_votes(votes)
+    _require_ratings(df)
+    return df
+
+
+def _require_ratings(df: pd.DataFrame) -> None:
     if frames.detect_kind(df) != "ratings":
         raise frames.FrameError(["MOS needs a ratings frame (cond, score), got a pairwise frame"], "ratings")
-    return df
 
 
 def _one_scale(df: pd.DataFrame, normalise: Normalisation) -> None:
@@ -190,6 +243,7 @@ def mos(
     *,
     level: float = 0.95,
     normalize: Normalisation = None,
+    keep_boot: bool = False,
 ) -> MOSResult:
     """Mean opinion score per condition or per (content, condition).
 
@@ -211,6 +265,10 @@ def mos(
         Per-rater normalisation applied to the main votes before averaging
         (see :mod:`analysis.normalize`; raters with a single value throughout
         drop out under all three).
+    keep_boot : bool
+        Keep the bootstrap replicates of the means in ``MOSResult.boot`` (rounds ×
+        groups), so :meth:`MOSResult.covariance` can give their covariance. Off by
+        default: per (content, condition) they can be large.
 
     Returns
     -------
@@ -225,14 +283,20 @@ def mos(
         Invalid frame, a pairwise frame, or raw scores on several scales.
     """
     by = _check_by(by)
-    df = _ratings_main(votes)
+    return _mos(_ratings_main(votes), by, ci, n_boot, seed, level=level, normalize=normalize, keep_boot=keep_boot)
+
+
+def _mos(df: pd.DataFrame, by: tuple[str, ...], ci: CI, n_boot: int, seed: int, *, level: float,
+         normalize: Normalisation, keep_boot: bool) -> MOSResult:
+    """:func:`mos` of validated main ratings (``screening._main`` of a validated frame)."""
+    _require_ratings(df)
     _one_scale(df, normalize)
     values = pd.DataFrame({"rater": df["rater"].astype(str), "v": _scores(df, normalize)})
     for col in by:
         values[col] = df[col].astype(str)
-    table = _aggregate(values, by, ci, n_boot, seed, level)
+    table, boot = _aggregate(values, by, ci, n_boot, seed, level)
     params = {"by": by, "ci": ci, "n_boot": n_boot, "seed": seed, "level": level, "normalize": normalize}
-    return MOSResult(table, "mos", params)
+    return MOSResult(table, "mos", params, boot if keep_boot else None)
 
 
 def _reference_name(df: pd.DataFrame, reference: str | None) -> str:
@@ -261,6 +325,7 @@ def dmos(
     seed: int = 0,
     *,
     level: float = 0.95,
+    keep_boot: bool = False,
 ) -> MOSResult:
     """Differential MOS for ACR with hidden reference (ITU-T P.910, PROTOCOL.md §1).
 
@@ -277,7 +342,7 @@ def dmos(
     reference : str, optional
         Name of the reference condition; when omitted it is read from a
         ``role`` column (rows with role ``reference``).
-    by, ci, n_boot, seed, level
+    by, ci, n_boot, seed, level, keep_boot
         As in :func:`mos`.
 
     Returns
@@ -294,7 +359,13 @@ def dmos(
         When the reference cannot be determined.
     """
     by = _check_by(by)
-    df = _ratings_main(votes)
+    return _dmos(_ratings_main(votes), reference, by, ci, n_boot, seed, level=level, keep_boot=keep_boot)
+
+
+def _dmos(df: pd.DataFrame, reference: str | None, by: tuple[str, ...], ci: CI, n_boot: int, seed: int, *,
+          level: float, keep_boot: bool) -> MOSResult:
+    """:func:`dmos` of validated main ratings."""
+    _require_ratings(df)
     off = sorted(set(map(str, df["scale"].unique())) - set(DMOS_SCALES))
     if off:
         raise frames.FrameError([f"DMOS is defined on {DMOS_SCALES} scores, got {off}"], "ratings")
@@ -309,7 +380,7 @@ def dmos(
     values = pd.DataFrame({"rater": pvs["rater"].to_numpy(), "v": dv})
     for col in by:
         values[col] = pvs[col].to_numpy()
-    table = _aggregate(values, by, ci, n_boot, seed, level)
+    table, boot = _aggregate(values, by, ci, n_boot, seed, level)
     params = {"by": by, "ci": ci, "n_boot": n_boot, "seed": seed, "level": level, "normalize": None,
               "reference": ref, "n_unpaired": int(np.isnan(ref_of).sum())}
-    return MOSResult(table, "dmos", params)
+    return MOSResult(table, "dmos", params, boot if keep_boot else None)

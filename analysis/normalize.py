@@ -76,7 +76,11 @@ def minmax(votes: pd.DataFrame, *, constant: Constant = "nan", column: str = "sc
     DataFrame
         The validated frame with ``column`` added (float).
     """
-    df = _ratings(votes)
+    return _minmax(_ratings(votes), constant=constant, column=column)
+
+
+def _minmax(df: pd.DataFrame, *, constant: Constant = "nan", column: str = "score_norm") -> pd.DataFrame:
+    """:func:`minmax` of a validated ratings frame."""
     codes, x, raters = _per_rater(df)
     lo = np.full(len(raters), np.inf)
     hi = np.full(len(raters), -np.inf)
@@ -116,7 +120,13 @@ def zscore(
     DataFrame
         The validated frame with ``column`` added (float).
     """
-    df = _ratings(votes)
+    return _zscore(_ratings(votes), rescale=rescale, constant=constant, column=column)
+
+
+def _zscore(
+    df: pd.DataFrame, *, rescale: bool = False, constant: Constant = "nan", column: str = "score_norm"
+) -> pd.DataFrame:
+    """:func:`zscore` of a validated ratings frame."""
     codes, x, raters = _per_rater(df)
     n = np.bincount(codes).astype(float)
     mean = np.bincount(codes, x) / n

@@ -28,10 +28,11 @@ The three inputs
   independent and the Hessian intervals ignore that.
 * **ratings** (``cond, score``): screen → MOS per condition (and per content) → DMOS
   when the scale is ``acr-hr`` and the hidden reference is known → optional subject
-  model → rank conditions by MOS (DMOS) with the covariance ``diag(se²)`` (the
-  bootstrap se when ``bootstrap > 0``). Shared raters correlate condition means
-  positively, so treating them as independent is conservative: it never separates
-  conditions that a full covariance would not.
+  model → rank conditions by MOS (DMOS). With ``bootstrap > 0`` the tests use the
+  rater-bootstrap covariance of the condition means (:meth:`analysis.mos.MOSResult.covariance`):
+  raters who scored several conditions correlate their means, and a difference is judged
+  with that correlation. Without a bootstrap: ``diag(se²)`` of the Student-t standard
+  errors (conditions treated as independent).
 * **pair table** (``cond_a, cond_b`` and counts or a mean vote, no ``pref``; see
   :func:`analysis.aggregate.from_pair_table`): no raters, so no screening and no
   bootstrap — Hessian intervals only.
@@ -273,11 +274,12 @@ def analyze(
     df = frames.validate(votes)
     kind = frames.detect_kind(df)
     rules = screening_rules if screening_rules is not None else screening.ScreeningRules()
-    sr = screening.screen(df, rules)
+    # Validated once here; everything below takes the validated frame as it is.
+    sr = screening._screen(df, rules)
     kept_rows = sr.kept_votes(df)
     if len(kept_rows) == 0:
         raise ValueError(f"screening dropped every rater ({len(sr.raters)}); see raters.csv or relax the rules")
-    main = screening.main_votes(kept_rows)
+    main = screening._main(kept_rows)
     if len(main) == 0:
         raise ValueError("no main votes left after screening (only repeats and gold trials)")
     counts = _row_counts(df, sr, main)
@@ -309,12 +311,6 @@ def _row_counts(df: pd.DataFrame, sr: screening.ScreeningResult, main: pd.DataFr
     }
 
 
-def _present_reasons(main: pd.DataFrame) -> list[str]:
-    # Same convention as bradley_terry.fit_by_reason: several factors joined by ";".
-    sets = main["reason"].dropna().astype(str).str.split(";")
-    return sorted({x.strip() for xs in sets for x in xs if x.strip()})
-
-
 def _interval_frame(res: bt.BTResult, method: str) -> pd.DataFrame:
     """``condition, score, se, ci_low, ci_high, n_votes`` with the intervals of ``method``."""
     se, lo, hi = res.intervals(method)
@@ -327,42 +323,41 @@ def _interval_frame(res: bt.BTResult, method: str) -> pd.DataFrame:
 MIN_BOOTSTRAP_RATERS = 5
 
 
-def _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, tiebreak, reasons, common, published):
-    notes: list[str] = []
+def _bootstrap_rounds(main: pd.DataFrame, bootstrap: int, notes: list[str], fallback: str) -> int:
+    """``bootstrap``, or 0 (with a note) when too few raters are left for a rater bootstrap."""
     n_raters = int(main["rater"].nunique())
     if bootstrap and n_raters < MIN_BOOTSTRAP_RATERS:
         notes.append(f"only {n_raters} rater(s) left after screening: the rater bootstrap was skipped and the "
-                     "intervals and tests use the observed information (Hessian), which treats votes as "
-                     "independent — read them as optimistic")
-        bootstrap = 0
+                     f"intervals and tests use the {fallback} — read them as optimistic")
+        return 0
+    return bootstrap
+
+
+def _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, tiebreak, reasons, common, published):
+    notes: list[str] = []
+    bootstrap = _bootstrap_rounds(main, bootstrap, notes,
+                                  "observed information (Hessian), which treats votes as independent")
     ci = "both" if bootstrap else "hessian"
     rank_by = "bootstrap" if bootstrap else "hessian"
-    fit = bt.fit(main, ties=ties, graded=graded, ci=ci, n_boot=max(bootstrap, 2), seed=seed, alpha=alpha)
+    fit = bt._fit_frame(main, ties=ties, graded=graded, ci=ci, n_boot=max(bootstrap, 2), seed=seed, alpha=alpha)
     if fit.params.get("boot_failed"):
         notes.append(f"{fit.params['boot_failed']} of {bootstrap} bootstrap rounds did not converge and were "
                      "left out of the bootstrap intervals")
     rk = ranking.rank(fit, alpha=alpha, tiebreak=tiebreak, method=rank_by)
-    present = _present_reasons(main)
-    wanted = present if reasons is None else [str(r) for r in reasons]
-    kw = {"ties": ties, "graded": graded, "ci": ci, "n_boot": max(bootstrap, 2), "seed": seed, "alpha": alpha}
-    reason_fits: dict[str, bt.BTResult] = {}
-    try:
-        reason_fits = bt.fit_by_reason(main, reasons=wanted, **kw) if wanted else {}
-    except (bt.ComparisonGraphError, ValueError):
-        # Some factor is named by too few raters to determine every score: fit the factors one by
-        # one so the others still appear, and say which one failed (the overall fit stands).
-        for reason in wanted:
-            try:
-                reason_fits[reason] = bt.fit_by_reason(main, reasons=[reason], **kw)[reason]
-            except (bt.ComparisonGraphError, ValueError) as exc:
-                notes.append(f"factor {reason!r} not fitted: {exc}")
+    wanted = bt.present_reasons(main) if reasons is None else [str(r) for r in reasons]
+    # A factor named by too few raters to determine every score is left out (and said so);
+    # the other factors and the overall fit stand.
+    failed: dict[str, str] = {}
+    reason_fits = bt._fit_by_reason(main, wanted, on_error="skip", failures=failed, ties=ties, graded=graded,
+                                    ci=ci, n_boot=max(bootstrap, 2), seed=seed, alpha=alpha)
+    notes.extend(f"factor {reason!r} not fitted: {msg}" for reason, msg in failed.items())
     params = {**common, **{f"bt.{k}": v for k, v in fit.settings().items()}, "ties": ties, "graded": graded,
               "rank_by": rank_by, "reasons": wanted, **{f"ranking.{k}": v for k, v in rk.params.items()}}
     return AnalysisResult(
         kind="pairwise", source="votes", scores=fit.to_frame(), ranking=rk, raters=sr.raters.copy(),
         by_reason={r: _interval_frame(f, rank_by) for r, f in reason_fits.items()}, counts=counts,
         params=params, notes=notes, fit=fit, reason_fits=reason_fits, screening=sr,
-        pair_counts=bt.count_votes(main).pairs, published=published,
+        pair_counts=bt._count(main, graded=False).pairs, published=published,
     )
 
 
@@ -377,26 +372,28 @@ def _reference_for(main: pd.DataFrame, reference: str | None) -> str | None:
 def _analyze_ratings(main, sr, counts, bootstrap, seed, alpha, tiebreak, normalise, reference, subject_model,
                      common, published):
     level = 1 - alpha
+    notes: list[str] = []
+    bootstrap = _bootstrap_rounds(main, bootstrap, notes, "Student-t intervals, which treat scores as independent")
     ci = "both" if bootstrap else "t"
     rank_by = "bootstrap" if bootstrap else "t"
-    notes: list[str] = []
     seed = 0 if seed is None else seed
-    boot_kw = {"n_boot": max(bootstrap, 2), "seed": seed, "level": level}
-    m = mos.mos(main, by=("cond",), ci=ci, normalize=normalise, **boot_kw)
-    m_content = mos.mos(main, by=("content", "cond"), ci="t", normalize=normalise, level=level, n_boot=2,
-                        seed=seed)
-    measure, table, extra = "mos", m.table, dict(m.params)
+    boot_kw = {"n_boot": max(bootstrap, 2), "seed": seed, "level": level, "keep_boot": bool(bootstrap)}
+    m = mos._mos(main, ("cond",), ci, normalize=normalise, **boot_kw)
+    m_content = mos._mos(main, ("content", "cond"), "t", 2, seed, level=level, normalize=normalise,
+                         keep_boot=False)
+    measure, result, extra = "mos", m, dict(m.params)
     scales = sorted(map(str, main["scale"].unique()))
     if scales == ["acr-hr"]:
         ref = _reference_for(main, reference)
         try:
-            d = mos.dmos(main, reference=ref, by=("cond",), ci=ci, **boot_kw)
-            measure, table, extra = "dmos", d.table, dict(d.params)
+            d = mos._dmos(main, ref, ("cond",), ci, **boot_kw)
+            measure, result, extra = "dmos", d, dict(d.params)
             if d.params.get("n_unpaired"):
                 notes.append(f"DMOS: {d.params['n_unpaired']} scores had no same-rater reference score and "
                              "were left out")
         except ValueError as exc:
             notes.append(f"DMOS not computed ({exc}); conditions ranked by MOS")
+    table = result.table
     scores = pd.DataFrame({
         "condition": table["cond"].astype(str).to_numpy(), "score": table["mos"].to_numpy(dtype=float),
         "se": table["sd"].to_numpy(dtype=float) / np.sqrt(table["n"].to_numpy(dtype=float)),
@@ -408,11 +405,16 @@ def _analyze_ratings(main, sr, counts, bootstrap, seed, alpha, tiebreak, normali
         if col in table.columns:
             scores[col] = table[col].to_numpy(dtype=float)
     prefix = "boot_" if bootstrap else ""
-    se = scores[f"{prefix}se"].to_numpy(dtype=float)
+    if bootstrap:
+        # Shared raters correlate the condition means: test differences with the rater-bootstrap
+        # covariance, which carries that correlation.
+        cov, how = result.covariance(), "bootstrap (rater covariance)"
+    else:
+        cov, how = np.diag(scores["se"].to_numpy(dtype=float) ** 2), "t (independent conditions)"
     rk = ranking.rank_scores(
-        scores["condition"], scores["score"].to_numpy(), np.diag(se**2), alpha=alpha, tiebreak=tiebreak,
+        scores["condition"], scores["score"].to_numpy(), cov, alpha=alpha, tiebreak=tiebreak,
         ci_low=scores[f"{prefix}ci_low"].to_numpy(), ci_high=scores[f"{prefix}ci_high"].to_numpy(),
-        method=f"{rank_by} (independent conditions)",
+        method=how,
     )
     subject = None
     if subject_model:

@@ -230,7 +230,11 @@ def main_votes(votes: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         Validated rows with null ``repeat_of`` and null ``gold_expected``.
     """
-    df = frames.validate(votes)
+    return _main(frames.validate(votes))
+
+
+def _main(df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`main_votes` of an already validated frame (no second validation)."""
     keep = (df["repeat_of"].isna() & df["gold_expected"].isna()).to_numpy(dtype=bool)
     return df[keep].reset_index(drop=True)
 
@@ -367,20 +371,21 @@ def _item_table(main: pd.DataFrame, kind: str, level: str) -> pd.DataFrame:
 
     Items are (content, cond) for ratings and (content, unordered pair) for
     pairwise, with ``pref`` oriented towards the alphabetically first
-    condition; at ``level="condition"`` the content is left out.
+    condition; at ``level="condition"`` the content is left out. Items are
+    integer codes (only their equality matters), built without string keys.
     """
+    n = len(main)
     if kind == "ratings":
-        item = main["cond"].astype(str)
+        item = pd.factorize(main["cond"])[0].astype(np.int64)
         value = main["score"].to_numpy(float)
     else:
-        a, b = main["cond_a"].astype(str).to_numpy(), main["cond_b"].astype(str).to_numpy()
-        flip = a > b
-        lo, hi = np.where(flip, b, a), np.where(flip, a, b)
-        item = pd.Series(lo, index=main.index) + "\x1f" + hi
-        value = np.where(flip, -1.0, 1.0) * main["pref"].to_numpy(float)
+        codes, names = pd.factorize(pd.concat([main["cond_a"], main["cond_b"]], ignore_index=True), sort=True)
+        a, b = codes[:n].astype(np.int64), codes[n:].astype(np.int64)
+        item = np.minimum(a, b) * len(names) + np.maximum(a, b)
+        value = np.where(a > b, -1.0, 1.0) * main["pref"].to_numpy(float)
     if level == "stimulus":
-        item = main["content"].astype(str) + "\x1f" + item
-    tab = pd.DataFrame({"rater": main["rater"].to_numpy(), "item": item.to_numpy(), "v": value})
+        item = pd.factorize(main["content"])[0].astype(np.int64) * (int(item.max(initial=0)) + 1) + item
+    tab = pd.DataFrame({"rater": main["rater"].to_numpy(), "item": item, "v": value})
     return tab.groupby(["rater", "item"], observed=True, as_index=False)["v"].mean()
 
 
@@ -491,8 +496,13 @@ def screen(votes: pd.DataFrame, rules: ScreeningRules | None = None) -> Screenin
         False when at least one enabled rule fired, and ``dropped_by`` lists
         those rules separated by ``;`` (empty when kept).
     """
+    return _screen(frames.validate(votes), rules)
+
+
+def _screen(df: pd.DataFrame, rules: ScreeningRules | None = None) -> ScreeningResult:
+    """:func:`screen` of a frame :func:`analysis.frames.validate` returned (not validated again)."""
     rules = rules or ScreeningRules()
-    df = frames.validate(votes)
+    df = df.copy(deep=False)  # new columns below must not reach the caller's frame
     kind = frames.detect_kind(df)
     if "answer_ms" in df.columns:
         df["answer_ms"] = pd.to_numeric(df["answer_ms"], errors="coerce")

@@ -169,6 +169,24 @@ def test_fit_by_reason_splits_multi_values():
         bt.fit_by_reason(sim.votes, reasons=["sound"])
 
 
+def test_fit_by_reason_can_skip_and_record_a_factor_it_cannot_fit():
+    sim = simulate.simulate_pairwise(4, 5, 600, 8, reason_rate=0.0, seed=4)
+    votes = sim.votes.copy()
+    votes.loc[votes.index[:2], "reason"] = "rare"                # 2 votes cannot determine 4 scores
+    votes.loc[votes.index[2:], "reason"] = "colours"
+    with pytest.raises(bt.ComparisonGraphError, match="reason 'rare'"):
+        bt.fit_by_reason(votes)
+    failures: dict[str, str] = {}
+    fits = bt.fit_by_reason(votes, reasons=["colours", "rare", "sound"], on_error="skip", failures=failures)
+    assert list(fits) == ["colours"]
+    assert set(failures) == {"rare", "sound"} and "no votes give" in failures["sound"]
+    assert bt.present_reasons(votes) == ["colours", "rare"]
+    with pytest.raises(ValueError, match="on_error"):
+        bt.fit_by_reason(votes, on_error="ignore")
+    with pytest.raises(ValueError, match="ties must be"):             # a bad option is never skipped
+        bt.fit_by_reason(votes, on_error="skip", ties="bogus")
+
+
 def test_bad_frame_lists_every_problem():
     df = _votes([("r1", "A", "B", 1)]).drop(columns=["scale"])
     df.loc[0, "pref"] = 7

@@ -207,3 +207,30 @@ def test_bad_input():
     assert mos(two, normalize="minmax").to_frame()["mos"].tolist() == [0.0, 100.0]
     with pytest.raises(ValueError, match="by must be"):
         mos(ratings_frame(["a"], ["v"], ["A"], [3]), by=("rater",))
+
+
+def test_bootstrap_covariance_carries_the_shared_raters():
+    """Rater offsets move a rater's A and B scores together: the bootstrap covariance sees it."""
+    df = normal_panel(rater_sd=8.0, seed=4)
+    res = mos(df, ci="both", n_boot=800, seed=2, keep_boot=True)
+    assert res.boot.shape == (800, 2)
+    cov = res.covariance()
+    np.testing.assert_allclose(np.sqrt(np.diag(cov)), res.table["boot_se"], rtol=1e-12)
+    corr = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])
+    assert corr > 0.8
+    se, _, _ = rater_bootstrap(*_sums_counts(df), n_boot=800, seed=2)
+    np.testing.assert_allclose(se, res.table["boot_se"])
+    with pytest.raises(ValueError, match="keep_boot"):
+        mos(df, ci="both", n_boot=50).covariance()
+    with pytest.raises(ValueError, match="keep_boot"):
+        mos(df, ci="t", keep_boot=True).covariance()
+
+
+def _sums_counts(df):
+    rater = pd.factorize(df["rater"].astype(str))[0]
+    group = (df["cond"] == "B").to_numpy(dtype=int)
+    sums = np.zeros((rater.max() + 1, 2))
+    counts = np.zeros_like(sums)
+    np.add.at(sums, (rater, group), df["score"].to_numpy(dtype=float))
+    np.add.at(counts, (rater, group), 1.0)
+    return sums, counts

@@ -188,3 +188,48 @@ def test_too_few_raters_fall_back_to_hessian_intervals() -> None:
     assert any("rater bootstrap was skipped" in n for n in result.notes)
     table = result.ranking.table
     assert (table["ci_high"] > table["ci_low"]).all()
+
+
+def test_ratings_are_ranked_with_the_rater_bootstrap_covariance():
+    """Two conditions 2 points apart, raters with large personal offsets: each MOS is uncertain, their
+    difference is not (every rater scored both). The covariance separates them; diag(se²) could not."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for r in range(40):
+        offset = rng.normal(0, 10)
+        for c in range(30):
+            for cond, mean in (("A", 52.0), ("B", 50.0)):
+                rows.append((f"r{r:02d}", f"v{c:02d}", cond, float(np.clip(round(mean + offset + rng.normal(0, 4)),
+                                                                               0, 100))))
+    df = pd.DataFrame(rows, columns=["rater", "content", "cond", "score"])
+    df = df.assign(study="s", session=df["rater"] + "-1", trial=df.groupby("rater").cumcount() + 1,
+                   scale="slider100", repeat_of=None, gold_expected=None, answered_at=None, watch_ms=10_000,
+                   stalls=0)
+    res = report.analyze(df, bootstrap=500, screening_rules=screening.ScreeningRules.none())
+    assert "rater covariance" in res.ranking.params["method"]
+    assert res.ranking.groups == [["A"], ["B"]]
+    se = res.scores["boot_se"].to_numpy()
+    z_independent = abs(res.scores["score"].diff().iloc[1]) / np.sqrt((se**2).sum())
+    assert z_independent < 1.96                                  # diag(se²) would have called it a tie
+    t_only = report.analyze(df, bootstrap=0, screening_rules=screening.ScreeningRules.none())
+    assert "independent" in t_only.ranking.params["method"]
+
+
+def test_the_frame_is_validated_once(monkeypatch, pairwise):
+    """analyze() validates at the boundary only (validation is the costliest step on big frames)."""
+    sim = simulate.simulate_ratings(3, 6, 12, scale="acr-hr", true_scores=[1.0, 0.0, -1.0], seed=6)
+    calls = []
+    real = frames.validate
+
+    def counting(df, kind=None):
+        calls.append(len(df))
+        return real(df, kind)
+
+    monkeypatch.setattr(frames, "validate", counting)
+    report.analyze(pairwise.votes, bootstrap=20)
+    assert calls == [len(pairwise.votes)]
+    calls.clear()
+    report.analyze(sim.votes, bootstrap=20, normalize_scores="zscore")
+    assert calls == [len(sim.votes)]
