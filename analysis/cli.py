@@ -1,5 +1,4 @@
-"""``panelrank analyze``, ``simulate``, ``score`` and ``challenge-score`` (plain click commands),
-and the objective-scorer plumbing the study commands share (``study_app.scoring``).
+"""``panelrank analyze``, ``simulate``, ``score`` and ``challenge-score`` (plain click commands).
 
 They need no Flask app: :data:`COMMANDS` and :data:`SCORER_COMMANDS` are registered on
 the ``panelrank`` group by ``study_app.cli``, and the commands can be run directly with
@@ -7,452 +6,42 @@ the ``panelrank`` group by ``study_app.cli``, and the commands can be run direct
 a disconnected comparison graph, screening that leaves nobody, a scorer that cannot
 run) becomes a ``click.ClickException`` naming it, exit status 1, and nothing is written.
 
-Scorer model files
-------------------
-``panelrank fit-scorer`` writes one JSON file (:func:`save_scorer_model`) holding the
-base scorer's configuration, the cross-fitted heads (one per fold of condition pairs),
-the head fitted on every vote and the fit report. Wherever a scorer name is accepted
-(``--tiebreak``, ``--scorer``), the path of such a file (``*.json``) is accepted too:
-the tie-breaker then judges each condition pair with the head that never saw its votes.
+The commands are thin: the scorer plumbing they share with the study commands
+(``study_app.scoring``) — scorer configurations, fitted scorer model files, the
+tie-breaker — lives in :mod:`analysis.objective.model`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import hashlib
 import json
 import math
-import os
-import re
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 import pandas as pd
 
 from analysis import bradley_terry, frames, report, screening, simulate
+from analysis._files import write_csv
 from analysis.objective import base as obj_base
-from analysis.objective.cache import CachedScorer, ScoreCache, score_stimuli, text_progress
-from analysis.objective.head import CrossFit, CrossFitScorer, Head, HeadScorer, cross_fit_heads, join_votes_features
-from analysis.objective.head import pairwise_metrics as head_metrics
-from analysis.objective.tiebreak import TieBreaker, make_tiebreaker, stimuli_frame
+from analysis.objective.cache import CachedScorer, ScoreCache, text_progress
+from analysis.objective.model import (
+    SCORER_ERRORS,
+    build_tiebreaker,
+    open_cache,
+    parse_options,
+    read_paths_csv,
+    read_s_obj_csv,
+    read_stimuli_csv,
+    resolve_scorer,
+    safe_name,
+)
 
 
 def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc))
-
-
-# ========================================================================================
-# Scorer plumbing (pure: files and frames in, objects out; no click in here)
-# ========================================================================================
-
-#: ``format`` of a scorer model file written by :func:`save_scorer_model`.
-MODEL_FORMAT = "panelrank-scorer-model/1"
-#: Columns of a stimuli CSV (``--stimuli``).
-STIMULI_COLUMNS = ("content", "condition", "path")
-#: Errors a scorer can raise while being built or run, turned into clear CLI errors.
-SCORER_ERRORS = (obj_base.ScorerError, obj_base.UnknownScorerError, ValueError, OSError, ImportError)
-
-
-def parse_options(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str, Any]:
-    """``["frames=16", "threads=false"]`` → ``{"frames": 16, "threads": False}``.
-
-    Each value is read as JSON when it parses (numbers, ``true``/``false``, ``null``,
-    lists, objects), otherwise kept as the plain string. A mapping passes through.
-    """
-    if items is None:
-        return {}
-    if isinstance(items, Mapping):
-        return dict(items)
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"option {item!r} is not of the form key=value")
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out[key.strip()] = value
-    return out
-
-
-def normalise_scorer_config(config: str | Mapping[str, Any]) -> dict[str, Any]:
-    """``"handcrafted"`` or ``{name, options}`` → ``{"name": ..., "options": {...}}``."""
-    if isinstance(config, str):
-        return {"name": config, "options": {}}
-    if not isinstance(config, Mapping) or not isinstance(config.get("name"), str) or not config["name"]:
-        raise ValueError(f"a scorer is a name or a mapping {{name, options}}, got {config!r}")
-    options = config.get("options") or {}
-    if not isinstance(options, Mapping):
-        raise ValueError(f"scorer options must be a mapping, got {options!r}")
-    extra = sorted(set(config) - {"name", "options"})
-    if extra:
-        raise ValueError(f"unknown scorer key(s) {extra} (only name and options)")
-    return {"name": str(config["name"]), "options": dict(options)}
-
-
-def build_scorer(config: str | Mapping[str, Any]) -> obj_base.Scorer:
-    """Instantiate a scorer from a name or ``{name, options}``; bad options are a ValueError."""
-    cfg = normalise_scorer_config(config)
-    try:
-        return obj_base.scorer_from_config(cfg)
-    except TypeError as exc:  # unexpected keyword: name the scorer and the option
-        raise ValueError(f"scorer {cfg['name']!r}: bad option(s) {sorted(cfg['options'])}: {exc}") from exc
-
-
-def is_model_file(spec: Any) -> bool:
-    """True when ``spec`` names a scorer model file (``*.json``) rather than a scorer."""
-    return isinstance(spec, str | os.PathLike) and str(spec).lower().endswith(".json")
-
-
-@dataclass(frozen=True)
-class ScorerModel:
-    """A head fitted on votes by ``fit-scorer``: cross-fitted per condition pair, plus a full fit.
-
-    Attributes
-    ----------
-    base
-        ``{"name", "options"}`` of the scorer whose features the heads read.
-    crossfit
-        Fold heads and the fold of every condition pair (see :func:`cross_fit_heads`).
-    report
-        Fit sizes, held-out and cross-fitted accuracy / log-loss, the prior's baseline.
-    source
-        What the votes came from (study slug or file).
-    """
-
-    base: dict[str, Any]
-    crossfit: CrossFit
-    report: dict[str, Any] = field(default_factory=dict)
-    source: str = ""
-    created: str = ""
-
-    @property
-    def version(self) -> str:
-        return self.crossfit.version
-
-    @property
-    def kind(self) -> str:
-        return self.crossfit.full.kind
-
-    def base_scorer(self) -> obj_base.Scorer:
-        return build_scorer(self.base)
-
-    def crossfit_scorer(self, base: obj_base.Scorer | None = None) -> CrossFitScorer:
-        """The tie-breaking scorer: each pair judged by a head that never saw its votes."""
-        return CrossFitScorer(base if base is not None else self.base_scorer(), self.crossfit)
-
-    def full_scorer(self, base: obj_base.Scorer | None = None) -> HeadScorer:
-        """The head fitted on every vote (for stimuli outside the study, e.g. ``panelrank score``)."""
-        return HeadScorer(base if base is not None else self.base_scorer(), self.crossfit.full)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": MODEL_FORMAT,
-            "version": self.version,
-            "kind": self.kind,
-            "base": self.base,
-            "source": self.source,
-            "created": self.created,
-            "report": self.report,
-            "full": self.crossfit.full.to_dict(),
-            "folds": [h.to_dict() for h in self.crossfit.heads],
-            "fold_of_pair": [[a, b, k] for (a, b), k in sorted(self.crossfit.fold_of_pair.items())],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ScorerModel:
-        if data.get("format") != MODEL_FORMAT:
-            raise ValueError(f"not a panelrank scorer model (format {data.get('format')!r}, "
-                             f"expected {MODEL_FORMAT!r}); write one with `panelrank fit-scorer`")
-        crossfit = CrossFit(
-            heads=tuple(Head.from_dict(h) for h in data["folds"]),
-            fold_of_pair={obj_base.pair_key(str(a), str(b)): int(k) for a, b, k in data["fold_of_pair"]},
-            full=Head.from_dict(data["full"]),
-        )
-        model = cls(normalise_scorer_config(data["base"]), crossfit, dict(data.get("report") or {}),
-                    str(data.get("source") or ""), str(data.get("created") or ""))
-        if data.get("version") not in (None, model.version):
-            raise ValueError("scorer model was edited: its version does not match its heads")
-        return model
-
-
-def save_scorer_model(model: ScorerModel, path: str | Path) -> Path:
-    """Write ``model`` as JSON (to a temporary name first, then renamed)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(model.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
-
-
-def load_scorer_model(path: str | Path) -> ScorerModel:
-    """Read a file written by :func:`save_scorer_model`."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{p}: no such scorer model file")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{p}: not a JSON scorer model: {exc}") from exc
-    try:
-        return ScorerModel.from_dict(data)
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{p}: malformed scorer model ({exc})") from exc
-
-
-def read_stimuli_csv(path: str | Path) -> pd.DataFrame:
-    """``content, condition, path`` rows; relative paths resolve against the CSV's folder."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{p}: no such stimuli file")
-    df = pd.read_csv(p, dtype=str, keep_default_na=False)
-    missing = [c for c in STIMULI_COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"{p}: missing column(s) {missing} (need content, condition, path)")
-    df = df.loc[:, list(STIMULI_COLUMNS)].copy()
-    df["path"] = [str(q if Path(q).is_absolute() else (p.parent / q).resolve()) for q in df["path"]]
-    return stimuli_frame(df)
-
-
-def read_s_obj_csv(path: str | Path) -> dict[str, float]:
-    """``condition, s_obj`` (as ``challenge-score`` writes ``s_obj.csv``) → ``{condition: S_obj}``."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{p}: no such S_obj file")
-    df = pd.read_csv(p, dtype={"condition": str})
-    missing = [c for c in ("condition", "s_obj") if c not in df.columns]
-    if missing:
-        raise ValueError(f"{p}: missing column(s) {missing} (need condition, s_obj)")
-    values = pd.to_numeric(df["s_obj"], errors="coerce")
-    bad = df.loc[values.isna(), "condition"].tolist()
-    if bad:
-        raise ValueError(f"{p}: S_obj missing or not a number for condition(s) {bad}")
-    return dict(zip(df["condition"].astype(str), values.astype(float), strict=True))
-
-
-def _metadata_columns(stim: pd.DataFrame) -> set[str]:
-    aux = {f"aux_{k}" for k in range(1, obj_base.N_AUX + 1)}
-    return {"path", "sha256", "cached", "error", *aux}
-
-
-def stimulus_features(
-    scorer: obj_base.Scorer,
-    stimuli: pd.DataFrame,
-    *,
-    cache: ScoreCache | None = None,
-    workers: int = 1,
-    progress: Any = None,
-) -> tuple[pd.DataFrame, list[str]]:
-    """Score every stimulus (cached) and attach ``content, condition``.
-
-    Returns
-    -------
-    frame
-        ``content, condition`` + the :func:`score_stimuli` columns, one row per stimulus.
-    feature_names
-        The scorer's numeric feature columns.
-    """
-    frame = stimuli_frame(stimuli)
-    scored = score_stimuli(scorer, frame["path"].tolist(), cache=cache, workers=workers, progress=progress)
-    merged = frame.merge(scored, on="path", how="left")
-    meta = _metadata_columns(scored)
-    names = [c for c in scored.columns if c not in meta and pd.api.types.is_numeric_dtype(scored[c])
-             and not pd.api.types.is_bool_dtype(scored[c])]
-    return merged, names
-
-
-@contextlib.contextmanager
-def open_cache(directory: str | Path | None) -> Iterator[ScoreCache]:
-    """A :class:`ScoreCache` in ``directory``, or in a temporary one removed afterwards."""
-    if directory is not None:
-        with ScoreCache(directory) as cache:
-            yield cache
-        return
-    with tempfile.TemporaryDirectory(prefix="panelrank-scores-") as tmp, ScoreCache(tmp) as cache:
-        yield cache
-
-
-def _pairwise_votes(votes: pd.DataFrame, screen: bool) -> pd.DataFrame:
-    df = frames.validate(votes)
-    if frames.detect_kind(df) != "pairwise":
-        raise ValueError("fitting a scorer head needs pairwise votes (cond_a, cond_b, pref)")
-    if screen:
-        sr = screening.screen(df)
-        df = sr.kept_votes(df)
-        if len(df) == 0:
-            raise ValueError("screening dropped every rater; use --no-screening to fit on everyone")
-    return screening.main_votes(df)
-
-
-def fit_scorer_model(
-    votes: pd.DataFrame,
-    stimuli: pd.DataFrame,
-    base: str | Mapping[str, Any] = "handcrafted",
-    *,
-    kind: str = "logistic",
-    n_folds: int = 5,
-    l2: float = 1e-3,
-    seed: int = 0,
-    screen: bool = True,
-    cache: ScoreCache | None = None,
-    workers: int = 1,
-    progress: Any = None,
-    source: str = "",
-) -> ScorerModel:
-    """Features per stimulus (cached) → joined with the votes → cross-fitted Siamese heads.
-
-    The report holds the full head's held-out accuracy / log-loss (20 % of the votes held
-    out), the **cross-fitted** accuracy / log-loss (each vote predicted by the head of its
-    pair's fold, i.e. a head that never saw a vote on that pair: the honest figure for a
-    tie-breaker) and, for a feature scorer with a prior, the uncalibrated prior's
-    accuracy on the same votes.
-    """
-    if kind == "mlp":
-        import importlib.util
-
-        if importlib.util.find_spec("torch") is None:
-            raise ValueError("--kind mlp needs torch, which is not installed "
-                             "(pip install torch==2.13.0, or use --kind logistic)")
-    elif kind != "logistic":
-        raise ValueError(f"unknown head kind {kind!r} (logistic or mlp)")
-    cfg = normalise_scorer_config(base)
-    scorer = build_scorer(cfg)
-    main = _pairwise_votes(votes, screen)
-    stim, names = stimulus_features(scorer, stimuli, cache=cache, workers=workers, progress=progress)
-    if not names:
-        raise ValueError(f"scorer {cfg['name']!r} reports no numeric features to fit a head on")
-    feats = stim.loc[:, ["content", "condition", *names]]
-    tv = join_votes_features(main.astype({"content": str, "cond_a": str, "cond_b": str}), feats)
-    n = len(tv.prefs)
-    if n < 10:
-        raise ValueError(f"only {n} vote(s) have features for both stimuli; need at least 10 to fit a head")
-    cf = cross_fit_heads(tv.features_a, tv.features_b, tv.prefs, tv.cond_a, tv.cond_b, n_folds=n_folds,
-                         seed=seed, kind=kind, l2=l2, feature_names=names)
-    # Out-of-fold: each vote predicted by the head that never saw its condition pair.
-    p_oof = np.empty(n)
-    fold_heads = [cf.head_for(str(a), str(b)) for a, b in zip(tv.cond_a, tv.cond_b, strict=True)]
-    for head in {id(h): h for h in fold_heads}.values():
-        rows = np.array([h is head for h in fold_heads])
-        p_oof[rows] = head.predict(tv.features_a[rows], tv.features_b[rows])
-    oof = head_metrics(p_oof, tv.prefs)
-    full = cf.full.report
-    rep: dict[str, Any] = {
-        "kind": kind, "n_votes": n, "n_votes_dropped": int(tv.n_dropped), "n_features": len(names),
-        "n_stimuli": len(stim), "n_condition_pairs": len(cf.fold_of_pair), "n_folds": len(cf.heads),
-        "l2": l2, "seed": seed, "screening": screen,
-        "heldout_accuracy": full.get("heldout_accuracy"), "heldout_log_loss": full.get("heldout_log_loss"),
-        "n_heldout": full.get("n_heldout"),
-        "crossfit_accuracy": oof["accuracy"], "crossfit_log_loss": oof["log_loss"],
-        "train_accuracy": full.get("train_accuracy"), "train_log_loss": full.get("train_log_loss"),
-    }
-    if hasattr(scorer, "compare_features") and not getattr(scorer, "calibrated", False):
-        aux_cols = [f"aux_{k}" for k in range(1, obj_base.N_AUX + 1)]
-        by_cell = {(r["content"], r["condition"]): r for r in stim.to_dict("records")}
-        p_prior = []
-        for c, a, b in zip(tv.content, tv.cond_a, tv.cond_b, strict=True):
-            ra, rb = by_cell[(c, a)], by_cell[(c, b)]
-            p_prior.append(scorer.compare_features(  # type: ignore[attr-defined]
-                {k: ra[k] for k in names}, {k: rb[k] for k in names},
-                tuple(ra[k] for k in aux_cols), tuple(rb[k] for k in aux_cols)).p)
-        prior = head_metrics(np.asarray(p_prior), tv.prefs)
-        rep.update(prior_accuracy=prior["accuracy"], prior_log_loss=prior["log_loss"])
-    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    return ScorerModel(base=cfg, crossfit=cf, report=rep, source=source, created=created)
-
-
-def resolve_scorer(spec: str | Mapping[str, Any], options: Mapping[str, Any] | None = None
-                   ) -> tuple[obj_base.Scorer, ScorerModel | None]:
-    """A scorer name / ``{name, options}`` / model file → (scorer, model or None).
-
-    ``options`` are merged over the configuration's own (a model file takes none: its
-    base scorer is fixed by the fit). For a model file the scorer is the full head.
-    """
-    if is_model_file(spec):
-        if options:
-            raise ValueError("scorer options cannot be combined with a fitted model file "
-                             "(its base scorer is fixed by the fit)")
-        model = load_scorer_model(spec)  # type: ignore[arg-type]
-        return model.full_scorer(), model
-    cfg = normalise_scorer_config(spec)  # type: ignore[arg-type]
-    cfg["options"].update(options or {})
-    return build_scorer(cfg), None
-
-
-def build_tiebreaker(
-    spec: str | Mapping[str, Any] | None,
-    *,
-    stimuli: pd.DataFrame | None,
-    s_obj: Mapping[str, float] | None = None,
-    options: Mapping[str, Any] | None = None,
-    cache: ScoreCache | None = None,
-    workers: int = 1,
-    progress: Any = None,
-) -> TieBreaker:
-    """The tie-breaker for :func:`analysis.report.analyze` from the CLI's inputs.
-
-    * ``spec`` a scorer name or ``{name, options}``: mean p_sym against the tie group;
-    * ``spec`` a model file from ``fit-scorer``: the same with the cross-fitted heads;
-    * ``s_obj`` given: the conditions' S_obj (the scorer, if any, only names it).
-
-    Every stimulus is scored up front (with a progress bar, in ``workers`` processes,
-    through ``cache``), so the report's objective score of every condition costs no
-    more decoding.
-
-    Raises
-    ------
-    ValueError
-        A scorer-based tie-breaker without stimulus paths, and any scorer problem.
-    """
-    if spec is None and s_obj is None:
-        raise ValueError("give a tie-breaker: a scorer name, a fitted model file, or S_obj values")
-    if s_obj is not None:
-        scorer = None
-        if spec is not None:
-            scorer, _ = resolve_scorer(spec, options)
-        return make_tiebreaker(scorer, s_obj=s_obj)
-    assert spec is not None
-    if stimuli is None or len(stimuli) == 0:
-        raise ValueError("--tiebreak needs the stimulus paths: give --stimuli stimuli.csv (columns content, "
-                         "condition, path), or --s-obj s_obj.csv to break ties by S_obj")
-    scorer, model = resolve_scorer(spec, options)
-    frame = stimuli_frame(stimuli)
-    missing = [p for p in frame["path"] if not Path(p).is_file()]
-    if missing:
-        raise ValueError(f"{len(missing)} stimulus file(s) not found, e.g. {missing[0]}")
-    if model is not None:
-        base = model.base_scorer()
-        if cache is not None:
-            # Features once per stimulus (in parallel); each fold head then reads them from the cache.
-            score_stimuli(base, frame["path"].tolist(), cache=cache, workers=workers, progress=progress)
-            base = CachedScorer(base, cache)
-        return make_tiebreaker(model.crossfit_scorer(base), frame)
-    if cache is not None and hasattr(scorer, "compare_features"):
-        score_stimuli(scorer, frame["path"].tolist(), cache=cache, workers=workers, progress=progress)
-    return make_tiebreaker(scorer, frame, cache=cache, workers=workers)
-
-
-def scorer_model_name(source: str, model: ScorerModel) -> str:
-    """File name for a model: ``<source>.<kind>.<version>.json`` (source made file-safe)."""
-    return f"{safe_name(source or 'scorer')}.{model.kind}.{model.version}.json"
-
-
-def safe_name(text: str) -> str:
-    """``text`` with anything but ``A-Za-z0-9_.-`` replaced by ``_`` (for file names)."""
-    out = re.sub(r"[^A-Za-z0-9_.\-]+", "_", str(text)).strip("._")
-    if not out:
-        out = "x" + hashlib.sha256(str(text).encode()).hexdigest()[:8]
-    return out
 
 
 # ========================================================================================
@@ -593,15 +182,6 @@ def analyze_command(votes: Path, out_dir: Path, ties: str, graded: bool, bootstr
                  bootstrap=bootstrap, seed=seed, alpha=alpha, no_screening=no_screening, reference=reference)
 
 
-def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 @click.command("simulate")
 @click.option("--conditions", "n_conditions", type=click.IntRange(min=2), default=12, show_default=True)
 @click.option("--contents", "n_contents", type=click.IntRange(min=1), default=3000, show_default=True)
@@ -649,7 +229,7 @@ def simulate_command(n_conditions: int, n_contents: int, n_votes: int, n_raters:
             path.parent.mkdir(parents=True, exist_ok=True)
     frames.write_votes(sim.votes, out)
     if truth is not None:
-        _atomic_csv(sim.truth, truth)
+        write_csv(sim.truth, truth)
     kind = frames.SCALES[scale].kind
     click.echo(f"wrote {len(sim.votes):,} {kind} rows ({n_raters} raters, {n_conditions} conditions) to {out}"
                + (f"; truth to {truth}" if truth is not None else ""))
@@ -719,21 +299,13 @@ SYNTH_INPUT_COLUMNS = ("condition", "video", "output_path", "target_path")
 
 
 def read_challenge_input(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
-    """A ``challenge-score`` input CSV; relative file paths resolve against its folder."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{p}: no such file")
-    df = pd.read_csv(p, dtype=str, keep_default_na=False)
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{p}: missing column(s) {missing} (need {', '.join(columns)})")
-    df = df.loc[:, list(columns)].copy()
+    """A ``challenge-score`` input CSV; relative file paths resolve against its folder.
+
+    ``columns`` are ``condition, video`` and then the file-path columns. Every problem
+    (missing files, duplicate or empty keys) is listed in one ``ValueError``.
+    """
+    df = read_paths_csv(path, columns, columns[2:], must_exist=True)
     problems = []
-    for col in columns[2:]:
-        df[col] = [str(q if Path(q).is_absolute() else (p.parent / q).resolve()) for q in df[col]]
-        absent = [q for q in df[col] if not Path(q).is_file()]
-        if absent:
-            problems.append(f"{len(absent)} {col} file(s) not found, e.g. {absent[0]}")
     dup = df.duplicated(["condition", "video"])
     if dup.any():
         problems.append(f"{int(dup.sum())} duplicate (condition, video) row(s)")
@@ -741,7 +313,7 @@ def read_challenge_input(path: str | Path, columns: Sequence[str]) -> pd.DataFra
     if empty.any():
         problems.append(f"{int(empty.sum())} row(s) with an empty condition or video")
     if problems:
-        raise ValueError(f"{p}: " + "; ".join(problems))
+        raise ValueError(f"{path}: " + "; ".join(problems))
     return df
 
 
@@ -842,7 +414,7 @@ def challenge_score_command(real_path: Path | None, synth_path: Path | None, out
                 (out_dir / sub).mkdir(parents=True, exist_ok=True)
             for cond, frame in found.items():
                 write(frame, out_dir / sub / f"{names[cond]}.csv")
-        _atomic_csv(s_values, out_dir / "s_obj.csv")
+        write_csv(s_values, out_dir / "s_obj.csv")
     except OSError as exc:
         raise _fail(exc) from exc
     for r in s_values.itertuples(index=False):

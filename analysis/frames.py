@@ -22,6 +22,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from analysis._files import atomic_write
+
 Kind = Literal["pairwise", "ratings"]
 
 
@@ -307,16 +309,9 @@ def write_votes(df: pd.DataFrame, path: str | Path) -> Path:
     if suffix not in (".csv", ".parquet"):
         raise ValueError(f"{path}: the output must end in .csv or .parquet")
     frame = validate(df)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        if suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    if suffix == ".parquet":
+        return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def conditions(df: pd.DataFrame) -> list[str]:

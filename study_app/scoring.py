@@ -14,7 +14,6 @@ the files that changed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,9 @@ from sqlalchemy.orm import aliased
 
 from analysis import cli as acli
 from analysis import frames
+from analysis._files import write_csv
 from analysis.objective import base as obj_base
+from analysis.objective import model as smodel
 from analysis.objective.cache import ScoreCache, score_pairs, text_progress
 from study_app import db, migrate
 from study_app.export import votes_frame
@@ -167,7 +168,7 @@ def score_study(
     pairs: pd.DataFrame,
     scorer: obj_base.Scorer,
     *,
-    model: acli.ScorerModel | None = None,
+    model: smodel.ScorerModel | None = None,
     cache: ScoreCache | None = None,
     workers: int = 1,
     progress: Any = None,
@@ -187,7 +188,7 @@ def score_study(
         label += " (uncalibrated prior)"
     stimuli = stimuli.reset_index(drop=True)
     if model is not None or hasattr(scorer, "compare_features"):
-        stim, names = acli.stimulus_features(scorer, stimuli, cache=cache, workers=workers, progress=progress)
+        stim, names = smodel.stimulus_features(scorer, stimuli, cache=cache, workers=workers, progress=progress)
         failed = stim[stim["error"].notna()]
         if len(failed):
             raise obj_base.ScorerError(f"{len(failed)} stimulus file(s) failed: {failed['error'].iloc[0]}")
@@ -248,22 +249,12 @@ def _load_study(slug: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, di
 
 
 def _scorer_spec(given: str | None, manifest: Mapping[str, Any] | None, options: tuple[str, ...]
-                 ) -> tuple[obj_base.Scorer, acli.ScorerModel | None]:
+                 ) -> tuple[obj_base.Scorer, smodel.ScorerModel | None]:
     spec: str | Mapping[str, Any] = given if given is not None else (manifest or DEFAULT_SCORER)
     try:
-        return acli.resolve_scorer(spec, acli.parse_options(options))
-    except acli.SCORER_ERRORS as exc:
+        return smodel.resolve_scorer(spec, smodel.parse_options(options))
+    except smodel.SCORER_ERRORS as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 _scorer_opt = click.option("--scorer", "scorer_spec", default=None, metavar="NAME|MODEL.json",
@@ -302,15 +293,15 @@ def score_study_command(study: str, scorer_spec: str | None, options: tuple[str,
         with ScoreCache(cache_path or default_cache_dir()) as cache:
             result = score_study(stimuli, pairs, scorer, model=model, cache=cache, workers=workers,
                                  progress=text_progress(label="scoring"))
-    except acli.SCORER_ERRORS as exc:
+    except smodel.SCORER_ERRORS as exc:
         raise click.ClickException(str(exc)) from exc
     for line in result.summary_lines():
         click.echo(line)
     if out is not None:
-        _write_csv(result.stimuli, out)
+        write_csv(result.stimuli, out)
         click.echo(f"wrote {len(result.stimuli)} stimulus row(s) to {out}")
     if pairs_out is not None:
-        _write_csv(result.pairs, pairs_out)
+        write_csv(result.pairs, pairs_out)
         click.echo(f"wrote {len(result.pairs)} pair row(s) to {pairs_out}")
 
 
@@ -345,7 +336,7 @@ def fit_scorer_command(source: str, stimuli_path: Path | None, scorer_spec: str 
     """
     if out is not None and out.suffix.lower() != ".json":
         raise click.BadParameter("the model file must end in .json", param_hint="--out")
-    if scorer_spec is not None and acli.is_model_file(scorer_spec):
+    if scorer_spec is not None and smodel.is_model_file(scorer_spec):
         raise click.BadParameter("give the base scorer's name, not a model file", param_hint="--scorer")
     manifest_scorer = None
     from_file = Path(source).is_file()
@@ -354,7 +345,7 @@ def fit_scorer_command(source: str, stimuli_path: Path | None, scorer_spec: str 
             raise click.UsageError("a votes file needs --stimuli stimuli.csv (columns content, condition, path)")
         try:
             votes = frames.read_votes(source)
-            stimuli = acli.read_stimuli_csv(stimuli_path)
+            stimuli = smodel.read_stimuli_csv(stimuli_path)
         except (frames.FrameError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
         label = Path(source).stem
@@ -367,17 +358,17 @@ def fit_scorer_command(source: str, stimuli_path: Path | None, scorer_spec: str 
         label = source
     spec: str | Mapping[str, Any] = scorer_spec if scorer_spec is not None else (manifest_scorer or DEFAULT_SCORER)
     try:
-        cfg = acli.normalise_scorer_config(spec)
-        cfg["options"].update(acli.parse_options(options))
+        cfg = smodel.normalise_scorer_config(spec)
+        cfg["options"].update(smodel.parse_options(options))
         with ScoreCache(cache_path or default_cache_dir()) as cache:
-            model = acli.fit_scorer_model(votes, stimuli, cfg, kind=kind, n_folds=folds, l2=l2, seed=seed,
+            model = smodel.fit_scorer_model(votes, stimuli, cfg, kind=kind, n_folds=folds, l2=l2, seed=seed,
                                           screen=not no_screening, cache=cache, workers=workers,
                                           progress=text_progress(label="scoring stimuli"), source=label)
-    except (frames.FrameError, *acli.SCORER_ERRORS) as exc:
+    except (frames.FrameError, *smodel.SCORER_ERRORS) as exc:
         raise click.ClickException(str(exc)) from exc
-    path = out or models_dir() / acli.scorer_model_name(label, model)
+    path = out or models_dir() / smodel.scorer_model_name(label, model)
     try:
-        acli.save_scorer_model(model, path)
+        smodel.save_scorer_model(model, path)
     except OSError as exc:
         raise click.ClickException(str(exc)) from exc
     r = model.report

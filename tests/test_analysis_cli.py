@@ -102,3 +102,19 @@ def test_pair_table_and_ntire_file_inputs(runner, tmp_path):
     ranked = pd.read_csv(tmp_path / "n" / "ranking.csv")["condition"].tolist()
     assert ranked == ["SU", "DE", "BA", "MA", "LU", "WI", "IN"]
     assert "published" in (tmp_path / "n" / "report.html").read_text(encoding="utf-8")
+
+
+def test_analysis_never_imports_the_web_stack():
+    """DESIGN.md: ``analysis`` is usable alone — no Flask, no SQLAlchemy, in any of its modules."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, pkgutil, sys, analysis\n"
+        "for m in pkgutil.walk_packages(analysis.__path__, 'analysis.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'sqlalchemy', 'study_app'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == ""

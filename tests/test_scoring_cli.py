@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from analysis import cli as acli
+from analysis.objective import model as smodel
 from analysis.objective.challenge import M_COLUMNS
 from study_app import db, demo
 from study_app.manifest import ManifestError, load
@@ -133,7 +134,7 @@ def test_fit_scorer_on_simulated_votes_then_tiebreak_a_study(app, runner, demo_m
     res = runner.invoke(args=["fit-scorer", slug, "--out", str(model_path)])
     assert res.exit_code == 0, res.output
     assert "held-out accuracy 0." in res.output and "cross-fitted accuracy 0." in res.output
-    model = acli.load_scorer_model(model_path)
+    model = smodel.load_scorer_model(model_path)
     assert model.base == {"name": "handcrafted", "options": {"frames": 8}} and model.kind == "logistic"
     assert f"version {model.version}" in res.output
     assert 0.5 < model.report["crossfit_accuracy"] <= 1 and model.report["n_votes"] > 100
@@ -184,13 +185,13 @@ def test_fit_scorer_from_a_votes_file_and_head_kinds(app, runner, demo_manifest_
     res = runner.invoke(args=["fit-scorer", str(votes), "--stimuli", str(stimuli), "--option", "frames=8"])
     assert res.exit_code == 0, res.output
     written = sorted((Path(app.config["INSTANCE_DIR"]) / "scorers").glob("votes.logistic.*.json"))
-    assert len(written) == 1 and acli.load_scorer_model(written[0]).source == "votes"
+    assert len(written) == 1 and smodel.load_scorer_model(written[0]).source == "votes"
 
     if importlib.util.find_spec("torch") is not None:
         res = runner.invoke(args=["fit-scorer", slug, "--kind", "mlp", "--option", "frames=8", "--folds", "2",
                                   "--out", str(tmp_path / "mlp.json")])
         assert res.exit_code == 0, res.output
-        assert acli.load_scorer_model(tmp_path / "mlp.json").kind == "mlp"
+        assert smodel.load_scorer_model(tmp_path / "mlp.json").kind == "mlp"
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "torch" else real_find_spec(name, *a))

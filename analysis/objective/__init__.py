@@ -10,7 +10,9 @@ discovery through the ``panelrank.scorers`` entry points). Everything else is bu
 * :mod:`~analysis.objective.head` — fit a calibrated head on votes, with cross-fitting;
 * :mod:`~analysis.objective.cache` — results by (sha256, scorer, version), batch scoring;
 * :mod:`~analysis.objective.challenge` — S_real, S_synth, S_obj and the CSV layouts;
-* :mod:`~analysis.objective.tiebreak` — the callable the ranking uses to order ties.
+* :mod:`~analysis.objective.tiebreak` — the callable the ranking uses to order ties;
+* :mod:`~analysis.objective.model` — scorer configurations, the fitted scorer model file
+  of ``panelrank fit-scorer`` (:class:`ScorerModel`), the CLI's tie-breaker.
 
 Submodules that need torch import it lazily; ``import analysis.objective`` needs only
 numpy, scipy, pandas and PyAV.
@@ -58,6 +60,9 @@ _LAZY = {
     "cross_fit_heads": "head",
     "fit_head": "head",
     "join_votes_features": "head",
+    "ScorerModel": "model",
+    "load_scorer_model": "model",
+    "save_scorer_model": "model",
     "TieBreaker": "tiebreak",
     "make_tiebreaker": "tiebreak",
     "pairwise_agreement": "tiebreak",
@@ -77,6 +82,7 @@ if TYPE_CHECKING:
         write_synth_csv,
     )
     from .head import CrossFit, CrossFitScorer, Head, HeadScorer, cross_fit_heads, fit_head, join_votes_features
+    from .model import ScorerModel, load_scorer_model, save_scorer_model
     from .tiebreak import TieBreaker, make_tiebreaker, pairwise_agreement
 
 
@@ -103,6 +109,7 @@ __all__ = [
     "ScoreCache",
     "Scorer",
     "ScorerError",
+    "ScorerModel",
     "TieBreaker",
     "UnknownScorerError",
     "available_scorers",
@@ -112,6 +119,7 @@ __all__ = [
     "fit_head",
     "get_scorer",
     "join_votes_features",
+    "load_scorer_model",
     "make_tiebreaker",
     "p_sym",
     "p_sym_value",
@@ -119,6 +127,7 @@ __all__ = [
     "s_obj",
     "s_real",
     "s_synth",
+    "save_scorer_model",
     "score_pairs",
     "score_stimuli",
     "scorer_from_config",
