@@ -143,6 +143,25 @@ def _all_pairs(conditions: tuple[str, ...]) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- validation
 
 
+@dataclass(frozen=True)
+class SpecProblem:
+    """One problem of a design: where it is reported and which fields it depends on.
+
+    ``field`` and ``depends`` use the manifest's field names (``design.k``,
+    ``gold[2]``, ``conditions`` …; ``votes_per_item`` stands for ``votes_per_pair`` or
+    ``votes_per_stimulus``), so the manifest validator can place the problem and
+    leave out one that is only a consequence of a problem it already reported.
+    """
+
+    field: str
+    message: str
+    depends: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return f"{self.field}: {self.message}" if self.field.startswith("gold[") else self.message
+
+
 def validate_spec(spec: DesignSpec) -> list[str]:
     """List every problem that would make ``spec`` unplannable or ambiguous.
 
@@ -156,6 +175,11 @@ def validate_spec(spec: DesignSpec) -> list[str]:
     list of str
         Human-readable problems; empty when the spec is valid.
     """
+    return [p.text for p in spec_problems(spec)]
+
+
+def spec_problems(spec: DesignSpec) -> list[SpecProblem]:
+    """Like :func:`validate_spec`, with the field each problem belongs to (see :class:`SpecProblem`)."""
     return [
         *_method_problems(spec),
         *_name_problems(spec),
@@ -165,12 +189,12 @@ def validate_spec(spec: DesignSpec) -> list[str]:
     ]
 
 
-def _method_problems(spec: DesignSpec) -> list[str]:
+def _method_problems(spec: DesignSpec) -> list[SpecProblem]:
     scale = SCALES.get(spec.method)
     if scale is None:
-        return [f"unknown method {spec.method!r}; expected one of {', '.join(SCALES)}"]
+        return [SpecProblem("method", f"unknown method {spec.method!r}; expected one of {', '.join(SCALES)}")]
     if spec.pairwise != (scale.kind == "pairwise"):
-        return [f"method {spec.method!r} is {scale.kind} but pairwise={spec.pairwise}"]
+        return [SpecProblem("method", f"method {spec.method!r} is {scale.kind} but pairwise={spec.pairwise}")]
     return []
 
 
@@ -179,22 +203,23 @@ def _duplicates(names: tuple[str, ...]) -> list[str]:
     return sorted({n for n in names if n in seen or seen.add(n)})
 
 
-def _name_problems(spec: DesignSpec) -> list[str]:
+def _name_problems(spec: DesignSpec) -> list[SpecProblem]:
     problems = []
     for what, names in (("condition", spec.conditions), ("content", spec.contents)):
         if not names:
-            problems.append(f"no {what}s given")
+            problems.append(SpecProblem(f"{what}s", f"no {what}s given"))
         if dups := _duplicates(names):
-            problems.append(f"duplicate {what} names: {', '.join(dups)}")
+            problems.append(SpecProblem(f"{what}s", f"duplicate {what} names: {', '.join(dups)}"))
     known = set(spec.conditions)
     if unknown := sorted(set(spec.roles) - known):
-        problems.append(f"roles name unknown conditions: {', '.join(unknown)}")
+        problems.append(SpecProblem("conditions", f"roles name unknown conditions: {', '.join(unknown)}"))
     if bad := sorted(c for c, r in spec.roles.items() if r not in _ROLES):
-        problems.append(f"unknown role for conditions {', '.join(bad)}; roles are {', '.join(_ROLES)}")
+        problems.append(SpecProblem(
+            "conditions", f"unknown role for conditions {', '.join(bad)}; roles are {', '.join(_ROLES)}"))
     return problems
 
 
-def _design_problems(spec: DesignSpec) -> list[str]:
+def _design_problems(spec: DesignSpec) -> list[SpecProblem]:
     scale = SCALES.get(spec.method)
     if scale is None:
         return []  # already reported; the rules below depend on the method's kind
@@ -203,39 +228,44 @@ def _design_problems(spec: DesignSpec) -> list[str]:
     return _rating_design_problems(spec)
 
 
-def _pairwise_design_problems(spec: DesignSpec) -> list[str]:
+def _pairwise_design_problems(spec: DesignSpec) -> list[SpecProblem]:
     n_cond = len(set(spec.conditions))
     if n_cond < 2:
-        return [f"pairwise method {spec.method!r} needs at least 2 conditions, got {n_cond}"]
+        msg = f"pairwise method {spec.method!r} needs at least 2 conditions, got {n_cond}"
+        return [SpecProblem("conditions", msg, ("method",))]
     if spec.design not in _DESIGNS:
-        return [f"unknown design {spec.design!r}; expected one of {', '.join(_DESIGNS)}"]
+        return [SpecProblem("design.pairs", f"unknown design {spec.design!r}; expected one of {', '.join(_DESIGNS)}")]
     refs = references(spec)
     if spec.design == "vs_reference" and not refs:
-        return ["design 'vs_reference' needs a condition with role 'reference'"]
+        return [SpecProblem("design.pairs", "design 'vs_reference' needs a condition with role 'reference'",
+                            ("conditions",))]
     if spec.design == "vs_reference" and len(refs) == n_cond:
-        return ["design 'vs_reference' needs at least one non-reference condition"]
+        return [SpecProblem("design.pairs", "design 'vs_reference' needs at least one non-reference condition",
+                            ("conditions",))]
     if spec.design == "random_k":
         n_pairs = n_cond * (n_cond - 1) // 2
         if spec.k is None:
-            return ["design 'random_k' needs k (pairs per content)"]
+            return [SpecProblem("design.k", "design 'random_k' needs k (pairs per content)")]
         if not 1 <= spec.k <= n_pairs:
-            return [f"k={spec.k} must be between 1 and the number of condition pairs ({n_pairs})"]
+            msg = f"k={spec.k} must be between 1 and the number of condition pairs ({n_pairs})"
+            return [SpecProblem("design.k", msg, ("conditions",))]
     return []
 
 
-def _rating_design_problems(spec: DesignSpec) -> list[str]:
+def _rating_design_problems(spec: DesignSpec) -> list[SpecProblem]:
     if spec.method not in ("acr-hr", "dcr5"):
         return []
     # DMOS (acr-hr) and the DCR presentation both need *the* reference of a content.
     refs = references(spec)
     if len(refs) != 1:
-        return [f"method {spec.method!r} needs exactly one 'reference' condition, got {len(refs)}"]
+        msg = f"method {spec.method!r} needs exactly one 'reference' condition, got {len(refs)}"
+        return [SpecProblem("conditions", msg, ("method",))]
     if spec.method == "dcr5" and len(set(spec.conditions)) < 2:
-        return ["method 'dcr5' needs at least one non-reference condition"]
+        return [SpecProblem("conditions", "method 'dcr5' needs at least one non-reference condition", ("method",))]
     return []
 
 
-def _count_problems(spec: DesignSpec) -> list[str]:
+def _count_problems(spec: DesignSpec) -> list[SpecProblem]:
     problems = []
     for name, low in (
         ("votes_per_item", 1),
@@ -244,42 +274,45 @@ def _count_problems(spec: DesignSpec) -> list[str]:
         ("gold_per_session", 0),
     ):
         if getattr(spec, name) < low:
-            problems.append(f"{name} must be at least {low}, got {getattr(spec, name)}")
+            problems.append(SpecProblem(name, f"{name} must be at least {low}, got {getattr(spec, name)}"))
     n_gold = len(spec.gold)
     if n_gold and spec.gold_per_session > n_gold:
         # More per session than exist would put the same gold twice in one session.
-        problems.append(f"gold_per_session={spec.gold_per_session} exceeds the {n_gold} gold items")
+        msg = f"gold_per_session={spec.gold_per_session} exceeds the {n_gold} gold items"
+        problems.append(SpecProblem("gold_per_session", msg, ("gold",)))
     return problems
 
 
-def _gold_problems(spec: DesignSpec) -> list[str]:
+def _gold_problems(spec: DesignSpec) -> list[SpecProblem]:
     problems = []
     seen: set[tuple[str, str, str | None]] = set()
     for i, g in enumerate(spec.gold):
-        problems += [f"gold[{i}]: {p}" for p in _one_gold_problems(spec, g)]
+        problems += [SpecProblem(f"gold[{i}]", msg, depends) for msg, depends in _one_gold_problems(spec, g)]
         key = item_key(g.content, g.cond_a, g.cond_b)
         if key in seen:
-            problems.append(f"gold[{i}]: duplicates an earlier gold item {key}")
+            problems.append(SpecProblem(f"gold[{i}]", f"duplicates an earlier gold item {key}"))
         seen.add(key)
     return problems
 
 
-def _one_gold_problems(spec: DesignSpec, g: GoldItem) -> list[str]:
-    problems = []
+def _one_gold_problems(spec: DesignSpec, g: GoldItem) -> list[tuple[str, tuple[str, ...]]]:
+    """(message, fields it depends on) for each problem of one gold item."""
+    problems: list[tuple[str, tuple[str, ...]]] = []
     if g.content not in spec.contents:
-        problems.append(f"unknown content {g.content!r}")
+        problems.append((f"unknown content {g.content!r}", ("contents",)))
     named = [g.cond_a] if g.cond_b is None else [g.cond_a, g.cond_b]
-    if unknown := [c for c in named if c not in spec.conditions]:
-        problems.append(f"unknown condition(s) {', '.join(map(repr, unknown))}")
+    problems += [(f"unknown condition {c!r}", ("conditions",)) for c in named if c not in spec.conditions]
     if spec.pairwise and g.cond_b is None:
-        problems.append("a pairwise gold item needs cond_b")
+        problems.append(("a pairwise gold item needs cond_b", ()))
     if not spec.pairwise and g.cond_b is not None:
-        problems.append("a rating gold item must leave cond_b empty")
+        problems.append(("a rating gold item must leave cond_b empty", ()))
+    if g.cond_b is not None and g.cond_a == g.cond_b:
+        problems.append((f"compares condition {g.cond_a!r} with itself", ()))
     if g.tolerance < 0:
-        problems.append(f"tolerance must be >= 0, got {g.tolerance}")
+        problems.append((f"tolerance must be >= 0, got {g.tolerance}", ()))
     scale = SCALES.get(spec.method)
     if scale is not None and not _on_scale(scale, g.expected):
-        problems.append(f"expected {g.expected} is off the {spec.method} scale {scale.low}..{scale.high}")
+        problems.append((f"expected {g.expected} is off the {spec.method} scale {scale.low}..{scale.high}", ()))
     return problems
 
 

@@ -37,6 +37,11 @@ def _read(lang: str) -> dict[str, str]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def languages() -> list[str]:
+    """The languages a study can choose: one catalog file each."""
+    return sorted(path.stem for path in CATALOG_DIR.glob("*.json"))
+
+
 def current_lang() -> str:
     return g.get("lang", FALLBACK)
 

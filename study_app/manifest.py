@@ -20,7 +20,7 @@ import av
 import yaml
 
 from analysis.frames import SCALES
-from study_app import design
+from study_app import design, i18n
 from study_app.models import PANELS, ROLES
 
 DEFAULT_REASONS = ("colours", "brightness", "skin tone")
@@ -33,6 +33,9 @@ KNOWN_KEYS = {
     "training", "reasons", "panel", "max_sessions_per_rater", "instructions", "environment", "seed",
     "language", "scorer",
 }
+# Column sizes of the database (study name, condition label, a response's ticked reasons).
+MAX_NAME_CHARS = 200
+MAX_REASONS_CHARS = 200
 # Durations of one content may differ by container rounding; more than this is a different cut.
 DURATION_TOLERANCE_S = 0.1
 
@@ -83,9 +86,15 @@ class _Problems:
     def __init__(self, source: Path):
         self.source = source
         self.items: list[str] = []
+        self.fields: set[str] = set()
 
     def add(self, where: str, message: str, file: Path | str | None = None) -> None:
         self.items.append(f"{file or self.source.name}: {where}: {message}")
+        self.fields.add(where)
+
+    def touches(self, name: str) -> bool:
+        """Whether a problem was reported for field ``name`` or anything inside it."""
+        return any(f == name or f.startswith((f"{name}.", f"{name}[")) for f in self.fields)
 
 
 def load(path: str | Path, probe_media: bool = True, media_root: Path | None = None) -> ValidatedManifest:
@@ -131,7 +140,13 @@ def _read_yaml(path: Path, problems: _Problems) -> dict[str, Any] | None:
 
 def validate(raw: dict[str, Any], source: Path, problems: _Problems | None = None,
              probe_media: bool = True, media_root: Path | None = None) -> ValidatedManifest:
-    """Validate an already-parsed manifest mapping (see :func:`load`)."""
+    """Validate an already-parsed manifest mapping (see :func:`load`).
+
+    Every part is checked even when another part is wrong, but a problem that only
+    follows from one already reported (a design check on a field that did not parse,
+    a gold item naming a condition whose entry was rejected) is left out: each
+    mistake is listed once.
+    """
     problems = problems or _Problems(source)
     for key in sorted(set(raw) - KNOWN_KEYS):
         problems.add(key, "unknown field (see docs/manifest.md)")
@@ -141,32 +156,30 @@ def validate(raw: dict[str, Any], source: Path, problems: _Problems | None = Non
     stimuli = _stimuli(raw.get("stimuli"), source, problems, media_root)
     contents = _contents(raw.get("contents"), stimuli, problems)
     _check_cells(stimuli, contents, conditions, problems)
-    pairwise = method in SCALES and SCALES[method].kind == "pairwise"
-    spec_kw = _design(raw, settings, pairwise, problems)
-    # Without a known method the shape of gold/training answers is unknown: one problem, not many.
     known = method in SCALES
-    gold = _gold(raw.get("gold"), pairwise, problems) if known else []
-    training = _training(raw.get("training"), pairwise, problems) if known else []
-    for where, items in (("gold", gold), ("training", training)):
-        for i, item in enumerate(items):
-            if item.content not in contents:
-                problems.add(f"{where}[{i}]", f"content '{item.content}' is not in the study")
-            for cond in (item.cond_a, item.cond_b):
-                if cond is not None and cond not in conditions:
-                    problems.add(f"{where}[{i}]", f"condition '{cond}' is not in the study")
+    pairwise = known and SCALES[method].kind == "pairwise"
+    spec_kw = _design(raw, settings, pairwise, problems)
+    # Without a known method the shape of gold/training answers is unknown: only their
+    # container is checked, so one wrong method does not turn into many gold problems.
+    gold = _known_answer_items(raw.get("gold"), pairwise if known else None, problems, "gold")
+    training = _known_answer_items(raw.get("training"), pairwise if known else None, problems, "training")
+    _check_training_names(training, contents, conditions, problems)
     settings["training"] = [
-        {**vars(t), "feedback": fb}
-        for t, fb in zip(training, _feedback(raw.get("training")) or [None] * len(training), strict=False)
+        {**vars(item), "feedback": feedback}
+        for (_, item), feedback in zip(training, _feedback(raw.get("training"), training), strict=True)
     ]
     spec = None
-    if method in SCALES and conditions and contents and not problems.items:
+    if known and conditions and contents:
         spec = design.DesignSpec(
-            method=method, conditions=tuple(conditions), roles=roles, contents=tuple(contents),
-            pairwise=pairwise, gold=tuple(gold), seed=settings["seed"], **spec_kw,
+            method=method, conditions=tuple(conditions),
+            roles={c: r for c, r in roles.items() if r in ROLES}, contents=tuple(contents),
+            pairwise=pairwise, gold=tuple(item for _, item in gold), seed=settings["seed"], **spec_kw,
         )
-        for msg in design.validate_spec(spec):
-            problems.add("design", msg)
-    if not problems.items and probe_media:
+        _add_spec_problems(spec, [i for i, _ in gold], "votes_per_pair" if pairwise else "votes_per_stimulus",
+                           problems)
+    if probe_media:
+        # Files are checked even when the manifest has other problems: a broken clip is
+        # worth knowing about in the same round.
         stimuli = _probe_all(stimuli, problems)
         _check_consistency(stimuli, problems)
     if problems.items:
@@ -175,20 +188,61 @@ def validate(raw: dict[str, Any], source: Path, problems: _Problems | None = Non
     settings.update(spec_kw)
     settings["conditions"] = [{"id": c, "label": labels[c], "role": roles[c]} for c in conditions]
     settings["contents"] = list(contents)
-    settings["gold"] = [vars(g) for g in gold]
+    settings["gold"] = [vars(item) for _, item in gold]
     return ValidatedManifest(source=source, settings=settings, spec=spec, labels=labels, stimuli=stimuli)
+
+
+def _add_spec_problems(spec: design.DesignSpec, gold_index: list[int], votes_key: str,
+                       problems: _Problems) -> None:
+    """Report the design's own problems under the manifest's field names, skipping consequences."""
+
+    def manifest_field(name: str) -> str:
+        if name == "votes_per_item":
+            return votes_key
+        if name.startswith("gold["):
+            # Malformed gold entries never reach the spec: map its index back to the manifest's.
+            return f"gold[{gold_index[int(name[5:-1])]}]"
+        return name
+
+    already = _Problems(problems.source)
+    already.fields = set(problems.fields)  # what was wrong before the design was looked at
+    for p in design.spec_problems(spec):
+        where = manifest_field(p.field)
+        if not any(already.touches(f) for f in (where, *p.depends)):
+            problems.add(where, p.message)
+
+
+def _check_training_names(training: list[tuple[int, design.GoldItem]], contents: list[str],
+                          conditions: list[str], problems: _Problems) -> None:
+    """Training items must name the study's contents and conditions (gold is checked with the design)."""
+    for i, item in training:
+        if item.content not in contents and not problems.touches("contents"):
+            problems.add(f"training[{i}]", f"content '{item.content}' is not in the study")
+        for cond in (item.cond_a, item.cond_b):
+            if cond is not None and cond not in conditions and not problems.touches("conditions"):
+                problems.add(f"training[{i}]", f"condition '{cond}' is not in the study")
+        if item.cond_b is not None and item.cond_a == item.cond_b:
+            problems.add(f"training[{i}]", f"compares condition '{item.cond_a}' with itself")
 
 
 def _settings(raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
     out: dict[str, Any] = {}
     name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
+    if name is not None and not isinstance(name, str):
+        problems.add("name", f"must be text (got {type(name).__name__})")
+    elif not (name or "").strip():
         problems.add("name", "required: a non-empty study name")
-    out["name"] = str(name or "").strip()
-    slug = raw.get("slug") or _slugify(out["name"])
-    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+    elif len(name.strip()) > MAX_NAME_CHARS:
+        problems.add("name", f"at most {MAX_NAME_CHARS} characters (got {len(name.strip())})")
+    out["name"] = name.strip() if isinstance(name, str) else ""
+    slug = raw.get("slug")
+    if slug is None and out["name"]:
+        slug = _slugify(out["name"])
+        if not SLUG_RE.match(slug):
+            problems.add("slug", f"cannot be made from the name ('{slug}'): give one (2–63 of a-z, 0-9, '-')")
+    elif slug is not None and (not isinstance(slug, str) or not SLUG_RE.match(slug)):
         problems.add("slug", f"'{slug}' must be 2–63 characters of a-z, 0-9 and '-', starting with a letter/digit")
-    out["slug"] = slug
+    out["slug"] = slug or ""
     method = raw.get("method")
     if method not in SCALES:
         problems.add("method", f"unknown method '{method}'; known: {', '.join(SCALES)}")
@@ -196,7 +250,7 @@ def _settings(raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
     out["seed"] = _int(raw, "seed", problems, default=0, low=0, high=2**31 - 1)
     out["max_sessions_per_rater"] = _int(raw, "max_sessions_per_rater", problems, default=1, low=1)
     out["instructions"] = _text(raw, "instructions", problems, default="")
-    out["language"] = _text(raw, "language", problems, default="en")
+    out["language"] = _language(raw, problems)
     out["reasons"] = _reasons(raw, problems, method)
     out["panel"] = _panel(raw.get("panel"), problems)
     out["environment"] = _environment(raw.get("environment"), problems)
@@ -265,6 +319,14 @@ def _text(raw: dict[str, Any], key: str, problems: _Problems, default: str) -> s
     return value
 
 
+def _language(raw: dict[str, Any], problems: _Problems) -> str:
+    lang = _text(raw, "language", problems, default=i18n.FALLBACK)
+    if lang not in i18n.languages():
+        problems.add("language", f"no rater text catalog '{lang}'; available: {', '.join(i18n.languages())}")
+        return i18n.FALLBACK
+    return lang
+
+
 def _reasons(raw: dict[str, Any], problems: _Problems, method: Any) -> list[str]:
     if "reasons" not in raw:
         pairwise = method in SCALES and SCALES[method].kind == "pairwise"
@@ -279,6 +341,9 @@ def _reasons(raw: dict[str, Any], problems: _Problems, method: Any) -> list[str]
         problems.add("reasons", "lists the same reason twice")
     if any(";" in v for v in value):
         problems.add("reasons", "a reason may not contain ';' (it separates reasons in exports)")
+    if len(";".join(v.strip() for v in value)) > MAX_REASONS_CHARS:
+        # Every reason may be ticked at once; the stored answer must still fit.
+        problems.add("reasons", f"together at most {MAX_REASONS_CHARS} characters (separators included)")
     return [v.strip() for v in value]
 
 
@@ -357,7 +422,10 @@ def _conditions(value: Any, problems: _Problems) -> tuple[list[str], dict[str, A
             problems.add(f"{where}.{key}", "unknown field")
         ids.append(cid)
         roles[cid] = role
-        labels[cid] = None if item.get("label") is None else str(item["label"])
+        label = None if item.get("label") is None else str(item["label"])
+        if label is not None and len(label) > MAX_NAME_CHARS:
+            problems.add(f"{where}.label", f"at most {MAX_NAME_CHARS} characters (got {len(label)})")
+        labels[cid] = label
     return ids, roles, labels
 
 
@@ -381,9 +449,11 @@ def _stimuli_csv(path: Path, problems: _Problems, media_root: Path | None) -> li
         problems.add("stimuli", f"CSV file '{path}' does not exist")
         return []
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        # utf-8-sig: spreadsheets often save CSVs with a byte-order mark before the header.
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            missing = {"content", "condition", "path"} - set(reader.fieldnames or [])
+            reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+            missing = {"content", "condition", "path"} - set(reader.fieldnames)
             if missing:
                 problems.add("header", f"missing column(s): {', '.join(sorted(missing))}", file=path.name)
                 return []
@@ -494,22 +564,19 @@ def _design(raw: dict[str, Any], settings: dict[str, Any], pairwise: bool,
     }
 
 
-def _gold(value: Any, pairwise: bool, problems: _Problems) -> list[design.GoldItem]:
-    return _known_answer_items(value, pairwise, problems, "gold")
+def _feedback(value: Any, items: list[tuple[int, design.GoldItem]]) -> list[str | None]:
+    """The ``feedback`` text of each accepted training item (by its manifest index)."""
+    return [value[i].get("feedback") for i, _ in items]
 
 
-def _training(value: Any, pairwise: bool, problems: _Problems) -> list[design.GoldItem]:
-    """Training trials: like gold (known answer), shown with feedback, never stored as responses."""
-    return _known_answer_items(value, pairwise, problems, "training")
+def _known_answer_items(value: Any, pairwise: bool | None, problems: _Problems,
+                        key: str) -> list[tuple[int, design.GoldItem]]:
+    """Gold or training items with a known answer, each with its index in the manifest's list.
 
-
-def _feedback(value: Any) -> list[str | None]:
-    if not isinstance(value, list):
-        return []
-    return [item.get("feedback") if isinstance(item, dict) else None for item in value]
-
-
-def _known_answer_items(value: Any, pairwise: bool, problems: _Problems, key: str) -> list[design.GoldItem]:
+    ``pairwise`` None means the method is unknown: only the list of mappings is checked.
+    Training items are like gold (known answer) plus ``feedback``; they are shown with
+    feedback and never stored as responses.
+    """
     if value is None:
         return []
     if not isinstance(value, list):
@@ -517,26 +584,38 @@ def _known_answer_items(value: Any, pairwise: bool, problems: _Problems, key: st
         return []
     items = []
     needed = ("content", "cond_a", "cond_b", "expected") if pairwise else ("content", "condition", "expected")
+    allowed = {*needed, "tolerance", *(("feedback",) if key == "training" else ())}
     for i, item in enumerate(value):
         where = f"{key}[{i}]"
         if not isinstance(item, dict):
             problems.add(where, "must be a mapping")
             continue
+        if pairwise is None:
+            continue
+        unknown = sorted(set(map(str, item)) - allowed)
         missing = [k for k in needed if item.get(k) is None]
-        if missing:
-            problems.add(where, f"missing {', '.join(missing)}")
+        if unknown or missing:
+            what = [f"missing {', '.join(missing)}"] if missing else []
+            what += [f"unknown field(s) {', '.join(unknown)}"] if unknown else []
+            problems.add(where, "; ".join(what))
             continue
         expected, tolerance = item["expected"], item.get("tolerance", 1 if key == "gold" else 0)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (expected, tolerance)):
             problems.add(where, "expected and tolerance must be whole numbers")
             continue
+        feedback = item.get("feedback")
+        if feedback is not None and not isinstance(feedback, str):
+            problems.add(f"{where}.feedback", "must be text")
+            continue
         cond_a = str(item["cond_a"] if pairwise else item["condition"])
         cond_b = str(item["cond_b"]) if pairwise else None
-        items.append(design.GoldItem(str(item["content"]), cond_a, cond_b, expected, tolerance))
+        items.append((i, design.GoldItem(str(item["content"]), cond_a, cond_b, expected, tolerance)))
     return items
 
 
 def _probe_all(stimuli: list[StimulusEntry], problems: _Problems) -> list[StimulusEntry]:
+    # A missing file was reported when the list was read; saying so again adds nothing.
+    stimuli = [s for s in stimuli if _is_url(s.path) or Path(s.path).is_file()]
     # Probing is I/O bound (open + decode one frame); threads overlap the waiting.
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(_probe_one, stimuli))
@@ -555,7 +634,8 @@ def probe(path: str) -> MediaInfo:
     Raises
     ------
     ValueError
-        Naming what is wrong (not a video, no video stream, does not decode).
+        Naming what is wrong (cannot be read or fetched, not a video, no video stream,
+        does not decode).
     """
     try:
         options = {"timeout": "10000000"} if _is_url(path) else {}
@@ -572,8 +652,12 @@ def probe(path: str) -> MediaInfo:
             return MediaInfo(width=first.width, height=first.height, fps=fps, duration_s=duration,
                              n_frames=n_frames, codec=stream.codec_context.name,
                              size_bytes=None if _is_url(path) else Path(path).stat().st_size)
-    except av.FFmpegError as exc:
+    except (av.error.InvalidDataError, av.error.DecoderNotFoundError, av.error.DemuxerNotFoundError) as exc:
         raise ValueError(f"cannot be decoded as video ({exc.strerror or exc})") from exc
+    except av.FFmpegError as exc:
+        # Not the content's fault: the file or URL could not be opened at all.
+        verb = "fetched" if _is_url(path) else "read"
+        raise ValueError(f"cannot be {verb} ({exc.strerror or exc})") from exc
 
 
 def _duration(container: Any, stream: Any) -> float:

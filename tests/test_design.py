@@ -54,11 +54,13 @@ def _roles(draw, conds: tuple[str, ...], method: str, design: str) -> dict[str, 
 @st.composite
 def _gold(draw, method: str, conds: tuple[str, ...], contents: tuple[str, ...]) -> tuple[GoldItem, ...]:
     pairwise = SCALES[method].kind == "pairwise"
+    # A pairwise gold item compares two different conditions; a rating one names one.
+    names = st.lists(st.sampled_from(conds), min_size=2, max_size=2, unique=True) if pairwise else \
+        st.sampled_from(conds).map(lambda c: [c, None])
     one = st.builds(
-        GoldItem,
+        lambda content, ab, expected, tolerance: GoldItem(content, ab[0], ab[1], expected, tolerance),
         content=st.sampled_from(contents),
-        cond_a=st.sampled_from(conds),
-        cond_b=st.sampled_from(conds) if pairwise else st.none(),
+        ab=names,
         expected=st.sampled_from(_scale_values(method)),
         tolerance=st.integers(0, 2),
     )
@@ -354,7 +356,7 @@ def test_validate_spec_lists_every_problem():
         "trials_per_session must be at least 1",
         "gold_per_session=3 exceeds",
         "gold[0]: unknown content 'nope'",
-        "gold[0]: unknown condition(s) 'zzz'",
+        "gold[0]: unknown condition 'zzz'",
         "gold[0]: expected 3 is off the pc5 scale",
         "gold[1]: a pairwise gold item needs cond_b",
     ):

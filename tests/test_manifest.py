@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,103 @@ def test_probe_reports_unreadable(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="cannot be decoded"):
         probe(str(empty))
+
+
+def test_tricky_manifest_lists_each_problem_once(raw: dict, tmp_path: Path, demo_clips: Path) -> None:
+    """CSV with a BOM and a duplicate row, a URL that cannot be fetched, a file that is not a
+    video, wrong-type fields: every mistake once, none of them hiding or repeating another."""
+    bogus = tmp_path / "bogus.mp4"
+    bogus.write_bytes(b"not a video at all" * 50)
+    rows = [f"{s['content']},{s['condition']},{s['path']}" for s in raw["stimuli"]]
+    rows[5] = rows[5].rsplit(",", 1)[0] + ",http://127.0.0.1:9/clip.mp4"  # 1 nothing listens on port 9
+    rows[6] = rows[6].rsplit(",", 1)[0] + f",{bogus}"                     # 2 exists, is not a video
+    rows.append(rows[0])                                                  # 3 duplicate row
+    (tmp_path / "stimuli.csv").write_text("\ufeffcontent, condition ,path\n" + "\n".join(rows) + "\n")
+    raw["stimuli"] = "stimuli.csv"
+    raw["votes_per_pair"] = "8"                                           # 4 text, not a number
+    raw["environment"]["allow_mobile"] = "no"                            # 5 not a boolean
+    raw["gold"][1]["expected"] = 7                                       # 6 off the pc5 scale
+    raw["design"] = {"pairs": "random_k", "k": 99}                       # 7 more than the 15 pairs
+    with pytest.raises(ManifestError) as err:
+        load(_write(tmp_path, raw))
+    problems = err.value.problems
+    assert len(problems) == 7, "\n".join(problems)
+    text = "\n".join(problems)
+    assert "stimuli.csv: row 26: duplicate stimulus for content 'c1', condition 'source'" in text
+    assert "http://127.0.0.1:9/clip.mp4': cannot be fetched" in text
+    assert "bogus.mp4': cannot be decoded as video" in text
+    assert "votes_per_pair: must be a whole number (got '8')" in text
+    assert "environment.allow_mobile: must be true or false" in text
+    assert "gold[1]: expected 7 is off the pc5 scale -2..2" in text
+    assert "design.k: k=99 must be between 1 and the number of condition pairs (15)" in text
+
+
+def test_design_problems_are_not_consequences_of_reported_ones(raw: dict, tmp_path: Path) -> None:
+    raw["repeats_per_session"] = -1          # reported once, not again by the design check
+    raw["conditions"][0]["role"] = "refrence"  # the typo, not "vs_reference needs a reference"
+    raw["design"] = {"pairs": "vs_reference"}
+    raw["gold"][0]["cond_b"] = "source"      # a pair of one condition with itself
+    raw["gold_per_session"] = 3              # more than the 2 gold items
+    raw.pop("name")                          # no name: the slug is given, so no slug problem
+    with pytest.raises(ManifestError) as err:
+        load(_write(tmp_path, raw))
+    problems = err.value.problems
+    assert len(problems) == 5, "\n".join(problems)
+    text = "\n".join(problems)
+    for needle in ("repeats_per_session: must be between 0 and 500 (got -1)", "conditions[0].role: unknown role",
+                   "gold[0]: compares condition 'source' with itself", "gold_per_session=3 exceeds the 2",
+                   "name: required"):
+        assert needle in text, needle
+
+
+def test_missing_name_and_slug_is_one_problem(raw: dict, tmp_path: Path) -> None:
+    raw.pop("name")
+    raw.pop("slug")
+    with pytest.raises(ManifestError) as err:
+        load(_write(tmp_path, raw))
+    assert [p.split(": ")[1] for p in err.value.problems] == ["name"]
+
+
+def test_sizes_the_database_holds_and_known_languages(raw: dict, tmp_path: Path) -> None:
+    raw["name"] = "n" * 201
+    raw["conditions"][1]["label"] = "l" * 201
+    raw["reasons"] = [f"reason number {i} with some words" for i in range(8)]
+    raw["language"] = "xx"
+    raw["gold"].append({"content": "c1", "cond_a": "source", "cond_b": "dark", "expected": 2, "colour": "red"})
+    with pytest.raises(ManifestError) as err:
+        load(_write(tmp_path, raw))
+    text = "\n".join(err.value.problems)
+    assert len(err.value.problems) == 5, text
+    for needle in ("name: at most 200 characters (got 201)", "conditions[1].label: at most 200 characters",
+                   "reasons: together at most 200 characters", "language: no rater text catalog 'xx'; available: en",
+                   "gold[2]: unknown field(s) colour"):
+        assert needle in text, needle
+
+
+def test_docs_and_example_cover_every_field() -> None:
+    """docs/manifest.md documents every field the validator accepts; the example shows each."""
+    from study_app.manifest import KNOWN_KEYS
+
+    root = Path(__file__).resolve().parent.parent
+    docs = (root / "docs" / "manifest.md").read_text()
+    example = (root / "examples" / "demo" / "manifest.yaml").read_text()
+    nested = ["design.pairs", "design.k", "panel.name", "panel.completion_code", "panel.completion_url",
+              "panel.screen_out_code", "panel.screen_out_url", "environment.min_width", "min_height",
+              "environment.allow_mobile", "feedback", "tolerance", "expected", "cond_a", "cond_b", "label", "role"]
+    for key in sorted(KNOWN_KEYS):
+        assert f"| `{key}`" in docs or f"| `{key}." in docs, f"docs/manifest.md has no row for `{key}`"
+    for key in nested:
+        assert re.search(rf"\b{re.escape(key)}\b", docs), f"docs/manifest.md does not mention {key}"
+    for key in sorted(KNOWN_KEYS) + [k.split(".")[-1] for k in nested]:
+        assert re.search(rf"(^|[\s{{,]){re.escape(key)}:", example, re.MULTILINE), f"the example lacks {key}"
+
+
+def test_commented_fields_of_the_example_validate(raw: dict, tmp_path: Path) -> None:
+    """The optional fields shown commented out in the example are themselves valid."""
+    raw["design"] = {"pairs": "random_k", "k": 6}
+    raw["panel"] = {"name": "prolific", "completion_code": "C1A2B3D4", "screen_out_code": "NOFIT01",
+                    "completion_url": "https://app.prolific.com/submissions/complete?cc={code}",
+                    "screen_out_url": "https://app.prolific.com/submissions/complete?cc={code}"}
+    raw["scorer"] = {"name": "handcrafted", "options": {"frames": 16}}
+    vm = load(_write(tmp_path, raw), probe_media=False)
+    assert vm.spec.k == 6 and vm.settings["scorer"]["name"] == "handcrafted"
