@@ -9,7 +9,6 @@ Every error is ``{"error": message}``. The document at ``/api/openapi.json``
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from datetime import UTC, datetime
@@ -42,7 +41,7 @@ MAX_BOOTSTRAP = 1000
 #: Manifest settings shown in a study's detail (the rest is either large or rater-facing text).
 SETTINGS = ("design", "k", "votes_per_item", "trials_per_session", "repeats_per_session", "gold_per_session",
             "max_sessions_per_rater", "seed", "language", "reasons")
-DOWNLOADS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+DOWNLOADS = livestats.VOTE_FORMATS
 
 
 class ApiError(Exception):
@@ -225,14 +224,8 @@ def int_arg(name: str, default: int, low: int, high: int | None) -> int:
 
 
 def download(frame: pd.DataFrame, slug: str, fmt: str) -> Response:
-    # The same bytes `panelrank export` writes (analysis.frames.write_votes): CSV or Parquet, no index.
-    if fmt == "csv":
-        body: bytes = frame.to_csv(index=False).encode("utf-8")
-    else:
-        buf = io.BytesIO()
-        frame.to_parquet(buf, index=False)
-        body = buf.getvalue()
-    return Response(body, mimetype=DOWNLOADS[fmt],
+    # The same bytes `panelrank export` writes and the console's export offers.
+    return Response(livestats.vote_file(frame, fmt), mimetype=DOWNLOADS[fmt],
                     headers={"Content-Disposition": f'attachment; filename="{slug}-votes.{fmt}"'})
 
 

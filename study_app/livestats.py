@@ -6,6 +6,7 @@ new vote — from any gunicorn worker — invalidates it; the rules used are par
 
 from __future__ import annotations
 
+import io
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -17,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DBSession
 
 from analysis import bradley_terry as bt
-from analysis import report, screening
+from analysis import frames, report, screening
 from study_app.export import votes_frame
 from study_app.models import Rater, Response, Session, Study, Trial
 
@@ -94,6 +95,22 @@ def rules_from(enabled: Iterable[str]) -> screening.ScreeningRules:
 
 def rules_key(rules: screening.ScreeningRules) -> tuple[Any, ...]:
     return tuple(getattr(rules, f.name) for f in fields(rules))
+
+
+#: Download formats of the votes and their media types.
+VOTE_FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+def vote_file(frame: pd.DataFrame, fmt: str) -> bytes:
+    """The bytes ``panelrank export`` writes (:func:`analysis.frames.write_votes`): validated, no index."""
+    checked = frames.validate(frame)
+    if fmt == "csv":
+        return checked.to_csv(index=False).encode("utf-8")
+    if fmt == "parquet":
+        buffer = io.BytesIO()
+        checked.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+    raise ValueError(f"unknown vote file format '{fmt}'; known: {', '.join(VOTE_FORMATS)}")
 
 
 def votes(db: DBSession, study: Study) -> pd.DataFrame:

@@ -38,3 +38,53 @@ def client_of(app: Flask, email: str = OWNER) -> FlaskClient:
     client = app.test_client()
     login(client, email, PASSWORD)
     return client
+
+
+def fill_ratings(db_session, study, n_raters: int = 12, seed: int = 11) -> int:
+    """Answer every planned trial of a ratings (acr5) study with votes from ``analysis.simulate``.
+
+    Sessions go round-robin to the simulated raters; each main trial takes that rater's next
+    simulated score for the trial's condition, gold answers its expected score, a repeat echoes
+    the first showing. Returns the number of responses written.
+    """
+    import random
+    from datetime import timedelta
+
+    from analysis import simulate
+    from study_app.demo import SIMULATED_TRUTH
+    from study_app.models import Rater, Response, utcnow
+
+    names = [c.key for c in study.conditions]
+    sim = simulate.simulate_ratings(
+        n_conditions=len(names), n_contents=len(study.contents), n_raters=n_raters, scale=study.method,
+        true_scores=[2 * SIMULATED_TRUTH.get(n, 0.0) for n in names], seed=seed,
+    )
+    to_sim = dict(zip(names, simulate.condition_names(len(names)), strict=True))
+    pools: dict[tuple[str, str], list[int]] = {}
+    for r, c, score in sim.votes[["rater", "cond", "score"]].itertuples(index=False):
+        pools.setdefault((r, c), []).append(int(score))
+    raters = [Rater(study_id=study.id, panel="prolific", panel_id=f"sim-{r}") for r in sim.raters["rater"]]
+    db_session.add_all(raters)
+    db_session.flush()
+    rng, now, count = random.Random(seed), utcnow(), 0
+    for i, sess in enumerate(study.sessions):
+        k = i % n_raters
+        sim_rater = sim.raters["rater"].iloc[k]
+        t = start = now - timedelta(hours=10) + timedelta(seconds=rng.uniform(0, 9 * 3600))
+        given: dict[int, int] = {}
+        for trial in sess.trials:
+            if trial.gold_expected is not None:
+                score = trial.gold_expected
+            elif trial.repeat_of_id in given:
+                score = given[trial.repeat_of_id]
+            else:
+                pool = pools.get((sim_rater, to_sim[trial.stimulus_a.condition.key])) or [3]
+                score = pool.pop() if len(pool) > 1 else pool[0]
+            given[trial.id] = score
+            t += timedelta(seconds=rng.uniform(6, 14))
+            db_session.add(Response(trial_id=trial.id, value=score, answered_at=t, watch_ms=5000, plays=1,
+                                    stalls=0, answer_ms=rng.randint(900, 4000)))
+            count += 1
+        sess.rater_id, sess.status, sess.panel_session_id = raters[k].id, "completed", f"sess-{i}"
+        sess.started_at, sess.completed_at = start, t
+    return count

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from study_app import db, livestats
-from study_app.models import Rater
+from study_app.models import Rater, Session
 from tests.organizer_support import client_of, fill, owned_demo_study
 from tests.test_organizer import _csrf
 
@@ -35,25 +35,64 @@ def test_raters_page_lists_every_rater_with_a_verdict(ann: FlaskClient) -> None:
     assert "kept" in html or "dropped by" in html
 
 
+def _approvals(client: FlaskClient, panel: str) -> list[dict[str, str]]:
+    response = client.get(f"/organizer/studies/demo/approvals.csv?panel={panel}")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
 def test_override_and_approval_csvs(filled: Flask, ann: FlaskClient) -> None:
     with filled.app_context(), db.transaction(filled) as s:
         target = s.scalar(select(Rater).order_by(Rater.id))
         rid, pid = target.id, target.panel_id
+        # One completed session per submission: give them panel session ids (Prolific SESSION_ID /
+        # MTurk assignmentId); one still running and one without an id.
+        sessions = list(s.scalars(select(Session).where(Session.rater_id.is_not(None)).order_by(Session.index)))
+        for sess in sessions:
+            sess.panel_session_id = f"sub-{sess.index}"
+        sessions[-1].status = "active"
+        sessions[-2].panel_session_id = None
+        completed = len(sessions) - 1
+        of_target = sum(1 for x in sessions if x.rater_id == rid and x.status == "completed")
     token = _csrf(ann, "/organizer/studies/demo/raters")
     url = f"/organizer/studies/demo/raters/{rid}/decision"
     assert ann.post(url, data={"csrf_token": token, "decision": "reject"}).status_code == 302
     assert ann.post(url, data={"csrf_token": token, "decision": "maybe"}).status_code == 400
-    rows = list(csv.DictReader(io.StringIO(ann.get("/organizer/studies/demo/approvals.csv?panel=prolific")
-                                           .get_data(as_text=True))))
-    assert len(rows) == 12
-    assert next(r for r in rows if r["participant_id"] == pid)["decision"] == "REJECT"
-    mturk = list(csv.DictReader(io.StringIO(ann.get("/organizer/studies/demo/approvals.csv?panel=mturk")
-                                            .get_data(as_text=True))))
-    assert set(mturk[0]) == {"AssignmentId", "WorkerId", "Approve", "Reject"}
+
+    prolific = _approvals(ann, "prolific")
+    assert list(prolific[0]) == ["participant_id", "submission_id", "decision", "reason"]
+    assert len(prolific) == completed  # the running session is no submission yet
+    mine = [r for r in prolific if r["participant_id"] == pid]
+    assert len(mine) == of_target and {r["decision"] for r in mine} == {"REJECT"}
+    assert all(r["reason"] for r in mine)  # a rejection always says why
+    assert {r["decision"] for r in prolific} <= {"APPROVE", "REJECT"}
+    assert all(r["reason"] == "" for r in prolific if r["decision"] == "APPROVE")
+
+    mturk = _approvals(ann, "mturk")
+    assert list(mturk[0]) == ["AssignmentId", "WorkerId", "Approve", "Reject"]
+    assert len(mturk) == completed - 1  # no assignment id: MTurk could not match the row
+    for row in mturk:
+        assert row["AssignmentId"].startswith("sub-")
+        assert (row["Approve"], bool(row["Reject"])) in {("X", False), ("", True)}  # X to approve, or a reason
+    assert {r["Approve"] for r in mturk if r["WorkerId"] == pid} == {""}
+
     assert ann.get("/organizer/studies/demo/approvals.csv?panel=facebook").status_code == 400
     assert ann.post(url, data={"csrf_token": token, "decision": "auto"}).status_code == 302
     with filled.app_context(), db.transaction(filled) as s:
         assert s.get(Rater, rid).decision is None
+
+
+def test_decision_redirects_back_only_within_the_site(filled: Flask, ann: FlaskClient) -> None:
+    with filled.app_context(), db.transaction(filled) as s:
+        rid = s.scalar(select(Rater.id).order_by(Rater.id))
+    token = _csrf(ann, "/organizer/studies/demo/raters")
+    url = f"/organizer/studies/demo/raters/{rid}/decision"
+    back = "/organizer/studies/demo/raters?rules=1"
+    response = ann.post(url, data={"csrf_token": token, "decision": "accept", "back": back})
+    assert response.headers["Location"] == back
+    for evil in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        response = ann.post(url, data={"csrf_token": token, "decision": "accept", "back": evil})
+        assert response.headers["Location"] == "/organizer/studies/demo/raters"
 
 
 def test_rules_can_be_switched_off(ann: FlaskClient) -> None:

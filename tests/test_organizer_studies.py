@@ -3,68 +3,158 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
 import yaml
-from flask import Flask
+from flask import Flask, url_for
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from study_app import db
+from study_app import accounts, db
 from study_app.models import Rater, Response, Session, Study
+from study_app.organizer.results import REPORT_FILES, VOTE_FILES
 from tests.organizer_support import owned_demo_study
 from tests.test_organizer import _csrf, login
 
-ROUTES_GET = ["/organizer/", "/organizer/studies/new", "/organizer/studies/demo",
-              "/organizer/studies/demo/progress.json", "/organizer/studies/demo/raters",
-              "/organizer/studies/demo/approvals.csv", "/organizer/studies/demo/leaderboard",
-              "/organizer/studies/demo/export/votes.csv", "/organizer/studies/demo/export/ranking.csv"]
-ROUTES_POST = ["/organizer/studies/demo/status", "/organizer/studies/demo/settings",
-               "/organizer/studies/demo/raters/1/decision", "/organizer/studies/new"]
+#: An example of every argument a console route takes. A route with an argument not listed here
+#: makes the access tests below fail until it is added (and thereby tested).
+ARGS = {"slug": "demo", "rater_id": 1, "name": "votes.csv"}
+#: Console routes open to anonymous visitors, with why.
+PUBLIC = {("organizer.login", "GET"), ("organizer.login", "POST"),  # the way in
+          ("organizer.logout", "POST")}  # clears whatever session there is
+EXPORT_NAMES = [*VOTE_FILES, *REPORT_FILES]
+
+
+def console_routes(app: Flask) -> list[tuple[str, str, str]]:
+    """(endpoint, method, example URL) for every route of the organizer blueprint, from ``app.url_map``."""
+    found = []
+    with app.test_request_context():
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint.startswith("organizer."):
+                missing = sorted(set(rule.arguments) - set(ARGS))
+                assert not missing, f"{rule.rule}: add an example for {missing} to ARGS (and check the tests)"
+                url = url_for(rule.endpoint, **{k: ARGS[k] for k in rule.arguments})
+                found += [(rule.endpoint, m, url) for m in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+    return found
+
+
+def _routes(predicate) -> list[tuple[str, str, str]]:
+    from study_app import create_app
+
+    app = create_app({"DATABASE_URL": "sqlite://", "SECRET_KEY": "routes"})
+    return [r for r in console_routes(app) if predicate(r)]
+
+
+PROTECTED = _routes(lambda r: (r[0], r[1]) not in PUBLIC)
+PER_STUDY = _routes(lambda r: "/studies/demo" in r[2])
+FORMS = _routes(lambda r: r[1] == "POST")
+
+
+def test_the_route_lists_cover_the_blueprint() -> None:
+    assert len(PROTECTED) >= 13 and {e for e, _, _ in PROTECTED} >= {
+        "organizer.studies", "organizer.new_study", "organizer.study", "organizer.progress_json",
+        "organizer.set_status", "organizer.settings", "organizer.raters", "organizer.decide",
+        "organizer.approvals", "organizer.leaderboard", "organizer.export", "organizer.plotly_js"}
+    assert {(e, m) for e, m, _ in _routes(lambda r: True)} - {(e, m) for e, m, _ in PROTECTED} == PUBLIC
 
 
 @pytest.fixture
 def owned(app: Flask, demo_manifest_path: Path) -> Flask:
-    """Ann owns the demo study; Bob is another organizer."""
-    return owned_demo_study(app, demo_manifest_path, "bob@example.org")
+    """Ann owns the demo study (with one rater); Bob is another organizer, Root an admin."""
+    owned_demo_study(app, demo_manifest_path, "bob@example.org")
+    with app.app_context(), db.transaction(app) as s:
+        accounts.create_organizer(s, "root@example.org", "correct-horse", role="admin")
+        rater = Rater(study_id=s.scalar(select(Study.id)), panel="none", panel_id="r1")
+        s.add(rater)
+        s.flush()
+        assert rater.id == ARGS["rater_id"]
+    return app
 
 
-@pytest.mark.parametrize("path", ROUTES_GET)
-def test_anonymous_get_goes_to_login(owned: Flask, path: str) -> None:
-    response = owned.test_client().get(path)
-    assert response.status_code == 302 and "/organizer/login" in response.headers["Location"]
+FORM = {"status": "closed", "name": "Hijacked", "max_sessions_per_rater": "9", "decision": "reject"}
 
 
-@pytest.mark.parametrize("path", ROUTES_POST)
-def test_anonymous_post_is_refused(owned: Flask, path: str) -> None:
-    client = owned.test_client()
-    token = _csrf(client)
-    response = client.post(path, data={"csrf_token": token, "status": "closed", "name": "x",
-                                       "max_sessions_per_rater": "2"})
-    assert response.status_code == 302 and "/organizer/login" in response.headers["Location"]
-    with owned.app_context(), db.transaction(owned) as s:
-        assert s.scalar(select(Study.status)) == "open"
-
-
-@pytest.mark.parametrize("path", ROUTES_GET[2:])
-def test_other_organizer_gets_404(owned: Flask, path: str) -> None:
-    client = owned.test_client()
-    login(client, "bob@example.org")
-    assert client.get(path).status_code == 404
-
-
-@pytest.mark.parametrize("path", ROUTES_POST[:3])
-def test_other_organizer_cannot_change(owned: Flask, path: str) -> None:
-    client = owned.test_client()
-    login(client, "bob@example.org")
-    token = _csrf(client, "/organizer/")
-    response = client.post(path, data={"csrf_token": token, "status": "closed", "name": "Hijacked",
-                                       "max_sessions_per_rater": "9", "decision": "reject"})
-    assert response.status_code == 404
-    with owned.app_context(), db.transaction(owned) as s:
+def _unchanged(app: Flask) -> None:
+    with app.app_context(), db.transaction(app) as s:
         study = s.scalar(select(Study))
-        assert (study.status, study.name) == ("open", "panelrank demo — side-by-side preference (pc5)")
+        assert (study.status, study.name, study.max_sessions_per_rater) == (
+            "open", "panelrank demo — side-by-side preference (pc5)", 3)
+        assert s.scalar(select(Rater.decision)) is None
+        assert s.scalar(select(func.count()).select_from(Study)) == 1
+
+
+def _request(client: FlaskClient, method: str, url: str, token: str | None):
+    if method == "GET":
+        return client.get(url)
+    data = {**FORM, **({"csrf_token": token} if token else {})}
+    if url.endswith("/studies/new"):
+        data["manifest"] = (io.BytesIO(b"slug: x"), "m.yaml")
+    return client.post(url, data=data, content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize(("endpoint", "method", "url"), PROTECTED)
+def test_anonymous_is_sent_to_login(owned: Flask, endpoint: str, method: str, url: str) -> None:
+    client = owned.test_client()
+    response = _request(client, method, url, _csrf(client))
+    assert response.status_code == 302, endpoint
+    assert response.headers["Location"].startswith("/organizer/login?next=")
+    _unchanged(owned)
+
+
+@pytest.mark.parametrize(("endpoint", "method", "url"), PER_STUDY)
+def test_other_organizers_study_is_404(owned: Flask, endpoint: str, method: str, url: str) -> None:
+    client = owned.test_client()
+    login(client, "bob@example.org")
+    response = _request(client, method, url, _csrf(client, "/organizer/"))
+    assert response.status_code == 404, endpoint
+    assert "<code>demo</code>" not in client.get("/organizer/").get_data(as_text=True)
+    _unchanged(owned)
+
+
+@pytest.mark.parametrize("name", EXPORT_NAMES)
+def test_every_export_is_private(owned: Flask, name: str) -> None:
+    url = f"/organizer/studies/demo/export/{name}"
+    assert owned.test_client().get(url).status_code == 302
+    client = owned.test_client()
+    login(client, "bob@example.org")
+    assert client.get(url).status_code == 404
+
+
+@pytest.mark.parametrize(("endpoint", "method", "url"), [r for r in PER_STUDY if r[1] == "GET"])
+def test_admin_sees_every_study(owned: Flask, endpoint: str, method: str, url: str) -> None:
+    client = owned.test_client()
+    login(client, "root@example.org")
+    assert client.get(url).status_code in (200, 409), endpoint  # 409: an analysis file of a study without votes
+
+
+@pytest.mark.parametrize(("endpoint", "method", "url"), FORMS)
+def test_every_form_post_needs_the_csrf_token(owned: Flask, endpoint: str, method: str, url: str) -> None:
+    client = owned.test_client()
+    if endpoint != "organizer.login":
+        login(client, "ann@example.org")
+    response = _request(client, method, url, None)
+    assert response.status_code == 400 and b"CSRF" in response.data, endpoint
+    wrong = _request(client, method, url, "not-the-token")
+    assert wrong.status_code == 400, endpoint
+    _unchanged(owned)
+    if endpoint == "organizer.logout":
+        assert client.get("/organizer/").status_code == 200  # still logged in
+
+
+def test_every_rendered_form_carries_the_token(owned: Flask) -> None:
+    client = owned.test_client()
+    login(client, "ann@example.org")
+    pages = ["/organizer/", "/organizer/studies/new", "/organizer/studies/demo", "/organizer/studies/demo/raters",
+             "/organizer/studies/demo/leaderboard"]
+    for page in pages:
+        html = client.get(page).get_data(as_text=True)
+        forms = re.findall(r"<form\b[^>]*>.*?</form>", html, flags=re.S)
+        posts = [f for f in forms if 'method="post"' in f.split(">")[0]]
+        assert posts or page.endswith("leaderboard"), page
+        for form in posts:
+            assert 'name="csrf_token"' in form, (page, form[:120])
 
 
 def test_status_and_settings(owned: Flask) -> None:
@@ -112,6 +202,54 @@ def test_upload_bad_manifest_lists_every_problem_and_creates_nothing(
     assert "5 problems" in html and html.count("<li>m.yaml: ") == 5
     with owned.app_context(), db.transaction(owned) as s:
         assert s.scalar(select(func.count()).select_from(Study)) == 1
+
+
+def _problems(response) -> list[str]:
+    html = response.get_data(as_text=True)
+    return [re.sub(r"\s+", " ", p) for p in re.findall(r"<li>(.*?)</li>", html, flags=re.S)]
+
+
+def _count(app: Flask) -> int:
+    with app.app_context(), db.transaction(app) as s:
+        return s.scalar(select(func.count()).select_from(Study))
+
+
+def test_upload_that_is_not_utf8_says_so_and_creates_nothing(owned: Flask, demo_manifest_path: Path) -> None:
+    client = owned.test_client()
+    login(client, "ann@example.org")
+    text = demo_manifest_path.read_text().replace("slug: demo", "slug: latin")
+    response = _upload(client, ("# café\n" + text).encode("latin-1"))
+    assert response.status_code == 400
+    assert _problems(response) == ["m.yaml: file: not UTF-8 text (byte 0xe9 at position 5); save it with UTF-8 "
+                                   "encoding and upload it again"]
+    csv = "content,condition,path\nc1,source,é.mp4".encode("cp1252")
+    both = _upload(client, ("# café\n" + text).encode("latin-1"), csv)
+    assert [p.split(":")[0] for p in _problems(both)] == ["m.yaml", "list.csv"]  # every file's problem at once
+    assert _count(owned) == 1
+
+
+def test_upload_with_a_bad_csv_names_the_uploaded_file(owned: Flask, demo_manifest_path: Path) -> None:
+    raw = yaml.safe_load(demo_manifest_path.read_text())
+    raw.update(slug="badcsv", stimuli="whatever.csv")
+    client = owned.test_client()
+    login(client, "ann@example.org")
+    response = _upload(client, yaml.safe_dump(raw).encode(), b"file,cond\nx,y\n")
+    problems = _problems(response)
+    assert response.status_code == 400 and problems
+    assert problems[0].startswith("list.csv: header: missing column(s)")
+    assert not any("panelrank-upload-" in p or "/tmp" in p for p in problems)  # no server paths
+    assert _count(owned) == 1
+
+
+def test_oversized_upload_gets_a_friendly_413(owned: Flask) -> None:
+    owned.config["MAX_CONTENT_LENGTH"] = 50_000
+    client = owned.test_client()
+    login(client, "ann@example.org")
+    response = _upload(client, b"#" * 60_000)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert "larger than the server accepts" in html and "Your studies" in html and "ann@example.org" in html
+    assert _count(owned) == 1
 
 
 def test_upload_with_csv_relative_to_media_root(owned: Flask, demo_manifest_path: Path, demo_clips: Path) -> None:

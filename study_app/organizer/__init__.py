@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from study_app import accounts, csrf
@@ -30,11 +31,28 @@ def login() -> str | Response | tuple[str, int]:
     return render_template("organizer/login.html")
 
 
-def _safe_next(target: str | None) -> str:
-    # Only same-site paths: never bounce a fresh login to another host.
-    if target and target.startswith("/") and not urlparse(target).netloc and not target.startswith("//"):
+def _safe_next(target: str | None, default: str | None = None) -> str:
+    # Only same-site paths: never bounce a fresh login (or a form's "back" field) to another host.
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and not urlparse(target).netloc:
         return target
-    return url_for("organizer.studies")
+    return default or url_for("organizer.studies")
+
+
+@bp.errorhandler(HTTPException)
+def _error_page(exc: HTTPException) -> HTTPException | tuple[str, int]:
+    """Errors inside the console as a page of the console (with a way back), not a bare one."""
+    if exc.code is None or exc.code < 400:
+        return exc  # redirects raised as exceptions stay what they are
+    if exc.code == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+        message = (f"The upload is larger than the server accepts ({limit / 2**20:.0f} MB). A manifest and its "
+                   "stimulus list are small text files: upload those, not the videos (the manifest points at them).")
+    else:
+        message = exc.description or exc.name
+    referrer = urlparse(request.referrer or "")
+    back = referrer.path if referrer.netloc == request.host and referrer.path != request.path else None
+    return render_template("organizer/error.html", me=accounts.current_organizer(), code=exc.code,
+                           title=exc.name, message=message, back=_safe_next(back, "") if back else None), exc.code
 
 
 @bp.post("/logout")
@@ -79,7 +97,7 @@ def set_status(slug: str) -> Response:
     study.status = status
     get_db().commit()
     flash(f"Study '{slug}' is now {status}.", "info")
-    return redirect(request.form.get("back") or url_for("organizer.study", slug=slug))
+    return redirect(_safe_next(request.form.get("back"), url_for("organizer.study", slug=slug)))
 
 
 from study_app.organizer import pages, quality, results  # noqa: E402,F401  (attach their routes to ``bp``)

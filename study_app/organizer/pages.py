@@ -30,8 +30,11 @@ def new_study() -> str | Response | tuple[str, int]:
     manifest = request.files.get("manifest")
     if manifest is None or not manifest.filename:
         return render_template("organizer/new_study.html", me=me(), problems=["Choose a manifest file (YAML)."]), 400
+    stimuli = request.files.get("stimuli")
+    if stimuli is not None and not stimuli.filename:
+        stimuli = None
     try:
-        slug = _create_from_upload(manifest, request.files.get("stimuli"))
+        slug = _create_from_upload(manifest, stimuli)
     except ManifestError as exc:
         get_db().rollback()
         return render_template("organizer/new_study.html", me=me(), problems=exc.problems), 400
@@ -41,17 +44,47 @@ def new_study() -> str | Response | tuple[str, int]:
 
 def _create_from_upload(manifest: FileStorage, stimuli: FileStorage | None) -> str:
     """Validate the uploaded files exactly as the CLI does and create the study, all or nothing."""
+    manifest_name = secure_filename(manifest.filename or "") or "manifest.yaml"
+    uploads = [(manifest_name, manifest.read())]
+    if stimuli is not None:
+        uploads.append((secure_filename(stimuli.filename or "") or "stimuli.csv", stimuli.read()))
+    # Text that is not UTF-8 cannot be checked any further: say so plainly, for every such file.
+    problems = [problem for name, data in uploads if (problem := _not_utf8(name, data))]
+    if problems:
+        raise ManifestError(problems)
     with tempfile.TemporaryDirectory(prefix="panelrank-upload-") as tmp:
-        path = Path(tmp) / (secure_filename(manifest.filename or "") or "manifest.yaml")
-        manifest.save(path)
-        if stimuli is not None and stimuli.filename:
-            stimuli.save(Path(tmp) / UPLOADED_CSV)
+        path = Path(tmp) / manifest_name
+        path.write_bytes(uploads[0][1])
+        if stimuli is not None:
+            (Path(tmp) / UPLOADED_CSV).write_bytes(uploads[1][1])
             _point_at_uploaded_csv(path)
-        vm = load(path, media_root=Path(current_app.config["MEDIA_ROOT"]))
+        try:
+            vm = load(path, media_root=Path(current_app.config["MEDIA_ROOT"]))
+        except ManifestError as exc:
+            # Name the files as the organizer knows them, not by their temporary paths.
+            names = {f"{tmp}/": ""}
+            if stimuli is not None:
+                names[UPLOADED_CSV] = uploads[1][0]
+            raise ManifestError([_rename(p, names) for p in exc.problems]) from exc
         db = get_db()
         study = create_study(db, vm, organizer_id=me().id)
         db.commit()
         return study.slug
+
+
+def _not_utf8(name: str, data: bytes) -> str | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (f"{name}: file: not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start}); "
+                "save it with UTF-8 encoding and upload it again")
+    return None
+
+
+def _rename(problem: str, names: dict[str, str]) -> str:
+    for old, new in names.items():
+        problem = problem.replace(old, new)
+    return problem
 
 
 def _point_at_uploaded_csv(path: Path) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from study_app import accounts, livestats
 from study_app.db import get_db
 from study_app.models import Rater, Session, Study
-from study_app.organizer import bp, me, own_study
+from study_app.organizer import _safe_next, bp, me, own_study
 
 DECISIONS = ("accept", "reject")
 
@@ -85,39 +85,56 @@ def decide(slug: str, rater_id: int) -> Response:
     rater.decision = None if decision == "auto" else decision
     get_db().commit()
     flash(f"Rater {rater.panel_id}: {decision}.", "info")
-    return redirect(request.form.get("back") or url_for("organizer.raters", slug=slug))
+    return redirect(_safe_next(request.form.get("back"), url_for("organizer.raters", slug=slug)))
 
 
 @bp.get("/studies/<slug>/approvals.csv")
 @accounts.login_required
 def approvals(slug: str) -> Response:
-    """Approval decisions in the panel's bulk format (Prolific: participant ids; MTurk: assignments)."""
+    """Approval decisions in the panel's bulk format, one row per completed session (= one submission).
+
+    Prolific approves submissions (``SESSION_ID``) or participant ids: columns ``participant_id,
+    submission_id, decision, reason`` — filter on ``decision`` and paste the ids into its bulk
+    approve / reject boxes. MTurk's offline review takes its batch-results CSV with an ``X`` in
+    ``Approve`` or a reason in ``Reject``, keyed by ``AssignmentId``; sessions without an assignment
+    id cannot be approved there and are left out. Sessions still running, abandoned or screened out
+    at the gate are not submissions to approve and are left out as well.
+    """
     study = own_study(slug)
-    rows = rater_rows(study, selected_rules())
     panel = request.args.get("panel", study.panel if study.panel != "none" else "prolific")
     if panel not in ("prolific", "mturk"):
         abort(400, description="panel must be prolific or mturk")
+    submissions = _submissions(study, rater_rows(study, selected_rules()))
     out = io.StringIO()
     writer = csv.writer(out)
     if panel == "prolific":
-        writer.writerow(["participant_id", "decision", "reason"])
-        for r in rows:
-            writer.writerow([r["panel_id"], "APPROVE" if r["final"] == "accept" else "REJECT", r["why"]])
+        writer.writerow(["participant_id", "submission_id", "decision", "reason"])
+        for r, submission in submissions:
+            ok = r["final"] == "accept"
+            writer.writerow([r["panel_id"], submission, "APPROVE" if ok else "REJECT", "" if ok else _reason(r)])
     else:
         writer.writerow(["AssignmentId", "WorkerId", "Approve", "Reject"])
-        for r, assignment in _assignments(study, rows):
-            ok = r["final"] == "accept"
-            writer.writerow([assignment, r["panel_id"], "x" if ok else "", "" if ok else r["why"]])
+        for r, assignment in submissions:
+            if assignment:
+                ok = r["final"] == "accept"
+                writer.writerow([assignment, r["panel_id"], "X" if ok else "", "" if ok else _reason(r)])
     return Response(out.getvalue(), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{study.slug}-{panel}-approvals.csv"'})
 
 
-def _assignments(study: Study, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
-    # MTurk approves assignments, one per session (its assignmentId is kept on the session).
+def _reason(row: dict[str, Any]) -> str:
+    # Shown to the rater by the panel: say why in words, never leave a rejection without a reason.
+    if row["decision"] == "reject":
+        return "Rejected after review of the answers' quality."
+    return f"Failed the study's quality checks ({row['why']})."
+
+
+def _submissions(study: Study, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    """(rater row, panel session id) for every completed session, in rater then session order."""
     by_id = {r["id"]: r for r in rows}
     found = get_db().execute(
         select(Session.rater_id, Session.panel_session_id)
-        .where(Session.study_id == study.id, Session.rater_id.is_not(None))
+        .where(Session.study_id == study.id, Session.rater_id.is_not(None), Session.status == "completed")
         .order_by(Session.rater_id, Session.index)
     ).all()
-    return [(by_id[rid], aid or "") for rid, aid in found if rid in by_id]
+    return [(by_id[rid], sid or "") for rid, sid in found if rid in by_id]

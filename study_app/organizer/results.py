@@ -12,7 +12,7 @@ import pandas as pd
 from flask import Response, abort, render_template, request, send_file
 from plotly.offline import get_plotlyjs
 
-from analysis import frames, plots, report
+from analysis import plots, report
 from study_app import accounts, livestats
 from study_app.db import get_db
 from study_app.models import Study
@@ -79,11 +79,13 @@ def _figure_json(result: report.AnalysisResult | None) -> str | None:
 
 
 @bp.get("/plotly.min.js")
+@accounts.login_required
 def plotly_js() -> Response:
     # Served from the installed plotly package: no CDN, works offline and behind firewalls.
+    # Behind the login like every console route (only the leaderboard uses it).
     response = Response(_plotly_source(), mimetype="application/javascript")
     response.cache_control.max_age = 86400
-    response.cache_control.public = True
+    response.cache_control.private = True
     return response
 
 
@@ -113,16 +115,10 @@ def export(slug: str, name: str) -> Response:
 
 
 def _send_votes(study: Study, name: str) -> Response:
-    df = livestats.votes(get_db(), study)
-    buffer = io.BytesIO()
-    if name.endswith(".parquet"):
-        frames.validate(df).to_parquet(buffer, index=False)
-        mimetype = "application/vnd.apache.parquet"
-    else:
-        buffer.write(frames.validate(df).to_csv(index=False).encode("utf-8"))
-        mimetype = "text/csv"
-    buffer.seek(0)
-    return send_file(buffer, mimetype=mimetype, as_attachment=True, download_name=f"{study.slug}-{name}")
+    fmt = name.rpartition(".")[2]
+    data = livestats.vote_file(livestats.votes(get_db(), study), fmt)
+    return send_file(io.BytesIO(data), mimetype=livestats.VOTE_FORMATS[fmt], as_attachment=True,
+                     download_name=f"{study.slug}-{name}")
 
 
 def _fmt(value: Any) -> str:
