@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from types import SimpleNamespace
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -388,3 +389,47 @@ def subject_model(
     params = {"max_iter": max_iter, "tol": tol, "min_inconsistency": min_inconsistency, "variance": variance,
               "scale": str(scales[0]), "model": "score = q_s + b_r + N(0, v_r^2), mean(b) = 0"}
     return SubjectModelResult(stimuli, rater_frame, loglik, n_iter, converged, params)
+
+
+# --------------------------------------------------------------------------- SUREAL cross-check
+
+
+def sureal_dataset(votes: pd.DataFrame) -> tuple[Any, list[tuple[str, str]]]:
+    """The ratings of a frame as a SUREAL dataset, to cross-check :func:`subject_model`.
+
+    Parameters
+    ----------
+    votes : DataFrame
+        A ratings frame; every row given is used (pass
+        :func:`analysis.screening.main_votes` to leave out repeats and gold).
+
+    Returns
+    -------
+    dataset : object
+        With ``ref_videos`` and ``dis_videos`` as SUREAL's ``RawDatasetReader`` reads
+        them (one distorted video per (content, cond), its opinion scores keyed by rater).
+        A rater who scored a stimulus several times keeps the last score (SUREAL's layout
+        holds one score per rater and video).
+    keys : list of (content, cond)
+        The stimulus of each distorted video, in SUREAL's order (``quality_scores``).
+
+    Examples
+    --------
+    >>> from sureal.dataset_reader import RawDatasetReader  # doctest: +SKIP
+    >>> from sureal.subjective_model import MaximumLikelihoodEstimationModelContentOblivious as MLE_CO
+    >>> ds, keys = sureal_dataset(votes)  # doctest: +SKIP
+    >>> MLE_CO(RawDatasetReader(ds)).run_modeling()["quality_scores"]  # doctest: +SKIP
+    """
+    df = _ratings(votes)
+    cid = {c: i for i, c in enumerate(sorted(df["content"].astype(str).unique()))}
+    groups = df.groupby(["content", "cond"], observed=True)
+    dataset = SimpleNamespace(
+        ref_videos=[{"content_id": i, "content_name": c, "path": f"ref/{c}"} for c, i in cid.items()],
+        dis_videos=[
+            {"content_id": cid[str(c)], "asset_id": k, "path": f"{c}/{d}",
+             "os": dict(zip(g["rater"].astype(str), g["score"].astype(float), strict=True))}
+            for k, ((c, d), g) in enumerate(groups)
+        ],
+    )
+    return dataset, [(str(c), str(d)) for (c, d), _ in groups]
+

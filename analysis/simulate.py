@@ -222,9 +222,20 @@ def _nullable(values: np.ndarray, missing: np.ndarray) -> pd.arrays.IntegerArray
     return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
 
 
-def _frame(cols: dict[str, Any], kind: frames.Kind) -> pd.DataFrame:
-    """Build the tidy frame with canonical dtypes, then run the schema validator."""
-    cols = dict(cols)
+def _frame(cols: dict[str, Any], kind: frames.Kind, meta: dict[str, Any], study: str, scale: str) -> pd.DataFrame:
+    """Build the tidy frame with canonical dtypes, then run the schema validator.
+
+    ``cols`` holds the layout's own columns; the per-trial bookkeeping every layout shares
+    (rater, session, trial, repeats, timing) comes from ``meta`` (see :func:`_assemble`).
+    """
+    n_all = len(meta["rater"])
+    cols = {
+        "study": _strings([study], np.zeros(n_all, dtype=np.int64)),
+        "scale": _strings([scale], np.zeros(n_all, dtype=np.int64)),
+        **{k: meta[k] for k in ("rater", "session", "trial", "repeat_of", "answered_at", "watch_ms", "stalls",
+                                "answer_ms")},
+        **cols,
+    }
     cols["repeat_of"] = _nullable(cols["repeat_of"], cols["repeat_of"] < 0)
     cols["answered_at"] = pd.to_datetime(cols["answered_at"]).tz_localize("UTC")
     ordered = [*frames.columns_for(kind), "answer_ms"]
@@ -432,25 +443,15 @@ def simulate_pairwise(
 
     meta = _assemble(rng, n_raters, rater_names, spammer, all_rater, all_session, order_key, original, clip_ms)
     cols = {
-        "study": _strings([study], np.zeros(n_all, dtype=np.int64)),
-        "rater": meta["rater"],
-        "session": meta["session"],
-        "trial": meta["trial"],
         "content": _strings(contents, code_content),
         "cond_a": _strings(cond_ext, code_a),
         "cond_b": _strings(cond_ext, code_b),
         "pref": pref_all,
-        "scale": _strings([scale], np.zeros(n_all, dtype=np.int64)),
         "reason": _strings(combos, code),
         "shown_left": _strings(["b", "a"], left_all.astype(np.int64)),
-        "repeat_of": meta["repeat_of"],
         "gold_expected": gold_expected,
-        "answered_at": meta["answered_at"],
-        "watch_ms": meta["watch_ms"],
-        "stalls": meta["stalls"],
-        "answer_ms": meta["answer_ms"],
     }
-    votes = _frame(cols, "pairwise")
+    votes = _frame(cols, "pairwise", meta, study, scale)
     truth = pd.DataFrame({"condition": list(cond_names), "score": scores})
     raters = pd.DataFrame(
         {"rater": pd.array(rater_names, dtype="string"), "spammer": spammer,
@@ -621,22 +622,12 @@ def simulate_ratings(
 
     meta = _assemble(rng, n_raters, rater_names, spammer, all_rater, all_session, order_key, original, clip_ms)
     cols = {
-        "study": _strings([study], np.zeros(n_all, dtype=np.int64)),
-        "rater": meta["rater"],
-        "session": meta["session"],
-        "trial": meta["trial"],
         "content": _strings(content_ext, code_content),
         "cond": _strings(cond_ext, code_cond),
         "score": score_all,
-        "scale": _strings([scale], np.zeros(n_all, dtype=np.int64)),
-        "repeat_of": meta["repeat_of"],
         "gold_expected": gold_expected,
-        "answered_at": meta["answered_at"],
-        "watch_ms": meta["watch_ms"],
-        "stalls": meta["stalls"],
-        "answer_ms": meta["answer_ms"],
     }
-    votes = _frame(cols, "ratings")
+    votes = _frame(cols, "ratings", meta, study, scale)
     cond_quality = quality.mean(axis=0)
     truth = pd.DataFrame(
         {"condition": cond_names, "score": cond_quality - cond_quality.mean(), "quality": cond_quality}

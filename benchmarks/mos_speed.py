@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.mos import mos
-from analysis.normalize import subject_model
+from analysis.normalize import subject_model, sureal_dataset
 from analysis.screening import main_votes
 from analysis.simulate import simulate_ratings
 
@@ -41,23 +41,13 @@ def sureal_fit(df: pd.DataFrame) -> tuple[float, dict, list[tuple[str, str]]]:
     """SUREAL MLE_CO on a ratings frame; returns (seconds of run_modeling, result, stimulus keys)."""
     from sureal.dataset_reader import RawDatasetReader
     from sureal.subjective_model import MaximumLikelihoodEstimationModelContentOblivious
-    from sureal.tools.misc import empty_object
 
-    contents = sorted(df["content"].astype(str).unique())
-    cid = {c: i for i, c in enumerate(contents)}
-    ds = empty_object()
-    ds.ref_videos = [{"content_id": i, "content_name": c, "path": f"ref/{c}"} for c, i in cid.items()]
-    groups = df.groupby(["content", "cond"], observed=True)
-    ds.dis_videos = [
-        {"content_id": cid[str(c)], "asset_id": k, "path": f"{c}/{d}",
-         "os": dict(zip(g["rater"].astype(str), g["score"].astype(float), strict=True))}
-        for k, ((c, d), g) in enumerate(groups)
-    ]
+    ds, keys = sureal_dataset(df)
     model = MaximumLikelihoodEstimationModelContentOblivious(RawDatasetReader(ds))
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
         result = model.run_modeling()
-    return time.perf_counter() - t0, result, [(str(c), str(d)) for (c, d), _ in groups]
+    return time.perf_counter() - t0, result, keys
 
 
 def agreement(ours, ref: dict, keys: list[tuple[str, str]]) -> str:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis import frames
-from analysis.normalize import minmax, subject_model, zscore
+from analysis.normalize import minmax, subject_model, sureal_dataset, zscore
 from analysis.screening import main_votes
 from analysis.simulate import simulate_ratings
 
@@ -50,21 +50,11 @@ def sureal_mle_co(df: pd.DataFrame) -> tuple[dict, list[tuple[str, str]]]:
     """Fit SUREAL's MLE_CO (MaximumLikelihoodEstimationModelContentOblivious) on a ratings frame."""
     from sureal.dataset_reader import RawDatasetReader
     from sureal.subjective_model import MaximumLikelihoodEstimationModelContentOblivious
-    from sureal.tools.misc import empty_object
 
-    contents = sorted(df["content"].astype(str).unique())
-    cid = {c: i for i, c in enumerate(contents)}
-    ds = empty_object()
-    ds.ref_videos = [{"content_id": i, "content_name": c, "path": f"ref/{c}"} for c, i in cid.items()]
-    groups = df.groupby(["content", "cond"], observed=True)
-    ds.dis_videos = [
-        {"content_id": cid[str(c)], "asset_id": k, "path": f"{c}/{d}",
-         "os": dict(zip(g["rater"].astype(str), g["score"].astype(float), strict=True))}
-        for k, ((c, d), g) in enumerate(groups)
-    ]
+    ds, keys = sureal_dataset(df)
     with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
         result = MaximumLikelihoodEstimationModelContentOblivious(RawDatasetReader(ds)).run_modeling()
-    return result, [(str(c), str(d)) for (c, d), _ in groups]
+    return result, keys
 
 
 # --------------------------------------------------------------------------- min-max, z-score
