@@ -50,8 +50,22 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+#: Shortest secret key accepted in production (session cookies and media tokens are signed with it).
+MIN_SECRET_KEY = 16
+
+
 def _refuse_insecure_production(app: Flask) -> None:
-    if app.config["PRODUCTION"] and app.config["SECRET_KEY"] == _config.DEFAULT_SECRET_KEY:
+    if not app.config["PRODUCTION"]:
+        return
+    key = app.config.get("SECRET_KEY") or ""
+    if key == _config.DEFAULT_SECRET_KEY:
         raise RuntimeError(
             "refusing to start in production with the default secret key: set PANELRANK_SECRET_KEY"
         )
+    if len(key) < MIN_SECRET_KEY:
+        raise RuntimeError(
+            f"refusing to start in production with a secret key shorter than {MIN_SECRET_KEY} characters: "
+            "set PANELRANK_SECRET_KEY to a long random value (python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    # Production cookies travel over HTTPS only, whatever else the configuration says.
+    app.config.update(SESSION_COOKIE_SECURE=True, SESSION_COOKIE_HTTPONLY=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -14,7 +16,7 @@ from sqlalchemy import select
 from study_app import db, livestats
 from study_app.export import votes_frame
 from study_app.models import Study
-from tests.organizer_support import client_of, fill, owned_demo_study
+from tests.organizer_support import client_of, fill, fill_ratings, owned_demo_study
 
 
 @pytest.fixture
@@ -85,3 +87,68 @@ def test_rejected_raters_leave_the_leaderboard(study_app: Flask) -> None:
     with study_app.app_context(), db.transaction(study_app) as s:
         after = livestats.leaderboard(s, s.scalar(select(Study)), rules).counts["raters"]
     assert after == before - 1
+
+
+# --------------------------------------------------------------------------- the command line writes the same
+def _cli(app: Flask, *args: str) -> str:
+    result = app.test_cli_runner().invoke(args=list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _same_as_the_command_line(app: Flask, client: FlaskClient, slug: str, tmp_path: Path) -> None:
+    """The console's downloads are byte for byte what `export` and the command shown on the page write."""
+    html = client.get(f"/organizer/studies/{slug}/leaderboard").get_data(as_text=True)
+    command = re.search(r'<code class="command">panelrank (.*?)</code>', html).group(1).split()
+    out = tmp_path / f"{slug}-report"
+    _cli(app, *[str(out) if a == "report" else a for a in command])
+    _cli(app, "export", slug, "--out", str(tmp_path / f"{slug}.csv"))
+    base = f"/organizer/studies/{slug}/export"
+    assert client.get(f"{base}/votes.csv").data == (tmp_path / f"{slug}.csv").read_bytes()
+    for name in ("ranking.csv", "scores.csv", "raters.csv"):
+        assert client.get(f"{base}/{name}").data == (out / name).read_bytes(), name
+
+
+def test_exports_equal_the_command_line(study_app: Flask, ann: FlaskClient, tmp_path: Path) -> None:
+    _fill(study_app)
+    _same_as_the_command_line(study_app, ann, "demo", tmp_path)
+    html = ann.get("/organizer/studies/demo/leaderboard?ties=split&rules=1").get_data(as_text=True)
+    assert "--ties split --no-screening" in html
+    custom = ann.get("/organizer/studies/demo/leaderboard?rules=1&rule=gold").get_data(as_text=True)
+    assert 'class="command"' not in custom and "no single command-line switch" in custom
+
+
+@pytest.fixture
+def ratings_app(app: Flask, demo_manifest_path: Path, tmp_path: Path) -> Flask:
+    """Ann owns an ACR-5 study built from the demo manifest, every planned trial answered."""
+    raw = yaml.safe_load(demo_manifest_path.read_text())
+    for key in ("votes_per_pair", "gold", "gold_per_session", "training", "design", "reasons"):
+        raw.pop(key, None)
+    raw.update(slug="ratings", name="Demo ratings", method="acr5", votes_per_stimulus=6, trials_per_session=12,
+               repeats_per_session=2)
+    manifest = tmp_path / "acr5.yaml"
+    manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
+    owned_demo_study(app, manifest)
+    with app.app_context(), db.transaction(app) as s:
+        app.config["N_VOTES"] = fill_ratings(s, s.scalar(select(Study)), n_raters=12)
+    return app
+
+
+def test_ratings_study_progress_leaderboard_and_exports(ratings_app: Flask, tmp_path: Path) -> None:
+    client = client_of(ratings_app)
+    progress = client.get("/organizer/studies/ratings/progress.json").get_json()
+    assert progress["pairwise"] is False and len(progress["cells"]) == 4 * 6
+    assert {c["target"] for c in progress["cells"]} == {6} and progress["votes"] == progress["target"] == 144
+    html = client.get("/organizer/studies/ratings/leaderboard").get_data(as_text=True)
+    assert html.count('<tr><td class="num">') == 6 and "figure-data" in html
+    assert 'id="ties"' not in html  # tie models are a pairwise matter
+    assert '"MOS"' in html  # the plot's axis
+    ranking = pd.read_csv(io.BytesIO(client.get("/organizer/studies/ratings/export/ranking.csv").data))
+    assert len(ranking) == 6 and ranking["condition"].iloc[-1] == "compressed"
+    assert ((ranking["ci_low"] <= ranking["score"]) & (ranking["score"] <= ranking["ci_high"])).all()
+    assert (ranking["ci_high"] - ranking["ci_low"] > 0).all() and ranking["score"].between(1, 5).all()
+    votes = pd.read_parquet(io.BytesIO(client.get("/organizer/studies/ratings/export/votes.parquet").data))
+    assert len(votes) == ratings_app.config["N_VOTES"] and "score" in votes
+    report_html = client.get("/organizer/studies/ratings/export/report.html")
+    assert report_html.status_code == 200 and b"MOS" in report_html.data
+    _same_as_the_command_line(ratings_app, client, "ratings", tmp_path)

@@ -34,6 +34,8 @@ def _ties() -> str:
 
 
 def _analysis(study: Study) -> report.AnalysisResult | None:
+    # Seeded with the study's seed: the same votes give the same intervals here, in the exports and
+    # from the command line (see cli_command).
     return livestats.leaderboard(get_db(), study, livestats.rules_from(selected_rules()), ties=_ties(),
                                  bootstrap=LIVE_BOOTSTRAP)
 
@@ -51,7 +53,24 @@ def leaderboard(slug: str) -> str:
                            rows=_ranking_rows(study, result), figure=_figure_json(result),
                            unresolved=_unresolved(result), ties=_ties(), tie_models=TIE_MODELS,
                            rules=selected_rules(), all_rules=list(livestats.RULE_FIELDS),
-                           files=VOTE_FILES + REPORT_FILES)
+                           files=VOTE_FILES + REPORT_FILES, command=cli_command(study, _ties(), selected_rules()),
+                           rejected=len(livestats.rejected_raters(get_db(), study)))
+
+
+def cli_command(study: Study, ties: str, rules: list[str]) -> str | None:
+    """The ``panelrank analyze-study`` call that writes the same analysis files, or None when the
+    chosen screening rules have no command-line equivalent (the CLI knows the defaults or none)."""
+    if set(rules) not in (set(livestats.DEFAULT_ON), set()):
+        return None
+    parts = ["panelrank analyze-study", study.slug, "--out report", f"--bootstrap {LIVE_BOOTSTRAP}",
+             f"--seed {study.seed}"]
+    if study.pairwise:
+        parts.append(f"--ties {ties}")
+    if not rules:
+        parts.append("--no-screening")
+    if study.manifest.get("scorer"):
+        parts.append("--no-tiebreak")  # the live leaderboard leaves ties to the votes
+    return " ".join(parts)
 
 
 def _ranking_rows(study: Study, result: report.AnalysisResult | None) -> list[dict[str, Any]]:
