@@ -69,14 +69,14 @@ def test_study_list_shows_own_studies_only(app: Flask, client: FlaskClient, demo
     result = runner.invoke(args=["create-study", str(demo_manifest_path), "--organizer", "ann@example.org"])
     assert result.exit_code == 0, result.output
     login(client, "ann@example.org")
-    assert "<code>demo</code>" in client.get("/organizer/").get_data(as_text=True)
+    assert ">demo</code>" in client.get("/organizer/").get_data(as_text=True)
     client.post("/organizer/logout", data={"csrf_token": _csrf(client, "/organizer/")})
     login(client, "bob@example.org")
     html = client.get("/organizer/").get_data(as_text=True)
-    assert "<code>demo</code>" not in html and "No studies yet" in html
+    assert ">demo</code>" not in html and "No studies yet" in html
     client.post("/organizer/logout", data={"csrf_token": _csrf(client, "/organizer/")})
     login(client, "root@example.org")
-    assert "<code>demo</code>" in client.get("/organizer/").get_data(as_text=True)
+    assert ">demo</code>" in client.get("/organizer/").get_data(as_text=True)
 
 
 def _production_app(tmp_path: Path, **env: str) -> Flask:

@@ -109,7 +109,7 @@ def test_other_organizers_study_is_404(owned: Flask, endpoint: str, method: str,
     login(client, "bob@example.org")
     response = _request(client, method, url, _csrf(client, "/organizer/"))
     assert response.status_code == 404, endpoint
-    assert "<code>demo</code>" not in client.get("/organizer/").get_data(as_text=True)
+    assert ">demo</code>" not in client.get("/organizer/").get_data(as_text=True)
     _unchanged(owned)
 
 
@@ -293,3 +293,21 @@ def test_progress_counts_votes_against_target(owned: Flask) -> None:
     assert p["sessions"]["active"] == 1 and p["sessions"]["started"] == 1
     assert p["pace"]["last_hour"] == 3 and sum(p["pace"]["hourly_24h"]) == 3
     assert p["flagged"]["stalled"] == 1 and len(p["flagged"]["recent"]) == 1
+
+
+def test_open_pause_close_reach_the_raters(owned: Flask) -> None:
+    client = owned.test_client()
+    login(client, "ann@example.org")
+    token = _csrf(client, "/organizer/studies/demo")
+    rater = owned.test_client()
+    assert rater.get("/s/demo").status_code in (200, 302)  # open: the rater gets in
+    for status, code, words in (("paused", 503, "paused"), ("closed", 410, "closed"), ("open", None, None)):
+        response = client.post("/organizer/studies/demo/status", data={"csrf_token": token, "status": status})
+        assert response.status_code == 302
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert f"is now {status}" in page and f'badge-{status}" id="status-badge"' in page
+        entry = owned.test_client().get("/s/demo")
+        if code is None:
+            assert entry.status_code in (200, 302)
+        else:
+            assert entry.status_code == code and words in entry.get_data(as_text=True).lower()

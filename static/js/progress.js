@@ -14,10 +14,11 @@ function el(tag, attrs = {}, ...children) {
 
 function share(votes, target) { return target ? Math.min(1, votes / target) : 0; }
 
-// Colour from dark red (nothing yet) through amber to green (target reached).
+// Colour from dark red (nothing yet) through amber to green (target reached); dark enough at every
+// step for the light cell text to keep a contrast above 4.5:1.
 function heat(f) {
   const hue = Math.round(120 * f);
-  return `background: hsl(${hue} 55% ${22 + 10 * f}%)`;
+  return `background: hsl(${hue} 55% ${22 + 5 * f}%)`;
 }
 
 function kpis(p) {
@@ -26,7 +27,7 @@ function kpis(p) {
     ["Votes", `${p.votes} / ${p.target}`], ["Done", `${p.percent}%`], ["Sessions started", s.started],
     ["Completed", s.completed], ["Active", s.active], ["Abandoned", s.abandoned], ["Screened out", s.screened_out],
     ["Median session", s.median_duration_s == null ? "–" : `${Math.round(s.median_duration_s / 60 * 10) / 10} min`],
-    ["Votes last hour", p.pace.last_hour],
+    ["Votes last hour", p.pace.last_hour], ["Votes per hour (24 h)", perHour(p)],
   ];
   return items.map(([k, v]) => el("div", { class: "kpi" }, el("span", { class: "kpi-v" }, v), el("span", { class: "kpi-k" }, k)));
 }
@@ -72,6 +73,18 @@ function cellsTable(p) {
   return el("table", { class: "table" }, el("thead", {}, head), el("tbody", {}, ...rows));
 }
 
+function perHour(p) {
+  const total = p.pace.hourly_24h.reduce((a, b) => a + b, 0);
+  return Math.round(total / 24 * 10) / 10;
+}
+
+function paceSummary(p) {
+  const h = p.pace.hourly_24h;
+  const peak = Math.max(...h);
+  return `${h.reduce((a, b) => a + b, 0)} votes in the last 24 hours, ${perHour(p)} per hour on average, ` +
+    `${p.pace.last_hour} in the last hour` + (peak ? `, at most ${peak} in one hour.` : ".");
+}
+
 function pace(p) {
   const max = Math.max(1, ...p.pace.hourly_24h);
   return p.pace.hourly_24h.map((v, i) => el("span", {
@@ -96,19 +109,41 @@ function render(p) {
   document.getElementById("heatmap").replaceChildren(heatmap(p));
   document.getElementById("cells-table").replaceChildren(cellsTable(p));
   document.getElementById("pace").replaceChildren(...pace(p));
+  document.getElementById("pace-summary").textContent = paceSummary(p);
+  const badge = document.getElementById("status-badge");
+  if (badge && badge.textContent !== p.status) {  // changed in another tab or by another organizer
+    badge.textContent = p.status;
+    badge.className = `badge badge-${p.status}`;
+  }
   document.getElementById("flagged").replaceChildren(...flagged(p));
   document.getElementById("progress-updated").textContent = `updated ${new Date(p.generated_at).toLocaleTimeString()}`;
   root.dataset.votes = p.votes;
 }
 
+function showAlert(message, link) {
+  const box = document.getElementById("progress-alert");
+  box.hidden = !message;
+  box.replaceChildren(...(message ? [message] : []), ...(link ? [" ", link] : []));
+}
+
 async function refresh() {
+  if (document.hidden) return;  // nobody is looking: catch up when the tab is shown again
   try {
     const res = await fetch(root.dataset.url, { headers: { Accept: "application/json" } });
-    if (res.ok) render(await res.json());
+    const json = (res.headers.get("Content-Type") || "").includes("application/json");
+    if (res.ok && json) {
+      render(await res.json());
+      showAlert(null);
+    } else if (res.redirected || res.status === 401) {
+      showAlert("You were logged out, so the numbers stopped updating.", el("a", { href: root.dataset.login }, "Log in again"));
+    } else {
+      showAlert(`The progress could not be refreshed (HTTP ${res.status}); retrying.`);
+    }
   } catch (err) {
-    document.getElementById("progress-updated").textContent = "(offline, retrying)";
+    showAlert("The server cannot be reached; retrying.");
   }
 }
 
 render(JSON.parse(document.getElementById("progress-data").textContent));
 setInterval(refresh, REFRESH_MS);
+document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });

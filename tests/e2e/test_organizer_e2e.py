@@ -70,6 +70,8 @@ def test_organizer_watches_progress_and_downloads_votes(console: Console, browse
     before, vote = _take_back_one_vote(console.app)
     context = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
     page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{console.url}/organizer/login")
     page.fill("#email", "org@example.org")
     page.fill("#password", PASSWORD)
@@ -85,6 +87,16 @@ def test_organizer_watches_progress_and_downloads_votes(console: Console, browse
         s.add(Response(**vote))
     page.wait_for_function(f"document.getElementById('progress').dataset.votes === '{before + 1}'",
                            timeout=15_000)
+    assert "votes in the last 24 hours" in page.inner_text("#pace-summary")
+    # Paused from elsewhere (another tab, another admin): the badge follows without a reload.
+    _set_status(console.app, "paused")
+    page.wait_for_function("document.getElementById('status-badge').textContent === 'paused'", timeout=15_000)
+    _set_status(console.app, "open")
+
+    page.click("text=Raters")
+    page.wait_for_selector("#raters-table tbody tr")
+    assert page.locator("#raters-table tbody tr").count() == 40
+    page.screenshot(path=str(tmp_path / "raters.png"), full_page=True)
 
     page.click("text=Leaderboard")
     page.wait_for_selector("#ranking-table tbody tr")
@@ -104,7 +116,21 @@ def test_organizer_watches_progress_and_downloads_votes(console: Console, browse
     info.value.save_as(tmp_path / "ranking.csv")
     ranking = pd.read_csv(tmp_path / "ranking.csv")
     assert list(ranking.columns[:7]) == ["rank", "condition", "score", "ci_low", "ci_high", "group", "separated_by"]
+
+    # The wide screen: the same pages, nothing broken.
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    for name in ("progress", "raters", "leaderboard"):
+        link = {"progress": "Progress & settings", "raters": "Raters", "leaderboard": "Leaderboard & exports"}[name]
+        page.click(f"nav.subnav >> text={link}")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(tmp_path / f"{name}-1920.png"), full_page=True)
+    assert errors == []
     context.close()
+
+
+def _set_status(app: Flask, status: str) -> None:
+    with app.app_context(), db.transaction(app) as s:
+        s.scalar(select(Study)).status = status
 
 
 def test_every_planned_trial_was_answered_by_the_simulation(console: Console) -> None:
