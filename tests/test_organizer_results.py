@@ -152,3 +152,28 @@ def test_ratings_study_progress_leaderboard_and_exports(ratings_app: Flask, tmp_
     report_html = client.get("/organizer/studies/ratings/export/report.html")
     assert report_html.status_code == 200 and b"MOS" in report_html.data
     _same_as_the_command_line(ratings_app, client, "ratings", tmp_path)
+
+
+def test_leaderboard_page_is_cached_until_a_vote_arrives(study_app: Flask, ann: FlaskClient,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from analysis import report
+    from study_app.models import Response
+
+    _fill(study_app)
+    with study_app.app_context(), db.transaction(study_app) as s:
+        last = s.scalar(select(Response).order_by(Response.id.desc()).limit(1))
+        kept = {k: getattr(last, k) for k in ("trial_id", "value", "reason", "watch_ms", "plays", "stalls")}
+        s.delete(last)
+    calls: list[int] = []
+    real = report.analyze
+    monkeypatch.setattr(report, "analyze", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = ann.get("/organizer/studies/demo/leaderboard").get_data(as_text=True)
+    assert ann.get("/organizer/studies/demo/leaderboard").get_data(as_text=True) == first
+    assert ann.get("/organizer/studies/demo/export/ranking.csv").status_code == 200
+    assert len(calls) == 1  # the page twice and an export: one analysis
+    ann.get("/organizer/studies/demo/leaderboard?rules=1")  # other screening rules: their own analysis
+    assert len(calls) == 2
+    with study_app.app_context(), db.transaction(study_app) as s:
+        s.add(Response(**kept))
+    ann.get("/organizer/studies/demo/leaderboard")
+    assert len(calls) == 3

@@ -311,3 +311,37 @@ def test_open_pause_close_reach_the_raters(owned: Flask) -> None:
             assert entry.status_code in (200, 302)
         else:
             assert entry.status_code == code and words in entry.get_data(as_text=True).lower()
+
+
+def test_progress_session_states_duration_pace_and_flags(owned: Flask) -> None:
+    from datetime import timedelta
+
+    from study_app.models import utcnow
+    from study_app.progress import ABANDONED_AFTER, HIDDEN_FLAG_MS, study_progress
+
+    now = utcnow()
+    with owned.app_context(), db.transaction(owned) as s:
+        rater = s.scalar(select(Rater))
+        sessions = list(s.scalars(select(Session).order_by(Session.index)))[:6]
+        states = ["completed", "completed", "completed", "active", "active", "screened_out"]
+        for sess, status in zip(sessions, states, strict=True):
+            sess.rater_id, sess.status, sess.started_at = rater.id, status, now - timedelta(hours=3)
+        for sess, minutes in zip(sessions[:3], (10, 20, 60), strict=True):
+            sess.completed_at = sess.started_at + timedelta(minutes=minutes)
+        # Session 3 answered a minute ago (active); session 4 went quiet long ago (abandoned).
+        main = [t for t in sessions[3].trials if t.kind == "main"]
+        s.add(Response(trial_id=main[0].id, value=1, answered_at=now - timedelta(minutes=1), stalls=0,
+                       hidden_ms=HIDDEN_FLAG_MS, plays=1))
+        s.add(Response(trial_id=main[1].id, value=0, answered_at=now - timedelta(minutes=30), stalls=2,
+                       hidden_ms=0, plays=1))
+        old = next(t for t in sessions[4].trials if t.kind == "main")
+        s.add(Response(trial_id=old.id, value=-1, answered_at=now - ABANDONED_AFTER - timedelta(minutes=5),
+                       stalls=0, hidden_ms=HIDDEN_FLAG_MS - 1, plays=1))
+    with owned.app_context(), db.transaction(owned) as s:
+        p = study_progress(s, s.scalar(select(Study)), now=now)
+    assert p["sessions"] == {"planned": 24, "active": 1, "completed": 3, "screened_out": 1, "abandoned": 1,
+                             "started": 6, "median_duration_s": 1200.0}
+    assert p["votes"] == 3 and p["pace"]["last_hour"] == 2 and p["pace"]["hourly_24h"][-2] == 1
+    assert sum(p["pace"]["hourly_24h"]) == 3
+    assert (p["flagged"]["stalled"], p["flagged"]["hidden"]) == (1, 1)
+    assert [f["stalls"] for f in p["flagged"]["recent"]] == [0, 2]  # newest first
