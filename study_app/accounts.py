@@ -48,9 +48,17 @@ def set_password(organizer: Organizer, password: str) -> None:
     organizer.password_hash = generate_password_hash(password)
 
 
+#: Checked when the email is unknown, so a wrong email takes as long as a wrong password
+#: (the response time does not tell which emails have accounts).
+_DUMMY_HASH = generate_password_hash("not-a-password-of-anyone")
+
+
 def authenticate(db: DBSession, email: str, password: str) -> Organizer | None:
     organizer = find_organizer(db, email)
-    if organizer is None or not check_password_hash(organizer.password_hash, password):
+    if organizer is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(organizer.password_hash, password):
         return None
     return organizer
 

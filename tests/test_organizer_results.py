@@ -177,3 +177,22 @@ def test_leaderboard_page_is_cached_until_a_vote_arrives(study_app: Flask, ann: 
         s.add(Response(**kept))
     ann.get("/organizer/studies/demo/leaderboard")
     assert len(calls) == 3
+
+
+def test_too_few_votes_give_a_409_not_a_500(study_app: Flask, ann: FlaskClient) -> None:
+    from study_app.models import Rater, Response, Session
+
+    with study_app.app_context(), db.transaction(study_app) as s:
+        study = s.scalar(select(Study))
+        rater = Rater(study_id=study.id, panel="none", panel_id="early")
+        s.add(rater)
+        s.flush()
+        first = s.scalar(select(Session).where(Session.index == 0))
+        first.rater_id, first.status = rater.id, "active"
+        s.add(Response(trial_id=next(t.id for t in first.trials if t.kind == "main"), value=1, plays=1, stalls=0))
+    page = ann.get("/organizer/studies/demo/leaderboard")
+    assert page.status_code == 200 and "cannot be analysed yet" in page.get_data(as_text=True)
+    for name in ("ranking.csv", "report.html"):
+        response = ann.get(f"/organizer/studies/demo/export/{name}")
+        assert response.status_code == 409 and b"cannot be analysed yet" in response.data
+    assert ann.get("/organizer/studies/demo/export/votes.csv").status_code == 200

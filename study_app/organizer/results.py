@@ -122,7 +122,10 @@ def export(slug: str, name: str) -> Response:
         return _send_votes(study, name)
     if name not in REPORT_FILES:
         abort(404)
-    result = _analysis(study)
+    try:
+        result = _analysis(study)
+    except ValueError as exc:  # as on the leaderboard page: too few votes to determine the scores yet
+        abort(409, description=f"The votes cannot be analysed yet: {exc}")
     if result is None:
         abort(409, description="No votes yet: there is nothing to analyse.")
     with tempfile.TemporaryDirectory(prefix="panelrank-export-") as tmp:
