@@ -13,8 +13,10 @@ from analysis import frames
 from study_app.models import Condition, Content, Rater, Response, Session, Stimulus, Study, Trial
 
 #: Columns beyond the schema that the export adds: quality signals an analyst may screen on.
+#: ``display_scale`` is the smallest scale the clips were shown at during the trial (1 = native
+#: size; less when the rater's window was too small for them and the answer controls).
 EXTRA_COLUMNS = ("answer_ms", "plays", "max_drift_ms", "hidden_ms", "stalled", "kind", "position",
-                 "gold_tolerance")
+                 "gold_tolerance", "window_w", "window_h", "display_scale")
 
 
 def _query(study: Study) -> Select:
@@ -27,7 +29,8 @@ def _query(study: Study) -> Select:
             Response.value, Response.reason, Trial.a_left, Trial.repeat_of_id.label("repeat_of"),
             Trial.gold_expected, Response.answered_at, Response.watch_ms, Response.stalls,
             Response.answer_ms, Response.plays, Response.max_drift_ms, Response.hidden_ms,
-            Trial.kind, Trial.position, Trial.gold_tolerance,
+            Trial.kind, Trial.position, Trial.gold_tolerance, Response.window_w, Response.window_h,
+            Response.signals,
         )
         .select_from(Response)
         .join(Trial, Response.trial_id == Trial.id)
@@ -57,6 +60,7 @@ def votes_frame(db: DBSession, study: Study) -> pd.DataFrame:
     df["session"] = df["session"].astype(str)
     df["scale"] = study.method
     df["stalled"] = df["stalls"].fillna(0) > 0
+    df["display_scale"] = pd.to_numeric(df.pop("signals").map(_display_scale), errors="coerce")
     if kind == "pairwise":
         df["pref"] = df.pop("value")
         df["shown_left"] = df.pop("a_left").map({True: "a", False: "b"})
@@ -64,7 +68,14 @@ def votes_frame(db: DBSession, study: Study) -> pd.DataFrame:
         df["score"] = df.pop("value")
         df["cond"] = df.pop("cond_a")
         df = df.drop(columns=["cond_b", "reason", "a_left"])
-    return frames.validate(df, kind)
+    # The same column order as an empty export: the schema's, then EXTRA_COLUMNS.
+    return frames.validate(df[[*frames.columns_for(kind), *EXTRA_COLUMNS]], kind)
+
+
+def _display_scale(signals: object) -> float | None:
+    # Sent by the browser inside the free-form signals; anything but a number is not a scale.
+    value = signals.get("scale") if isinstance(signals, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def export_votes(db: DBSession, study: Study, out: str | Path) -> tuple[Path, int]:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from analysis import frames
 from study_app import db
+from study_app.export import EXTRA_COLUMNS
 from study_app.models import Session, Stimulus, Study, Trial
 
 
@@ -80,6 +81,7 @@ def test_export_of_empty_study_is_a_valid_empty_frame(
         assert "wrote 0 vote(s)" in result.output
         df = frames.read_votes(out)
         assert len(df) == 0 and list(df.columns[: len(frames.PAIRWISE_COLUMNS)]) == list(frames.PAIRWISE_COLUMNS)
+        assert list(df.columns[len(frames.PAIRWISE_COLUMNS):]) == list(EXTRA_COLUMNS)
 
 
 def test_export_refuses_unknown_study_and_bad_suffix(runner, tmp_path: Path) -> None:
@@ -151,3 +153,6 @@ def test_export_roundtrip_after_votes(app: Flask, demo_manifest_path: Path, tmp_
     assert len(df) == 4 and set(df["pref"]) == {1} and set(df["rater"]) == {"anon-1"}
     assert set(df["shown_left"]) <= {"a", "b"} and not df["stalled"].any()
     assert isinstance(pd.read_csv(out), pd.DataFrame)
+    # The tidy frame of DESIGN.md first, in order, then the same extra columns an empty export has.
+    assert list(df.columns) == [*frames.PAIRWISE_COLUMNS, *EXTRA_COLUMNS]
+    assert df["display_scale"].isna().all()  # no browser sent one

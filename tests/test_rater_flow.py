@@ -46,6 +46,18 @@ def test_entry_redirects_to_welcome_and_claims_nothing_until_consent(app: Flask,
     assert _sessions(app) == []  # a link preview or crawler holds no session
 
 
+def test_instructions_read_as_paragraphs(app: Flask, client: FlaskClient, demo_manifest_path: Path) -> None:
+    """The organizer's YAML line wrapping is not the browser's: wrapped lines join, blank lines
+    separate paragraphs, list items keep their own line, and the text stays escaped."""
+    text = "Watch both clips\nto the end.\n\nRules:\n- no zooming\n  at all\n- <b>no</b> pausing\n"
+    slug = make_study(app, demo_manifest_path, slug="demo-text", instructions=text, **SMALL_SESSION)
+    client.get(f"/s/{slug}")
+    page = client.get(f"/s/{slug}/welcome").get_data(as_text=True)
+    block = page.split('<div class="instructions">')[1].split("</div>")[0]
+    assert block.strip() == ("<p>Watch both clips to the end.</p><p>Rules:<br>- no zooming at all"
+                             "<br>- &lt;b&gt;no&lt;/b&gt; pausing</p>")
+
+
 def test_consent_is_required(client: FlaskClient, slug: str) -> None:
     client.get(f"/s/{slug}")
     r = client.post(f"/s/{slug}/welcome", data={"csrf_token": csrf(client)})

@@ -60,3 +60,43 @@ def test_ui_text_never_uses_demo_names() -> None:
         text += "\n" + path.read_text()
     for name in names:
         assert not re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text, re.IGNORECASE), name
+
+
+# Rater-facing templates (and the base they extend): every visible word comes from the catalog.
+RATER_TEMPLATES = [*(ROOT / "templates" / "rater").glob("*.html"), ROOT / "templates" / "base.html"]
+
+
+def test_templates_have_no_hard_coded_text() -> None:
+    """Text between tags, and labelling attributes, must come from ``t(...)`` (or data)."""
+    for path in RATER_TEMPLATES:
+        source = path.read_text()
+        for attr, value in re.findall(r'\b(aria-label|title|placeholder|alt|value)="([^"]*)"', source):
+            assert not re.search(r"[A-Za-z]{2}", re.sub(r"\{\{.*?\}\}|\{%.*?%\}", "", value)) or \
+                (attr == "value" and value in ("yes",)), f"{path.name}: {attr}=\"{value}\""
+        text = re.sub(r"\{% block body_class %\}.*?\{% endblock %\}", " ", source)  # a CSS class name
+        text = re.sub(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", " ", text, flags=re.S)
+        text = re.sub(r"<script\b.*?</script>|<style\b.*?</style>", " ", text, flags=re.S)
+        text = re.sub(r"<[^>]+>", " ", text)
+        words = [w for w in re.findall(r"[A-Za-z]{2,}", text) if w != "panelrank"]  # the product's name
+        assert words == [], f"{path.name}: hard-coded text {words}"
+
+
+def test_rater_js_has_no_hard_coded_text() -> None:
+    """The browser code shows only catalog strings: no literal sentence in a rater module."""
+    allowed = {"missing string "}  # a developer's error for a key missing from the catalog
+    for path in RATER_JS:
+        for literal in re.findall(r'"([^"\n]*)"|`([^`\n]*)`', path.read_text()):
+            text = next(x for x in literal if x) if any(literal) else ""
+            words = re.sub(r"\$\{[^}]*\}", "", text)
+            if re.search(r"[A-Za-z]+ [A-Za-z]+", words) and not any(a in text for a in allowed):
+                raise AssertionError(f"{path.name}: literal text {text!r}")
+
+
+def test_every_catalog_key_is_used() -> None:
+    """No dead strings: a translator should not translate text no rater ever sees."""
+    sources = "\n".join(p.read_text() for p in [*RATER_TEMPLATES, *RATER_JS, *(ROOT / "study_app").rglob("*.py")])
+    # Keys built at run time: refusals, per-method questions and scale labels, API study states.
+    dynamic = re.compile(r"^(refuse\.[a-z_]+\.(title|body)|question\..+|scale\.(pc5|2afc|ccr7|acr|dcr5)\.-?\d"
+                         r"|api\.(paused|closed))$")
+    unused = [k for k in CATALOG if k not in sources and not dynamic.match(k)]
+    assert unused == []

@@ -9,8 +9,10 @@ const DRIFT_SEEK_MS = 150;
 const DRIFT_SETTLED_MS = 10;
 const NUDGE_RATE = 1.08;
 const GAP_PX = 16;
-// Room kept below the clips for the question and the answer buttons.
-const CONTROLS_RESERVE_PX = 290;
+// Below this the clips would be too small to judge; the page scrolls instead.
+const MIN_HEIGHT_PX = 120;
+// Air kept under the confirm button so it is never flush with the window's edge.
+const BOTTOM_MARGIN_PX = 8;
 
 function whenReady(video) {
   return new Promise((resolve) => {
@@ -28,10 +30,14 @@ function whenReady(video) {
 }
 
 export class Players {
-  constructor(container, t, onAllEnded) {
+  // stage: the element holding the players and the controls under them (all must fit the window);
+  // onScale(scale) is told the display scale whenever it changes (1 = native size).
+  constructor(container, stage, t, onAllEnded, onScale) {
     this.container = container;
+    this.stage = stage;
     this.t = t;
     this.onAllEnded = onAllEnded;
+    this.onScale = onScale;
     this.videos = [];
     this.active = false;
     this.onResize = () => this.fit();
@@ -55,6 +61,7 @@ export class Players {
     this.endedOnce = this.videos.map(() => false);
     this.videos.forEach((v, i) => { v.src = urls.get(clips[layout === "pair" ? i : 0].media); });
     this.setCaption(0);
+    this.minScale = 1;
     window.addEventListener("resize", this.onResize);
     this.fit();
   }
@@ -128,6 +135,8 @@ export class Players {
     this.plays += 1;
     this.active = false;
     this.step = 0;
+    // Each start owns one sync loop; a replay retires the loop of the previous start.
+    const run = (this.run = (this.run || 0) + 1);
     if (this.layout === "sequence") return this.playStep();
     for (const v of this.videos) {
       v.pause();
@@ -135,9 +144,10 @@ export class Players {
       v.currentTime = 0;
     }
     await Promise.all(this.videos.map(whenReady));
+    if (run !== this.run) return;
     this.active = true;
     await Promise.all(this.videos.map((v) => v.play()));
-    if (this.layout === "pair") requestAnimationFrame(() => this.keepInSync());
+    if (this.layout === "pair") requestAnimationFrame(() => this.keepInSync(run));
   }
 
   async playStep() {
@@ -151,8 +161,8 @@ export class Players {
     await v.play();
   }
 
-  keepInSync() {
-    if (!this.active) return;
+  keepInSync(run) {
+    if (!this.active || run !== this.run) return;
     const [a, b] = this.videos;
     if (!a.paused && !b.paused && !a.ended && !b.ended && !a.seeking && !b.seeking) {
       const drift = (a.currentTime - b.currentTime) * 1000;
@@ -173,21 +183,31 @@ export class Players {
         b.playbackRate = 1;
       }
     }
-    requestAnimationFrame(() => this.keepInSync());
+    requestAnimationFrame(() => this.keepInSync(run));
   }
 
-  // Native size, scaled down only when the window is too small; the scale is recorded.
+  // Native size, scaled down only when the window is too small for the clips *and* the controls
+  // under them (question, answers, confirm): the rater never has to scroll to answer. The
+  // room the controls take is measured, not guessed, so longer labels or a translation still
+  // fit. The smallest scale of the trial is recorded.
   fit() {
     const widest = Math.max(...this.clips.map((c) => c.w));
     const tallest = Math.max(...this.clips.map((c) => c.h));
     const count = this.videos.length;
     const availW = (this.container.clientWidth - GAP_PX * (count - 1)) / count;
-    const availH = window.innerHeight - CONTROLS_RESERVE_PX;
-    this.scale = Math.min(1, availW / widest, Math.max(availH, 120) / tallest);
+    const shownH = this.videos[0].getBoundingClientRect().height;
+    const box = this.container.getBoundingClientRect();
+    const top = box.top + window.scrollY;
+    const captions = box.height - shownH;
+    const below = this.stage.getBoundingClientRect().bottom - box.bottom;
+    const availH = window.innerHeight - top - captions - below - BOTTOM_MARGIN_PX;
+    this.scale = Math.min(1, availW / widest, Math.max(availH, MIN_HEIGHT_PX) / tallest);
     for (const v of this.videos) {
       v.style.width = `${Math.floor(widest * this.scale)}px`;
       v.style.height = `${Math.floor(tallest * this.scale)}px`;
     }
+    this.minScale = Math.min(this.minScale, this.scale);
+    if (this.onScale) this.onScale(this.scale);
     return this.scale;
   }
 
@@ -199,7 +219,7 @@ export class Players {
       watch_ms: Math.round(Math.max(...this.watch)),
       watch_per_player_ms: this.watch.map(Math.round),
       drift_corrections: this.corrections,
-      scale: Math.round(this.scale * 1000) / 1000,
+      scale: Math.round(this.minScale * 1000) / 1000,
     };
   }
 

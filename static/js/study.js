@@ -13,7 +13,8 @@ const $ = (id) => document.getElementById(id);
 const root = $("study");
 const net = t("common.error_network");
 
-const players = new Players($("players"), t, () => onUnlocked());
+const players = new Players($("players"), $("stage-trial"), t, () => onUnlocked(),
+  (scale) => { $("scaled-note").hidden = scale >= 1; });
 const controls = new VoteControls($("stage-trial"), cfg.scale, cfg.reasons, t);
 
 // Time the tab spends hidden, summed per trial (visibilitychange).
@@ -25,6 +26,15 @@ document.addEventListener("visibilitychange", () => {
     hiddenMs += performance.now() - hiddenSince;
     hiddenSince = null;
   }
+});
+
+// Starts (or restarts) every clip of the trial from the beginning, together. If the browser
+// refuses to start playback by itself, the rater is told to press Replay.
+function play() {
+  players.start().catch(() => { $("watch-hint").textContent = t("trial.autoplay_blocked"); });
+}
+$("replay").addEventListener("click", () => {
+  if (players.videos.length) play();
 });
 
 let unlockedAt = null;
@@ -102,14 +112,13 @@ async function present(item, urls, training) {
   setProgress(item.k, item.n, training);
   controls.reset();
   players.setup(item.layout, item.clips, urls);
-  $("scaled-note").hidden = players.scale >= 1;
   $("watch-hint").textContent = t("trial.watch_first");
   root.dataset.state = "playing";
   hiddenMs = 0;
   unlockedAt = null;
   const shownAt = performance.now();
   const answer = controls.waitForAnswer();
-  players.start().catch(() => { $("watch-hint").textContent = t("trial.replay_label"); });
+  play();
   const result = await answer;
   const stats = players.stats();
   return {
@@ -182,6 +191,8 @@ async function run() {
     $("preload-error"), $("preload-error-text"), $("preload-retry"));
   setProgress(Math.min((plan.next ?? plan.n) + 1, plan.n), plan.n, false);
   const urls = await preload(plan.media);
+  // Said before the practice starts: practice answers are checked, not recorded.
+  if (plan.training.length) $("preload-status").textContent += ` ${t("training.intro")}`;
   root.dataset.state = "ready";
   await waitClick($("start"));
   if (plan.training.length) await practise(plan.training, urls);

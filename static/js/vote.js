@@ -146,6 +146,9 @@ export class VoteControls {
     if (!this.unlocked || !this.resolve || e.altKey || e.ctrlKey || e.metaKey) return;
     const key = e.key.toLowerCase();
     const onNative = e.target instanceof HTMLInputElement && ["radio", "range"].includes(e.target.type);
+    // Enter on a focused button (Replay, or Confirm itself) keeps its native meaning.
+    const onButton = e.target instanceof HTMLButtonElement || e.target instanceof HTMLAnchorElement;
+    if (key === "enter" && onButton) return;
     if (key === "enter") {
       e.preventDefault();
       this.confirm();

@@ -6,6 +6,8 @@ Every refusal (paused, closed, full, cap reached, bad link) is a friendly page.
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session as DBSession
 from werkzeug.wrappers import Response
@@ -141,7 +143,31 @@ def _welcome_page(study: Study, error: str | None = None) -> str:
     hint = "welcome.pairwise_hint" if study.pairwise else (
         "welcome.dcr_hint" if study.method == "dcr5" else "welcome.single_hint")
     return render_template("rater/welcome.html", study=study, hint=t(hint), error=error,
-                           instructions=study.manifest.get("instructions") or "")
+                           instructions=paragraphs(study.manifest.get("instructions") or ""))
+
+
+_LIST_ITEM = re.compile(r"^\s*([-*•]|\d+[.)])\s")
+
+
+def paragraphs(text: str) -> list[list[str]]:
+    """Instructions as paragraphs of lines, the way a person reads the YAML they wrote.
+
+    A YAML block (``|``) keeps the organizer's line wrapping, which would look ragged
+    in a browser window of another width: blank lines separate paragraphs, a wrapped
+    line joins the previous one, and a line that starts a list item (``-``, ``*``,
+    ``1.``) starts a new line.
+    """
+    out: list[list[str]] = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines: list[str] = []
+        for line in block.splitlines():
+            if lines and not _LIST_ITEM.match(line):
+                lines[-1] = f"{lines[-1]} {line.strip()}"
+            else:
+                lines.append(line.strip())
+        if lines:
+            out.append(lines)
+    return out
 
 
 def _consent(db: DBSession, study: Study, ident: Identity, active: Session | None) -> Response:

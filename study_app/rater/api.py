@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response as HTTPResponse
 
 from study_app import scheduling
 from study_app.db import get_db
+from study_app.i18n import t
 from study_app.models import Rater, Response, Session, Study, Trial
 from study_app.rater import api_error as error
 from study_app.rater import bp, flow, identity
@@ -74,12 +75,12 @@ def _int(data: dict[str, Any], name: str, low: int, high: int, required: bool = 
     value = data.get(name)
     if value is None:
         if required:
-            raise ApiError(400, "api.bad_field", field=name, why="required")
+            raise ApiError(400, "api.bad_field", field=name, why=t("api.why.required"))
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ApiError(400, "api.bad_field", field=name, why="must be a number")
+        raise ApiError(400, "api.bad_field", field=name, why=t("api.why.number"))
     if not low <= value <= high:
-        raise ApiError(400, "api.bad_field", field=name, why=f"must be between {low} and {high}")
+        raise ApiError(400, "api.bad_field", field=name, why=t("api.why.range", low=low, high=high))
     return round(value)
 
 
@@ -178,7 +179,7 @@ def _parse_vote(data: dict[str, Any], study: Study) -> Vote:
     position = _int(data, "trial", 0, MAX_COUNT, required=True)
     answer = data.get("response")
     if isinstance(answer, bool) or not isinstance(answer, int):
-        raise ApiError(400, "api.bad_field", field="response", why="must be a whole number")
+        raise ApiError(400, "api.bad_field", field="response", why=t("api.why.whole"))
     if not on_scale(study.method, answer):
         s = SCREEN_SCALES[study.method]
         raise ApiError(400, "api.off_scale", value=answer, low=s.low, high=s.high)
@@ -187,7 +188,7 @@ def _parse_vote(data: dict[str, Any], study: Study) -> Vote:
     drift = data.get("max_drift_ms")
     bad_drift = isinstance(drift, bool) or not isinstance(drift, int | float) or not 0 <= drift <= MAX_MS
     if drift is not None and bad_drift:
-        raise ApiError(400, "api.bad_field", field="max_drift_ms", why="must be a number of milliseconds")
+        raise ApiError(400, "api.bad_field", field="max_drift_ms", why=t("api.why.ms"))
     assert position is not None
     return Vote(position, answer, _reasons(data, study), numbers,
                 None if drift is None else float(drift), _signals(data))
@@ -198,7 +199,8 @@ def _reasons(data: dict[str, Any], study: Study) -> tuple[int, ...]:
     allowed = len(study.manifest.get("reasons") or []) if study.pairwise else 0
     if (not isinstance(raw, list) or len(set(map(repr, raw))) != len(raw)
             or not all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < allowed for r in raw)):
-        raise ApiError(400, "api.bad_field", field="reasons", why=f"a list of distinct reason numbers 0..{allowed - 1}")
+        why = t("api.why.reasons", high=allowed - 1) if allowed else t("api.why.no_reasons")
+        raise ApiError(400, "api.bad_field", field="reasons", why=why)
     return tuple(sorted(raw))
 
 
@@ -207,8 +209,7 @@ def _signals(data: dict[str, Any]) -> dict[str, Any] | None:
     if signals is None:
         return None
     if not isinstance(signals, dict) or len(json.dumps(signals)) > MAX_SIGNALS_CHARS:
-        why = f"an object of at most {MAX_SIGNALS_CHARS} characters"
-        raise ApiError(400, "api.bad_field", field="signals", why=why)
+        raise ApiError(400, "api.bad_field", field="signals", why=t("api.why.signals", n=MAX_SIGNALS_CHARS))
     return signals
 
 

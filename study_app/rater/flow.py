@@ -172,19 +172,17 @@ def media_list(db: DBSession, study: Study, sess: Session, with_training: bool) 
 def completion(study: Study, sess: Session) -> dict[str, Any]:
     """Code and where to send the rater after the last trial."""
     panel = study.manifest.get("panel") or {}
-    code = sess.completion_code or panel.get("completion_code")
-    url = panel.get("completion_url")
-    if url:
-        url = url.replace("{code}", code or "")
-    elif study.panel == "prolific" and code:
-        url = current_app.config["PROLIFIC_COMPLETE_URL"].format(code=code)
-    return {"code": code, "url": url}
+    return _exit(study, sess.completion_code or panel.get("completion_code"), panel.get("completion_url"))
 
 
 def screen_out_exit(study: Study) -> dict[str, Any]:
+    """Code and where to send a rater the environment gate turned away."""
     panel = study.manifest.get("panel") or {}
-    code = panel.get("screen_out_code")
-    url = panel.get("screen_out_url")
+    return _exit(study, panel.get("screen_out_code"), panel.get("screen_out_url"))
+
+
+def _exit(study: Study, code: str | None, url: str | None) -> dict[str, Any]:
+    # The manifest's URL wins ({code} filled in); Prolific studies default to Prolific's page.
     if url:
         url = url.replace("{code}", code or "")
     elif study.panel == "prolific" and code:

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import select
 
-from study_app import db
+from study_app import clips, db
 from study_app.export import votes_frame
 from study_app.models import Condition, Content, Session, Stimulus, Study
+from tests.rater_support import SMALL_SESSION, make_study
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -235,3 +237,142 @@ def _scan_for_leaks(server: Any, slug: str, recorder: Recorder) -> None:
         if hits:
             found.append((item["url"], sorted(set(hits))))
     assert not found, found
+
+
+# --------------------------------------------------------------------------- full-size clips, keyboard only
+
+
+@pytest.fixture(scope="module")
+def full_size(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Two studies over real 1280×720 clips (one content, two conditions): pc5 and acr5."""
+    root = tmp_path_factory.mktemp("full-size")
+    for cond in ("source", "dark"):
+        clips.make_clip(root / f"{cond}.mp4", "c1", cond, width=1280, height=720, seconds=1, fps=25)
+    manifest = root / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "name": "full-size clips", "slug": "full-pc5", "method": "pc5", "conditions": ["source", "dark"],
+        "stimuli": [{"content": "c1", "condition": c, "path": f"{c}.mp4"} for c in ("source", "dark")],
+        "votes_per_pair": 1, "trials_per_session": 1, "repeats_per_session": 0,
+        "panel": {"name": "none", "completion_code": "FULL-DONE"},
+    }))
+    acr = {"slug": "full-acr", "method": "acr5", "votes_per_pair": None, "votes_per_stimulus": 1,
+           "trials_per_session": 2, "reasons": []}
+    return {"pc5": make_study(live_server.app, manifest), "acr5": make_study(live_server.app, manifest, **acr)}
+
+
+def _tab_to(page: Any, selector: str, limit: int = 20) -> None:
+    """Press Tab until ``selector`` has the keyboard focus (as a keyboard-only rater would)."""
+    for _ in range(limit):
+        if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} never got the focus by Tab")
+
+
+def _enter_by_keyboard(page: Any, base: str, slug: str) -> None:
+    page.goto(f"{base}/s/{slug}")
+    _tab_to(page, "input[name=consent]")
+    page.keyboard.press("Space")
+    _tab_to(page, "#consent-submit")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/check$"))
+    _tab_to(page, "#check-continue")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/study$"))
+    page.locator("#start").wait_for(state="visible")
+    assert page.evaluate("document.activeElement.id") == "start"  # focus moves to Start by itself
+    page.keyboard.press("Enter")
+
+
+def _frame(app: Any, slug: str) -> Any:
+    with app.app_context(), db.transaction(app) as s:
+        return votes_frame(s, s.scalar(select(Study).where(Study.slug == slug)))
+
+
+def test_two_full_size_clips_are_scaled_to_fit_1280x720_and_it_is_recorded(
+        live_server: Any, browser: Any, full_size: dict[str, str], tmp_path: Path) -> None:
+    """Keyboard only, at the smallest window the gate accepts: both 1280-wide clips shrink so that
+    they and the answer controls fit without scrolling; the scale reaches the export; Replay
+    (reached with Tab, pressed with Enter) restarts both clips and counts as a play."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    _enter_by_keyboard(page, live_server.url, full_size["pc5"])
+    _wait_state(page, "1", "answer")
+    layout = page.evaluate("""() => ({
+        widths: [...document.querySelectorAll('#players video')].map((v) => v.getBoundingClientRect().width),
+        confirm: document.getElementById('confirm').getBoundingClientRect().bottom,
+        scroll: document.documentElement.scrollHeight,
+        note: !document.getElementById('scaled-note').hidden})""")
+    assert len(layout["widths"]) == 2 and all(w < 1280 / 2 for w in layout["widths"]), layout
+    assert layout["confirm"] <= VIEWPORT["height"] and layout["scroll"] <= VIEWPORT["height"], layout
+    assert layout["note"], "the rater is told that the clips are shown smaller"
+    page.screenshot(path=str(tmp_path / "full-pc5-1280x720.png"))
+    _tab_to(page, "#replay")
+    page.keyboard.press("Enter")  # Enter on Replay replays; it does not confirm the answer
+    _wait_state(page, "1", "answer")
+    page.wait_for_function("() => [...document.querySelectorAll('#players video')].every((v) => v.ended)")
+    page.keyboard.press("5")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/done$"))
+    assert page.locator("#completion-code").inner_text().strip() == "FULL-DONE"
+    context.close()
+    row = _frame(live_server.app, full_size["pc5"]).iloc[0]
+    assert row["plays"] == 2 and row["reason"] == "brightness"
+    assert (row["window_w"], row["window_h"]) == (1280, 720)
+    assert 0.3 < row["display_scale"] < 0.5  # (1280 − margins) / 2 / 1280, and the controls fit
+
+
+def test_one_full_size_clip_plays_at_native_size_at_1920x1080(
+        live_server: Any, browser: Any, full_size: dict[str, str], tmp_path: Path) -> None:
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    _enter_by_keyboard(page, live_server.url, full_size["acr5"])
+    for k in ("1", "2"):
+        _wait_state(page, k, "answer")
+        size = page.evaluate("() => { const r = document.querySelector('#players video').getBoundingClientRect();"
+                             " return [r.width, r.height, document.getElementById('scaled-note').hidden]; }")
+        assert size == [1280, 720, True], size
+        if k == "1":
+            page.screenshot(path=str(tmp_path / "full-acr-1920x1080.png"))
+        page.keyboard.press("4")
+        page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/done$"))
+    context.close()
+    frame = _frame(live_server.app, full_size["acr5"])
+    assert len(frame) == 2 and set(frame["display_scale"]) == {1.0} and set(frame["score"]) == {4}
+
+
+def test_preload_failure_shows_the_error_and_retry_recovers(live_server: Any, browser: Any) -> None:
+    """The first download of one clip fails: the rater sees why and a Retry button; Retry loads
+    only what is missing and the study starts."""
+    slug = "demo-retry"
+    make_study(live_server.app, live_server.manifest, slug=slug, **SMALL_SESSION)
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    failed: list[str] = []
+
+    def fail_once(route: Any) -> None:
+        if not failed:
+            failed.append(route.request.url)
+            route.fulfill(status=503, body="busy")
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/media/[0-9a-f]+$"), fail_once)
+    _enter(page, live_server.url, slug)
+    error = page.locator("#preload-error")
+    error.wait_for(state="visible")
+    assert "HTTP 503" in page.locator("#preload-error-text").inner_text()
+    assert page.locator("#start").is_hidden()
+    assert page.evaluate("document.activeElement.id") == "preload-retry"
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "/media/" in r.url else None)
+    page.keyboard.press("Enter")
+    page.locator("#start").wait_for(state="visible")
+    assert error.is_hidden()
+    assert fetched == failed  # only the failed clip is fetched again
+    context.close()
