@@ -248,7 +248,7 @@ def test_oversized_upload_gets_a_friendly_413(owned: Flask) -> None:
     response = _upload(client, b"#" * 60_000)
     html = response.get_data(as_text=True)
     assert response.status_code == 413
-    assert "larger than the server accepts" in html and "Your studies" in html and "ann@example.org" in html
+    assert "Upload too large" in html and "larger than the server accepts" in html and "ann@example.org" in html
     assert _count(owned) == 1
 
 

@@ -43,16 +43,19 @@ def _error_page(exc: HTTPException) -> HTTPException | tuple[str, int]:
     """Errors inside the console as a page of the console (with a way back), not a bare one."""
     if exc.code is None or exc.code < 400:
         return exc  # redirects raised as exceptions stay what they are
+    title = exc.name
     if exc.code == 413:
+        title = "Upload too large"
         limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
         message = (f"The upload is larger than the server accepts ({limit / 2**20:.0f} MB). A manifest and its "
                    "stimulus list are small text files: upload those, not the videos (the manifest points at them).")
     else:
         message = exc.description or exc.name
     referrer = urlparse(request.referrer or "")
-    back = referrer.path if referrer.netloc == request.host and referrer.path != request.path else None
+    same_page = referrer.path == request.path and request.method == "GET"
+    back = referrer.path if referrer.netloc == request.host and not same_page else None
     return render_template("organizer/error.html", me=accounts.current_organizer(), code=exc.code,
-                           title=exc.name, message=message, back=_safe_next(back, "") if back else None), exc.code
+                           title=title, message=message, back=_safe_next(back, "") if back else None), exc.code
 
 
 @bp.post("/logout")
