@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, abort, current_app, request, send_file
 from sqlalchemy import func, select
+from werkzeug.http import parse_range_header
 from werkzeug.wrappers import Response
 
 from study_app.db import get_db
@@ -98,11 +99,33 @@ def _file(path: str, token: str) -> Response:
         abort(404)
     etag = hmac.new(token.encode(), f"{st.st_size}:{st.st_mtime_ns}".encode(), hashlib.sha256).hexdigest()[:24]
     mimetype = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    _normalise_range(request.environ, st.st_size)
     resp = send_file(path, mimetype=mimetype, conditional=True, etag=etag, max_age=CACHE_CONTROL_MAX_AGE)
     resp.cache_control.public = False
     resp.cache_control.private = True
     resp.headers.pop("Content-Disposition", None)
     return resp
+
+
+def _normalise_range(environ: dict[str, object], size: int) -> None:
+    """Bend the Range header to what RFC 9110 asks before Werkzeug answers it.
+
+    Werkzeug answers 416 to any Range it will not serve, but RFC 9110 §14.2 wants a
+    range in an unknown unit ignored (a 200 with the whole file), and a suffix longer
+    than the file means the whole file (§14.1.3). A satisfiable multi-range request is
+    served whole too (ignoring Range is always allowed): players never send one, and a
+    multipart answer would be of no use to them. Malformed or unsatisfiable byte ranges
+    still get 416 with ``Content-Range: bytes */size``.
+    """
+    header = environ.get("HTTP_RANGE")
+    if not isinstance(header, str):
+        return
+    unit = header.split("=", 1)[0].strip().lower()
+    parsed = parse_range_header(header)
+    if unit != "bytes" or (parsed is not None and len(parsed.ranges) > 1):
+        del environ["HTTP_RANGE"]
+    elif parsed is not None and parsed.ranges[0][0] < 0 and -parsed.ranges[0][0] > size > 0:
+        environ["HTTP_RANGE"] = "bytes=0-"
 
 
 def _proxy(url: str, token: str) -> Response:

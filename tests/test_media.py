@@ -63,6 +63,45 @@ def test_range_requests(client: FlaskClient, stimuli: list[tuple[str, str, int]]
     assert head.status_code == 200 and int(head.headers["Content-Length"]) == size
 
 
+@pytest.mark.parametrize(("header", "status", "piece"), [
+    ("bytes=-100", 206, slice(-100, None)),            # suffix: the last 100 bytes
+    ("bytes=-{big}", 206, slice(0, None)),             # suffix longer than the file: all of it (RFC 9110)
+    ("bytes={last}-", 206, slice(-1, None)),           # the last byte alone
+    ("bytes=0-{big}", 206, slice(0, None)),            # an end past the file is clipped
+    ("bytes=-0", 416, None),                           # empty suffix: unsatisfiable
+    ("bytes={size}-", 416, None),                      # starts after the end
+    ("bytes=100-50", 416, None),                       # end before start
+    ("bytes=abc", 416, None),                          # malformed
+    ("items=0-5", 200, slice(0, None)),                # unknown unit: ignored (RFC 9110 §14.2)
+    ("bytes=0-1,5-6", 200, slice(0, None)),            # several ranges: served whole
+])
+def test_range_edge_cases(client: FlaskClient, stimuli: list[tuple[str, str, int]], header: str, status: int,
+                          piece: slice | None) -> None:
+    token, path, size = stimuli[1]
+    data = Path(path).read_bytes()
+    r = client.get(f"/media/{token}", headers={"Range": header.format(big=size + 50, last=size - 1, size=size)})
+    assert r.status_code == status, header
+    if status == 416:
+        assert r.headers["Content-Range"] == f"bytes */{size}"
+        return
+    assert r.data == data[piece]
+    if status == 206:
+        start = len(data) - len(r.data) if piece.start and piece.start < 0 else 0
+        assert r.headers["Content-Range"] == f"bytes {start}-{start + len(r.data) - 1}/{size}"
+
+
+def test_head_answers_like_get_without_a_body(client: FlaskClient, stimuli: list[tuple[str, str, int]]) -> None:
+    token, _, size = stimuli[1]
+    get = client.get(f"/media/{token}", headers={"Range": "bytes=0-9"})
+    head = client.head(f"/media/{token}", headers={"Range": "bytes=0-9"})
+    assert head.status_code == 206 and head.data == b""
+    for name in ("Content-Length", "Content-Range", "ETag", "Cache-Control", "Content-Type"):
+        assert head.headers[name] == get.headers[name], name
+    stale = client.get(f"/media/{token}", headers={"Range": "bytes=0-9", "If-Range": '"another"'})
+    assert stale.status_code == 200 and len(stale.data) == size  # a changed file is sent whole
+    assert client.post(f"/media/{token}").status_code == 405
+
+
 @pytest.mark.parametrize("token", ["0" * 32, "nothex" + "0" * 26, "abc", "A" * 32])
 def test_unknown_or_malformed_tokens_are_404(client: FlaskClient, stimuli: list, token: str) -> None:
     assert client.get(f"/media/{token}").status_code == 404
