@@ -85,7 +85,11 @@ def export_command(study: str, out: Path) -> None:
         found = get_study(session, study)
         if found is None:
             raise click.ClickException(f"no study with slug '{study}'")
-        path, n = export_votes(session, found, out)
+        try:
+            path, n = export_votes(session, found, out)
+        except OSError as exc:
+            # Nothing is half-written (the frame goes to a temporary file first); say why briefly.
+            raise click.ClickException(f"{out}: cannot be written ({exc.strerror or exc})") from exc
     click.echo(f"wrote {n} vote(s) to {path}")
 
 

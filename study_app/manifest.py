@@ -43,7 +43,7 @@ DURATION_TOLERANCE_S = 0.1
 class ManifestError(ValueError):
     """A manifest has problems; ``problems`` lists all of them."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__(f"{len(problems)} problem(s) in the manifest:\n- " + "\n- ".join(problems))
 
@@ -83,7 +83,7 @@ class ValidatedManifest:
 
 
 class _Problems:
-    def __init__(self, source: Path):
+    def __init__(self, source: Path) -> None:
         self.source = source
         self.items: list[str] = []
         self.fields: set[str] = set()

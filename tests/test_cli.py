@@ -91,6 +91,15 @@ def test_export_refuses_unknown_study_and_bad_suffix(runner, tmp_path: Path) -> 
     assert result.exit_code != 0 and ".csv or .parquet" in result.output
 
 
+def test_export_to_an_unwritable_place_is_a_clear_error(runner, demo_manifest_path: Path, tmp_path: Path) -> None:
+    runner.invoke(args=["create-study", str(demo_manifest_path)])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = runner.invoke(args=["export", "demo", "--out", str(blocker / "v.csv")])
+    assert result.exit_code == 1 and "cannot be written" in result.output and "Traceback" not in result.output
+    assert blocker.read_text() == "not a folder"
+
+
 def test_commands_require_a_current_schema(tmp_path: Path) -> None:
     from study_app import create_app
 

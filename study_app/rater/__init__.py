@@ -202,8 +202,7 @@ def _active_or_resume(db: DBSession, study: Study, endpoint: str) -> Session | R
 def check(slug: str) -> Response | str:
     db = get_db()
     study = load_study(slug)
-    sess = _active_or_resume(db, study, "rater.check")
-    if isinstance(sess, Response):
+    if isinstance(sess := _active_or_resume(db, study, "rater.check"), Response):
         return sess
     min_w, min_h = flow.min_window(db, study)
     config = {"min_w": min_w, "min_h": min_h, "allow_mobile": bool(study.manifest["environment"]["allow_mobile"]),
@@ -213,10 +212,8 @@ def check(slug: str) -> Response | str:
 
 @bp.get("/s/<slug>/study", endpoint="study")
 def study_page(slug: str) -> Response | str:
-    db = get_db()
     study = load_study(slug)
-    sess = _active_or_resume(db, study, "rater.study")
-    if isinstance(sess, Response):
+    if isinstance(sess := _active_or_resume(get_db(), study, "rater.study"), Response):
         return sess
     config = {
         "api": {

@@ -34,7 +34,7 @@ MAX_SIGNALS_CHARS = 4000
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, key: str, **values: Any):
+    def __init__(self, status: int, key: str, **values: Any) -> None:
         super().__init__(key)
         self.status, self.key, self.values = status, key, values
 

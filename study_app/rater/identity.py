@@ -35,7 +35,7 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
 class Refusal(Exception):
     """A friendly refusal page: catalog keys ``refuse.<key>.title/body``, an HTTP status."""
 
-    def __init__(self, key: str, status: int, **values: Any):
+    def __init__(self, key: str, status: int, **values: Any) -> None:
         super().__init__(key)
         self.key = key
         self.status = status

@@ -58,11 +58,17 @@ class Recorder:
                            "type": response.headers.get("content-type", "")})
 
 
-def _context(browser: Any, recorder: Recorder) -> tuple[Any, Any]:
-    context = browser.new_context(viewport=VIEWPORT)
+def _page(browser: Any, viewport: dict[str, int] = VIEWPORT, init_script: str | None = None) -> tuple[Any, Any]:
+    """A fresh browser context (its own cookies: a new rater) and a page in it."""
+    context = browser.new_context(viewport=viewport)
     context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(UNLOCK_PROBE)
-    page = context.new_page()
+    if init_script:
+        context.add_init_script(init_script)
+    return context, context.new_page()
+
+
+def _context(browser: Any, recorder: Recorder) -> tuple[Any, Any]:
+    context, page = _page(browser, init_script=UNLOCK_PROBE)
     page.on("response", recorder)
     return context, page
 
@@ -294,9 +300,7 @@ def test_two_full_size_clips_are_scaled_to_fit_1280x720_and_it_is_recorded(
     """Keyboard only, at the smallest window the gate accepts: both 1280-wide clips shrink so that
     they and the answer controls fit without scrolling; the scale reaches the export; Replay
     (reached with Tab, pressed with Enter) restarts both clips and counts as a play."""
-    context = browser.new_context(viewport=VIEWPORT)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
+    context, page = _page(browser)
     _enter_by_keyboard(page, live_server.url, full_size["pc5"])
     _wait_state(page, "1", "answer")
     layout = page.evaluate("""() => ({
@@ -326,9 +330,7 @@ def test_two_full_size_clips_are_scaled_to_fit_1280x720_and_it_is_recorded(
 
 def test_one_full_size_clip_plays_at_native_size_at_1920x1080(
         live_server: Any, browser: Any, full_size: dict[str, str], tmp_path: Path) -> None:
-    context = browser.new_context(viewport={"width": 1920, "height": 1080})
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
+    context, page = _page(browser, {"width": 1920, "height": 1080})
     _enter_by_keyboard(page, live_server.url, full_size["acr5"])
     for k in ("1", "2"):
         _wait_state(page, k, "answer")
@@ -350,9 +352,7 @@ def test_preload_failure_shows_the_error_and_retry_recovers(live_server: Any, br
     only what is missing and the study starts."""
     slug = "demo-retry"
     make_study(live_server.app, live_server.manifest, slug=slug, **SMALL_SESSION)
-    context = browser.new_context(viewport=VIEWPORT)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
+    context, page = _page(browser)
     failed: list[str] = []
 
     def fail_once(route: Any) -> None:
