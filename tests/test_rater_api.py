@@ -70,7 +70,7 @@ def test_vote_is_stored_with_left_right_undone(app: Flask, rater: FlaskClient, s
     trial = rater.get(f"/s/{slug}/api/trial").json
     r = _vote(rater, slug, trial["trial"], 1, reasons=[0, 2], watch_ms=1000, plays=1, stalls=2,
               max_drift_ms=3.5, hidden_ms=0, answer_ms=800, window_w=1280, window_h=720,
-              signals={"watch_per_player_ms": [1000, 990]})
+              signals={"watch_per_player_ms": [1000, 990], "scale": 0.423})
     assert r.status_code == 200
     assert r.json == {"ok": True, "trial": trial["trial"], "next": trial["trial"] + 1, "done": False,
                       "redirect": None}
@@ -78,10 +78,13 @@ def test_vote_is_stored_with_left_right_undone(app: Flask, rater: FlaskClient, s
     assert stored.response.value == (2 if stored.a_left else -2)
     assert stored.response.reason == "colours;skin tone"
     assert (stored.response.stalls, stored.response.max_drift_ms, stored.response.window_w) == (2, 3.5, 1280)
-    assert stored.response.signals == {"watch_per_player_ms": [1000, 990]}
+    assert stored.response.signals == {"watch_per_player_ms": [1000, 990], "scale": 0.423}
     with app.app_context(), db.transaction(app) as s:
         frame = votes_frame(s, s.scalar(select(Study)))
     assert len(frame) == 1 and bool(frame["stalled"].iloc[0])  # a stalled trial is flagged in the export
+    # The window and the scale the clips were shown at (below 1: shrunk to fit) reach the export.
+    row = frame.iloc[0]
+    assert (row["window_w"], row["window_h"], row["display_scale"]) == (1280, 720, 0.423)
 
 
 def test_identical_resubmit_is_the_same_200_and_different_is_409(app: Flask, rater: FlaskClient,
