@@ -90,6 +90,8 @@ _VOTE_COMMON: dict[str, Schema] = {
     "answer_ms": INT_OR_NULL, "plays": INT_OR_NULL, "max_drift_ms": NUMBER_OR_NULL, "hidden_ms": INT_OR_NULL,
     "stalled": BOOLEAN, "kind": {"type": "string", "enum": ["main", "repeat", "gold"]}, "position": INTEGER,
     "gold_tolerance": NUMBER_OR_NULL,
+    "window_w": INT_OR_NULL, "window_h": INT_OR_NULL,
+    "display_scale": {**NUMBER_OR_NULL, "description": "Smallest scale the clips were shown at (1 = native size)."},
 }
 _VOTE_REQUIRED = ["study", "rater", "session", "trial", "content", "scale", "answered_at"]
 PAIRWISE_VOTE = obj({

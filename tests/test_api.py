@@ -362,3 +362,12 @@ def test_schema_checker_catches_mistakes() -> None:
            "ci_low": 0.0, "ci_high": 1.0, "n_votes": 3, "group": 1, "rank_low": 1, "rank_high": 1}
     problems = check(row, {"$ref": "#/components/schemas/LeaderboardRow"}, doc)
     assert len(problems) == 3  # role not in enum, score not a number, separated_by missing
+
+
+def test_openapi_vote_schema_lists_every_export_column() -> None:
+    from analysis import frames
+    from study_app.export import EXTRA_COLUMNS
+    from study_app.openapi import PAIRWISE_VOTE
+
+    documented = set(PAIRWISE_VOTE["properties"])
+    assert set(frames.PAIRWISE_COLUMNS) | set(EXTRA_COLUMNS) <= documented
