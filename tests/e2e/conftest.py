@@ -29,14 +29,19 @@ class LiveServer:
     manifest: Path
 
 
-@pytest.fixture(scope="module")
-def live_server(demo_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    tmp = tmp_path_factory.mktemp("live")
+def demo_app(tmp: Path, clips: Path) -> tuple[Flask, Path]:
+    """A migrated app on a fresh SQLite file in ``tmp`` and the demo manifest pointing at ``clips``."""
     manifest = tmp / "manifest.yaml"
-    manifest.write_text(yaml.safe_dump(demo_manifest(demo_clips), sort_keys=False))
+    manifest.write_text(yaml.safe_dump(demo_manifest(clips), sort_keys=False))
     url = f"sqlite:///{tmp / 'panelrank.sqlite'}"
     app = create_app({"DATABASE_URL": url, "INSTANCE_DIR": str(tmp / "instance"), "SECRET_KEY": "e2e-secret"})
     migrate.upgrade(url)
+    return app, manifest
+
+
+@pytest.fixture(scope="module")
+def live_server(demo_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    app, manifest = demo_app(tmp_path_factory.mktemp("live"), demo_clips)
     make_study(app, manifest, **SMALL_SESSION)
     make_study(app, manifest, **acr_overrides())
     with serve(app) as base:

@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from flask import Flask
 from sqlalchemy import func, select
 
-from study_app import accounts, create_app, db, migrate
-from study_app.demo import demo_manifest, fill_with_simulated_votes
+from study_app import accounts, db
+from study_app.demo import fill_with_simulated_votes
 from study_app.manifest import load
 from study_app.models import Response, Session, Study, Trial
 from study_app.studies import create_study
-from tests.e2e.conftest import serve
+from tests.e2e.conftest import demo_app, serve
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "organizer-pass"
@@ -32,12 +31,7 @@ class Console:
 
 @pytest.fixture(scope="module")
 def console(demo_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    tmp = tmp_path_factory.mktemp("console")
-    manifest = tmp / "manifest.yaml"
-    manifest.write_text(yaml.safe_dump(demo_manifest(demo_clips), sort_keys=False))
-    url = f"sqlite:///{tmp / 'panelrank.sqlite'}"
-    app = create_app({"DATABASE_URL": url, "INSTANCE_DIR": str(tmp / "instance"), "SECRET_KEY": "e2e"})
-    migrate.upgrade(url)
+    app, manifest = demo_app(tmp_path_factory.mktemp("console"), demo_clips)
     with app.app_context(), db.transaction(app) as s:
         owner = accounts.create_organizer(s, "org@example.org", PASSWORD)
         study = create_study(s, load(manifest), organizer_id=owner.id)
