@@ -267,7 +267,7 @@ def analyze(
     if ties not in bt.TIE_MODELS:
         raise ValueError(f"ties must be one of {', '.join(bt.TIE_MODELS)}, got {ties!r}")
     common = {"version": analysis.__version__, "alpha": alpha, "bootstrap": bootstrap, "seed": seed,
-              "tiebreak": None if tiebreak is None else f"{tiebreak.name}@{tiebreak.version}"}
+              "tiebreak": None if tiebreak is None else ranking.tiebreak_id(tiebreak)}
     if is_pair_table(votes):
         res = _analyze_pair_table(votes, ties, graded, alpha, tiebreak, dict(pair_table or {}), common, published)
         return _with_objective(res, tiebreak, None)
@@ -573,7 +573,7 @@ def objective_summary(result: AnalysisResult, tiebreak: ranking.TieBreaker,
     """
     from analysis import agreement as agreement_mod
 
-    label = f"tiebreak:{tiebreak.name}@{tiebreak.version}"
+    label = ranking._tiebreak_label(tiebreak)
     status, basis, notes = _tiebreak_status(tiebreak)
     table = result.ranking.table.loc[:, ["rank", "condition", "group", "score", "separated_by"]].copy()
     conds = [str(c) for c in table["condition"]]
