@@ -17,7 +17,6 @@ from typing import Any
 import pandas as pd
 from flask import Blueprint, Flask, g, jsonify, request, url_for
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session as DBSession
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -126,7 +125,9 @@ def openapi_document() -> Response:
 @v1.get("/studies")
 def studies() -> Response:
     db = get_db()
-    return jsonify({"studies": [summary(db, s) for s in db.scalars(visible_studies())]})
+    found = db.scalars(visible_studies()).all()
+    counts = study_counts(db, found)
+    return jsonify({"studies": [summary(s, counts[s.id]) for s in found]})
 
 
 @v1.get("/studies/<slug>")
@@ -134,7 +135,7 @@ def study(slug: str) -> Response:
     db = get_db()
     found = find_study(slug)
     return jsonify({
-        **summary(db, found),
+        **summary(found, study_counts(db, [found])[found.id]),
         "settings": {k: found.manifest.get(k) for k in SETTINGS},
         "conditions": [{"key": c.key, "label": c.label, "role": c.role, "position": c.position}
                        for c in found.conditions],
@@ -143,8 +144,8 @@ def study(slug: str) -> Response:
     })
 
 
-def summary(db: DBSession, study: Study) -> dict[str, Any]:
-    counts = study_counts(db, study)
+def summary(study: Study, counts: dict[str, int]) -> dict[str, Any]:
+    """A study's listing entry; ``counts`` as :func:`study_app.studies.study_counts` gives them."""
     return {
         "slug": study.slug, "name": study.name, "method": study.method,
         "kind": "pairwise" if study.pairwise else "ratings", "status": study.status, "panel": study.panel,
@@ -152,7 +153,7 @@ def summary(db: DBSession, study: Study) -> dict[str, Any]:
         "counts": {
             "sessions": {s: counts.get(s, 0) for s in SESSION_STATUSES},
             "trials": counts["trials"],
-            "votes": livestats.fingerprint(db, study).votes,
+            "votes": counts["votes"],
         },
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session as DBSession
 
 from study_app import design
 from study_app.manifest import ManifestError, ValidatedManifest
-from study_app.models import Condition, Content, Session, Stimulus, Study, Trial
+from study_app.models import Condition, Content, Response, Session, Stimulus, Study, Trial
 
 
 def create_study(db: DBSession, vm: ValidatedManifest, organizer_id: int | None = None) -> Study:
@@ -105,13 +106,31 @@ def get_study(db: DBSession, slug: str) -> Study | None:
     return db.scalar(select(Study).where(Study.slug == slug))
 
 
-def study_counts(db: DBSession, study: Study) -> dict[str, int]:
-    """Sessions and trials per status, for listings."""
-    rows = db.execute(
-        select(Session.status, func.count()).where(Session.study_id == study.id).group_by(Session.status)
-    ).all()
-    counts = {status: n for status, n in rows}
-    counts["trials"] = db.scalar(
-        select(func.count(Trial.id)).join(Session).where(Session.study_id == study.id)
-    ) or 0
+def study_counts(db: DBSession, studies: Sequence[Study]) -> dict[int, dict[str, int]]:
+    """Per study id: sessions per status and in all, trials and votes, for listings.
+
+    Two grouped queries for the whole list, however many studies it has.
+    """
+    ids = [s.id for s in studies]
+    counts: dict[int, dict[str, int]] = {i: {"sessions": 0, "trials": 0, "votes": 0} for i in ids}
+    if not ids:
+        return counts
+    by_status = db.execute(
+        select(Session.study_id, Session.status, func.count())
+        .where(Session.study_id.in_(ids))
+        .group_by(Session.study_id, Session.status)
+    )
+    for study_id, status, n in by_status:
+        counts[study_id][status] = n
+        counts[study_id]["sessions"] += n
+    # One response per trial (uq_response_trial), so counting responses over the outer join counts votes.
+    planned = db.execute(
+        select(Session.study_id, func.count(Trial.id), func.count(Response.id))
+        .join(Trial, Trial.session_id == Session.id)
+        .outerjoin(Response, Response.trial_id == Trial.id)
+        .where(Session.study_id.in_(ids))
+        .group_by(Session.study_id)
+    )
+    for study_id, trials, votes in planned:
+        counts[study_id].update(trials=trials, votes=votes)
     return counts

@@ -24,6 +24,7 @@ from study_app.openapi import document
 from study_app.progress import study_progress
 from study_app.studies import create_study, get_study
 from tests.conftest import make_app
+from tests.sql_support import statements
 
 SLUG, OTHER = "demo", "bobs-study"
 STUDY_PATHS = ["/api/v1/studies/{slug}", "/api/v1/studies/{slug}/progress", "/api/v1/studies/{slug}/votes",
@@ -114,6 +115,19 @@ def test_study_list_shows_only_own_studies(world: World) -> None:
     assert slugs["alice"] == [SLUG]
     assert slugs["bob"] == [OTHER]
     assert sorted(slugs["admin"]) == sorted([SLUG, OTHER])
+
+
+def test_study_list_queries_do_not_grow_with_the_studies(tmp_path: Path, demo_clips: Path) -> None:
+    app = make_app(f"sqlite:///{tmp_path / 'panelrank.sqlite'}", tmp_path / "instance")
+    world = World(app, add_people(app, demo_clips, fill=False))
+    world.get("/api/v1/studies", "admin")  # the first use of a token records it: one write more
+    with statements(app) as two_studies:
+        assert len(world.get("/api/v1/studies", "admin").json["studies"]) == 2
+    with app.app_context(), db.transaction(app) as s:
+        add_study(s, demo_clips, "third", s.scalar(select(Study.organizer_id).where(Study.slug == SLUG)))
+    with statements(app) as three_studies:
+        assert len(world.get("/api/v1/studies", "admin").json["studies"]) == 3
+    assert len(three_studies) == len(two_studies)
 
 
 def test_api_sets_no_cookie(world: World) -> None:

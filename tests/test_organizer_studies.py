@@ -13,9 +13,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from study_app import accounts, db
+from study_app.manifest import validate
 from study_app.models import Rater, Response, Session, Study
 from study_app.organizer.results import REPORT_FILES, VOTE_FILES
+from study_app.studies import create_study
 from tests.organizer_support import owned_demo_study
+from tests.sql_support import statements
 from tests.test_organizer import _csrf, login
 
 #: An example of every argument a console route takes. A route with an argument not listed here
@@ -345,3 +348,18 @@ def test_progress_session_states_duration_pace_and_flags(owned: Flask) -> None:
     assert sum(p["pace"]["hourly_24h"]) == 3
     assert (p["flagged"]["stalled"], p["flagged"]["hidden"]) == (1, 1)
     assert [f["stalls"] for f in p["flagged"]["recent"]] == [0, 2]  # newest first
+
+
+def test_study_list_queries_do_not_grow_with_the_studies(owned: Flask, demo_manifest_path: Path) -> None:
+    client = owned.test_client()
+    login(client, "root@example.org")  # an admin: every study is listed
+    client.get("/organizer/")
+    with statements(owned) as one_study:
+        assert client.get("/organizer/").status_code == 200
+    raw = yaml.safe_load(demo_manifest_path.read_text())
+    with owned.app_context(), db.transaction(owned) as s:
+        for slug in ("second", "third"):
+            create_study(s, validate({**raw, "slug": slug}, demo_manifest_path))
+    with statements(owned) as three_studies:
+        html = client.get("/organizer/").get_data(as_text=True)
+    assert "third" in html and len(three_studies) == len(one_study)

@@ -86,7 +86,9 @@ def studies() -> str:
     query = select(Study).order_by(Study.created_at.desc())
     if me().role != "admin":
         query = query.where(Study.organizer_id == me().id)
-    rows = [(s, study_counts(db, s)) for s in db.scalars(query)]
+    found = db.scalars(query).all()
+    counts = study_counts(db, found)
+    rows = [(s, counts[s.id]) for s in found]
     return render_template("organizer/studies.html", rows=rows, me=me())
 
 
