@@ -264,6 +264,10 @@ def _grouped(conditions: Sequence[str], labels: np.ndarray) -> list[list[str]]:
     return sorted(groups.values(), key=lambda g: (-len(g), g))
 
 
+def _listed(groups: list[list[str]]) -> str:
+    return " | ".join("[" + ", ".join(g) + "]" for g in groups)
+
+
 def check_graph(pc: PairCounts, model: str) -> None:
     """Raise when the MLE is not unique and finite.
 
@@ -279,9 +283,8 @@ def check_graph(pc: PairCounts, model: str) -> None:
     k, labels = _components(n, pc.i, pc.j, strong=False)
     if k > 1 or not seen.all():
         comps = _grouped(pc.conditions, labels)
-        listed = " | ".join("[" + ", ".join(c) + "]" for c in comps)
         raise DisconnectedError(
-            f"the comparison graph is disconnected ({len(comps)} components: {listed}); scores of "
+            f"the comparison graph is disconnected ({len(comps)} components: {_listed(comps)}); scores of "
             "different components are not comparable — add comparisons between them or fit each "
             "component separately",
             comps,
@@ -295,10 +298,9 @@ def check_graph(pc: PairCounts, model: str) -> None:
     k, labels = _components(n, rows, cols, strong=True)
     if k > 1:
         comps = _grouped(pc.conditions, labels)
-        listed = " | ".join("[" + ", ".join(c) + "]" for c in comps)
         raise SeparationError(
             "no finite maximum-likelihood scores: some group of conditions never loses (or never "
-            f"wins) against the others (groups: {listed}); collect more votes or use ties='split'",
+            f"wins) against the others (groups: {_listed(comps)}); collect more votes or use ties='split'",
             comps,
         )
     if model != "bt" and pc.wins_i.sum() + pc.wins_j.sum() == 0:
@@ -887,7 +889,11 @@ def fit(
 
 def _fit_frame(df: pd.DataFrame, *, graded: bool = False, main_only: bool = True, **kw: Any) -> BTResult:
     """:func:`fit` of a frame :func:`analysis.frames.validate` returned (not validated again)."""
-    vc = _count(screening._main(df) if main_only else df, graded)
+    return _fit_votes(_count(screening._main(df) if main_only else df, graded), graded=graded, **kw)
+
+
+def _fit_votes(vc: VoteCounts, *, graded: bool = False, **kw: Any) -> BTResult:
+    """:func:`fit` of votes already counted (``vc`` from :func:`count_votes` with the same ``graded``)."""
     kw = {"ties": "davidson", "anchor": None, "elo": False, "ci": "hessian", "n_boot": 1000, "seed": 0,
           "alpha": 0.05, "sparse_solver": None, **kw}
     return _fit_pairs(vc.pairs, graded=graded, rater_counts=vc, **kw)

@@ -339,7 +339,10 @@ def _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, ti
                                   "observed information (Hessian), which treats votes as independent")
     ci = "both" if bootstrap else "hessian"
     rank_by = "bootstrap" if bootstrap else "hessian"
-    fit = bt._fit_frame(main, ties=ties, graded=graded, ci=ci, n_boot=max(bootstrap, 2), seed=seed, alpha=alpha)
+    # ``main`` holds main votes already: count them once, for the fit and the win-rate matrix.
+    votes = bt._count(main, graded)
+    fit_kw = {"ties": ties, "graded": graded, "ci": ci, "n_boot": max(bootstrap, 2), "seed": seed, "alpha": alpha}
+    fit = bt._fit_votes(votes, **fit_kw)
     if fit.params.get("boot_failed"):
         notes.append(f"{fit.params['boot_failed']} of {bootstrap} bootstrap rounds did not converge and were "
                      "left out of the bootstrap intervals")
@@ -348,8 +351,7 @@ def _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, ti
     # A factor named by too few raters to determine every score is left out (and said so);
     # the other factors and the overall fit stand.
     failed: dict[str, str] = {}
-    reason_fits = bt._fit_by_reason(main, wanted, on_error="skip", failures=failed, ties=ties, graded=graded,
-                                    ci=ci, n_boot=max(bootstrap, 2), seed=seed, alpha=alpha)
+    reason_fits = bt._fit_by_reason(main, wanted, on_error="skip", failures=failed, main_only=False, **fit_kw)
     notes.extend(f"factor {reason!r} not fitted: {msg}" for reason, msg in failed.items())
     params = {**common, **{f"bt.{k}": v for k, v in fit.settings().items()}, "ties": ties, "graded": graded,
               "rank_by": rank_by, "reasons": wanted, **{f"ranking.{k}": v for k, v in rk.params.items()}}
@@ -357,7 +359,7 @@ def _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, ti
         kind="pairwise", source="votes", scores=fit.to_frame(), ranking=rk, raters=sr.raters.copy(),
         by_reason={r: _interval_frame(f, rank_by) for r, f in reason_fits.items()}, counts=counts,
         params=params, notes=notes, fit=fit, reason_fits=reason_fits, screening=sr,
-        pair_counts=bt._count(main, graded=False).pairs, published=published,
+        pair_counts=bt._count(main, graded=False).pairs if graded else votes.pairs, published=published,
     )
 
 
