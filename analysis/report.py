@@ -572,9 +572,13 @@ def objective_summary(result: AnalysisResult, tiebreak: ranking.TieBreaker,
         The fitted (main, kept) pairwise votes, for the pairwise accuracy. A tie-breaker
         with ``pair_table()`` (see :mod:`analysis.objective.tiebreak`) is judged per
         content on p_sym; otherwise by the sign of the per-condition difference.
-    """
-    from analysis import agreement as agreement_mod
 
+    Returns
+    -------
+    ObjectiveSummary
+        A tie-breaker that fails (``ValueError``, ``LookupError``, ``RuntimeError``,
+        ``OSError``) leaves NaN in the table and a line in ``notes`` instead of raising.
+    """
     label = ranking._tiebreak_label(tiebreak)
     status, basis, notes = _tiebreak_status(tiebreak)
     table = result.ranking.table.loc[:, ["rank", "condition", "group", "score", "separated_by"]].copy()
@@ -596,50 +600,63 @@ def objective_summary(result: AnalysisResult, tiebreak: ranking.TieBreaker,
     table["tiebreak_value"] = [in_group.get(c, np.nan) for c in conds]
     table = table.loc[:, ["rank", "condition", "group", "score", "objective", "tiebreak_value", "separated_by"]]
 
-    agree: dict[str, Any] = {}
-    x = table["objective"].to_numpy(dtype=float)
-    y = table["score"].to_numpy(dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    agree["n_conditions"] = int(ok.sum())
-    if ok.sum() >= 3 and np.std(x[ok]) > 0 and np.std(y[ok]) > 0:
-        from scipy import stats
-
-        agree["srocc"] = float(stats.spearmanr(x[ok], y[ok])[0])
-        agree["krcc"] = float(stats.kendalltau(x[ok], y[ok])[0])
-        agree["plcc"] = float(stats.pearsonr(x[ok], y[ok])[0])
-        if ok.sum() >= 5:
-            try:
-                full = agreement_mod.agreement(x[ok], y[ok])
-                agree["plcc_poly3"] = full.plcc_poly3
-                agree["main_score"] = full.main_score
-            except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
-                notes.append(f"mapped PLCC not computed: {exc}")
-    else:
-        agree.update(srocc=np.nan, krcc=np.nan, plcc=np.nan)
-        notes.append("fewer than 3 conditions with distinct objective scores: no rank correlation")
+    agree = _rank_agreement(table["objective"].to_numpy(dtype=float), table["score"].to_numpy(dtype=float), notes)
     if votes is not None and {"content", "cond_a", "cond_b", "pref"} <= set(votes.columns):
-        from analysis.objective.tiebreak import pairwise_agreement
-
-        pt = tiebreak.pair_table() if hasattr(tiebreak, "pair_table") else None
-        if pt is None or len(pt) == 0:
-            pt = _condition_pair_table(votes, objective)
-            agree["pairwise_basis"] = "sign of the per-condition objective difference"
-        else:
-            agree["pairwise_basis"] = "p_sym per content"
-        v = votes.loc[:, ["content", "cond_a", "cond_b", "pref"]].astype({"content": str, "cond_a": str,
-                                                                           "cond_b": str})
-        whole = pairwise_agreement(pt, v)
-        agree["pairwise_accuracy"], agree["n_votes"] = whole["accuracy"], whole["n"]
-        group_of = dict(zip(table["condition"].astype(str), table["group"], strict=True))
-        size = table["group"].value_counts()
-        ga, gb = v["cond_a"].map(group_of), v["cond_b"].map(group_of)
-        tied = (ga == gb) & ga.map(size).gt(1)
-        within = pairwise_agreement(pt, v[tied.fillna(False).to_numpy(dtype=bool)])
-        agree["tied_accuracy"], agree["n_tied_votes"] = within["accuracy"], within["n"]
+        agree |= _vote_agreement(tiebreak, votes, objective, table)
     adj = result.ranking.adjacent
     separated = adj.loc[adj["separated_by"] == label, "pair"].astype(str).tolist()
     return ObjectiveSummary(label=label, status=status, basis=basis, table=table, agreement=agree,
                             separated=separated, notes=notes)
+
+
+def _rank_agreement(x: np.ndarray, y: np.ndarray, notes: list[str]) -> dict[str, Any]:
+    """``n_conditions, srocc, krcc, plcc`` (+ ``plcc_poly3, main_score`` with ≥ 5) of objective ``x``
+    against score ``y`` over the conditions where both are finite; problems go to ``notes``."""
+    from scipy import stats
+
+    from analysis import agreement as agreement_mod
+
+    ok = np.isfinite(x) & np.isfinite(y)
+    agree: dict[str, Any] = {"n_conditions": int(ok.sum())}
+    if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
+        agree.update(srocc=np.nan, krcc=np.nan, plcc=np.nan)
+        notes.append("fewer than 3 conditions with distinct objective scores: no rank correlation")
+        return agree
+    agree["srocc"] = float(stats.spearmanr(x[ok], y[ok])[0])
+    agree["krcc"] = float(stats.kendalltau(x[ok], y[ok])[0])
+    agree["plcc"] = float(stats.pearsonr(x[ok], y[ok])[0])
+    if ok.sum() >= 5:
+        try:
+            full = agreement_mod.agreement(x[ok], y[ok])
+            agree["plcc_poly3"] = full.plcc_poly3
+            agree["main_score"] = full.main_score
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
+            notes.append(f"mapped PLCC not computed: {exc}")
+    return agree
+
+
+def _vote_agreement(tiebreak: ranking.TieBreaker, votes: pd.DataFrame, objective: Mapping[str, float],
+                    table: pd.DataFrame) -> dict[str, Any]:
+    """Pairwise accuracy of the tie-breaker on the decided votes, overall and inside tie groups."""
+    from analysis.objective.tiebreak import pairwise_agreement
+
+    agree: dict[str, Any] = {}
+    pt = tiebreak.pair_table() if hasattr(tiebreak, "pair_table") else None
+    if pt is None or len(pt) == 0:
+        pt = _condition_pair_table(votes, objective)
+        agree["pairwise_basis"] = "sign of the per-condition objective difference"
+    else:
+        agree["pairwise_basis"] = "p_sym per content"
+    v = votes.loc[:, ["content", "cond_a", "cond_b", "pref"]].astype({"content": str, "cond_a": str, "cond_b": str})
+    whole = pairwise_agreement(pt, v)
+    agree["pairwise_accuracy"], agree["n_votes"] = whole["accuracy"], whole["n"]
+    group_of = dict(zip(table["condition"].astype(str), table["group"], strict=True))
+    size = table["group"].value_counts()
+    ga, gb = v["cond_a"].map(group_of), v["cond_b"].map(group_of)
+    tied = (ga == gb) & ga.map(size).gt(1)
+    within = pairwise_agreement(pt, v[tied.fillna(False).to_numpy(dtype=bool)])
+    agree["tied_accuracy"], agree["n_tied_votes"] = within["accuracy"], within["n"]
+    return agree
 
 
 def _with_objective(result: AnalysisResult, tiebreak: ranking.TieBreaker | None,
@@ -869,8 +886,7 @@ def _screening_section(result: AnalysisResult) -> str:
                             "left_share", "position_p", "median_watch_ms", "median_answer_ms", "kurtosis")
                 if c in dropped.columns]
         parts.append("<h3>Dropped raters and why</h3>" + _table(dropped[cols]))
-    enabled = {k: v for k, v in asdict(result.screening.rules).items()}
-    parts.append("<h3>Rules (None = disabled)</h3>" + _kv(enabled))
+    parts.append("<h3>Rules (None = disabled)</h3>" + _kv(asdict(result.screening.rules)))
     return "\n".join(parts)
 
 
