@@ -13,9 +13,11 @@ from sqlalchemy import select
 
 from study_app import db
 from study_app.export import votes_frame
+from study_app.media import token_for
 from study_app.models import Condition, Content, Response, Session, Stimulus, Study, Trial
 from study_app.rater.scales import SCREEN_SCALES, to_screen, to_value
 from tests.rater_support import SMALL_SESSION, acr_overrides, csrf, make_study, walk_to_trials
+from tests.sql_support import statements
 
 
 @pytest.fixture
@@ -111,6 +113,33 @@ def test_last_vote_completes_and_resubmit_after_completion(app: Flask, rater: Fl
     with app.app_context(), db.transaction(app) as s:
         sess = s.scalar(select(Session).where(Session.status != "planned"))
         assert sess.status == "completed" and sess.completion_code == "DEMO-THANKS" and sess.completed_at
+
+
+def test_plan_lists_the_clips_of_the_unanswered_trials(app: Flask, rater: FlaskClient, slug: str) -> None:
+    for k in range(3):
+        _vote(rater, slug, k, 3)
+    with app.app_context(), db.transaction(app) as s:
+        sess = s.scalar(select(Session).where(Session.status != "planned"))
+        left = [t for t in sess.trials if t.response is None]
+        expected = {token_for(sess.study_id, i) for t in left
+                    for i in (t.stimulus_a_id, t.stimulus_b_id, t.reference_id) if i is not None}
+    plan = rater.get(f"/s/{slug}/api/session").json
+    assert plan["next"] == 3 and {m["media"] for m in plan["media"]} == expected
+    assert all(m["bytes"] > 0 for m in plan["media"])
+
+
+def test_vote_and_plan_take_a_fixed_handful_of_queries(app: Flask, rater: FlaskClient, slug: str) -> None:
+    # The vote is the hot path: study, rater, latest session, (trial count, first open position),
+    # the trial with its response, the insert. The plan must not load clips one by one.
+    with statements(app) as vote:
+        assert _vote(rater, slug, 0, 3).status_code == 200
+    with statements(app) as again:
+        assert _vote(rater, slug, 0, 3).status_code == 200
+    with statements(app) as plan:
+        assert rater.get(f"/s/{slug}/api/session").status_code == 200
+    with statements(app) as trial:
+        assert rater.get(f"/s/{slug}/api/trial").status_code == 200
+    assert (len(vote), len(again), len(plan), len(trial)) == (6, 5, 5, 5), (vote, again, plan, trial)
 
 
 @pytest.mark.parametrize(("payload", "status", "message"), [

@@ -16,14 +16,14 @@ from flask import jsonify, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response as HTTPResponse
 
-from study_app import scheduling
 from study_app.db import get_db
 from study_app.i18n import t
 from study_app.models import Rater, Response, Session, Study, Trial
 from study_app.rater import api_error as error
-from study_app.rater import bp, flow, identity
+from study_app.rater import bp, current, flow
 from study_app.rater import load_study as _load_study
 from study_app.rater.identity import Refusal
 from study_app.rater.scales import SCREEN_SCALES, label_of, on_scale, to_screen, to_value
@@ -50,9 +50,7 @@ def _context(db: DBSession, slug: str, statuses: tuple[str, ...] = ("active",)) 
         study = _load_study(slug)
     except Refusal as exc:
         raise ApiError(404, "refuse.not_found.title") from exc
-    ident = identity.remembered(study)
-    rater = identity.find_rater(db, study, ident) if ident else None
-    sess = scheduling.latest_session(db, rater) if rater else None
+    _, rater, sess = current(db, study)
     if rater is None or sess is None:
         raise ApiError(403, "api.no_session")
     if sess.status == "screened_out":
@@ -139,14 +137,15 @@ def api_session(slug: str) -> HTTPResponse:
     study, _, sess = _ready(db, slug)
     training = not flow.env(sess).get("training_done") and bool(study.manifest.get("training"))
     items = flow.training_items(db, study) if training else []
-    nxt = flow.next_trial(db, sess)
+    n, nxt = flow.plan_state(db, sess)
+    layout = flow.layout_of(study)
     return jsonify({
-        "n": flow.trial_count(db, sess),
-        "next": nxt.position if nxt else None,
-        "layout": flow.layout_of(study),
+        "n": n,
+        "next": nxt,
+        "layout": layout,
         "media": flow.media_list(db, study, sess, with_training=training),
         "training": [
-            {"item": i, "k": i + 1, "n": len(items), "layout": flow.layout_of(study), "clips": it["clips"]}
+            {"item": i, "k": i + 1, "n": len(items), "layout": layout, "clips": it["clips"]}
             for i, it in enumerate(items)
         ],
     })
@@ -230,21 +229,21 @@ def api_vote(slug: str) -> HTTPResponse:
     db = get_db()
     study, _, sess = _ready(db, slug, statuses=("active", "completed"))
     vote = _parse_vote(_body(), study)
-    trial = db.scalar(select(Trial).where(Trial.session_id == sess.id, Trial.position == vote.position))
+    trial = db.scalar(select(Trial).where(Trial.session_id == sess.id, Trial.position == vote.position)
+                      .options(joinedload(Trial.response)))
     if trial is None:
         raise ApiError(404, "api.no_trial", trial=vote.position)
-    n = flow.trial_count(db, sess)
+    n, pending = flow.plan_state(db, sess)
     value = to_value(study.method, vote.answer, trial.a_left)
     reason = _reason_text(study, vote.reasons)
     if trial.response is not None:
         return _resubmit(study, trial, n, value, reason)
-    pending = flow.next_trial(db, sess)
-    if pending is None or pending.id != trial.id:
-        raise ApiError(409, "api.out_of_order", current=pending.position if pending else "-")
+    if pending != trial.position:
+        raise ApiError(409, "api.out_of_order", current="-" if pending is None else pending)
     db.add(Response(trial_id=trial.id, value=value, reason=reason, max_drift_ms=vote.max_drift_ms,
                     signals=vote.signals, **{k: v for k, v in vote.numbers.items() if v is not None}))
     if trial.position >= n - 1:
-        flow.complete(db, study, sess)
+        flow.complete(study, sess)
     try:
         db.commit()
     except IntegrityError:

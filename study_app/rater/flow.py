@@ -11,8 +11,9 @@ import random
 from typing import Any
 
 from flask import current_app, url_for
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import joinedload
 
 from study_app.i18n import t
 from study_app.media import media_url, token_for
@@ -46,18 +47,31 @@ def trial_count(db: DBSession, sess: Session) -> int:
     return db.scalar(select(func.count()).select_from(Trial).where(Trial.session_id == sess.id)) or 0
 
 
+def plan_state(db: DBSession, sess: Session) -> tuple[int, int | None]:
+    """(number of trials, position of the first unanswered one or None), in one query: the vote
+    API needs both on every call."""
+    n, first_open = db.execute(
+        select(func.count(Trial.id), func.min(case((Response.id.is_(None), Trial.position))))
+        .select_from(Trial)
+        .outerjoin(Response, Response.trial_id == Trial.id)
+        .where(Trial.session_id == sess.id)
+    ).one()
+    return n or 0, first_open
+
+
 def next_trial(db: DBSession, sess: Session) -> Trial | None:
-    """The first unanswered trial (in position order), or None when all are answered."""
+    """The first unanswered trial (in position order) with its clips loaded, or None when all are answered."""
     return db.scalar(
         select(Trial)
         .outerjoin(Response, Response.trial_id == Trial.id)
         .where(Trial.session_id == sess.id, Response.id.is_(None))
         .order_by(Trial.position)
         .limit(1)
+        .options(joinedload(Trial.stimulus_a), joinedload(Trial.stimulus_b), joinedload(Trial.reference))
     )
 
 
-def complete(db: DBSession, study: Study, sess: Session) -> None:
+def complete(study: Study, sess: Session) -> None:
     sess.status = "completed"
     sess.completed_at = utcnow()
     sess.completion_code = study.manifest["panel"].get("completion_code")
@@ -147,16 +161,16 @@ def _stimulus(db: DBSession, study: Study, content: str, condition: str) -> Stim
 
 def media_list(db: DBSession, study: Study, sess: Session, with_training: bool) -> list[dict[str, Any]]:
     """Every clip the rest of this session needs, once each, in an order that reveals nothing."""
-    pending = db.scalars(
-        select(Trial).outerjoin(Response, Response.trial_id == Trial.id)
+    pending = (
+        select(Trial.stimulus_a_id, Trial.stimulus_b_id, Trial.reference_id)
+        .outerjoin(Response, Response.trial_id == Trial.id)
         .where(Trial.session_id == sess.id, Response.id.is_(None))
-    ).all()
-    stims: dict[int, Stimulus] = {}
-    for trial in pending:
-        for s in (trial.stimulus_a, trial.stimulus_b, trial.reference):
-            if s is not None:
-                stims[s.id] = s
-    out = {token_for(study.id, s.id): s.size_bytes for s in stims.values()}
+        .subquery()
+    )
+    shown = or_(Stimulus.id == pending.c.stimulus_a_id, Stimulus.id == pending.c.stimulus_b_id,
+                Stimulus.id == pending.c.reference_id)
+    sizes = db.execute(select(Stimulus.id, Stimulus.size_bytes).join(pending, shown).distinct()).all()
+    out = {token_for(study.id, stim_id): size for stim_id, size in sizes}
     if with_training:
         for item in training_items(db, study):
             for clip in item["clips"]:
