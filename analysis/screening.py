@@ -407,18 +407,28 @@ def _loo_corr(main: pd.DataFrame, kind: str, level: str, min_items: int) -> pd.D
     g = tab.groupby("item", observed=True)["v"]
     total, count = g.transform("sum").to_numpy(), g.transform("size").to_numpy()
     shared = count > 1
-    tab = tab[shared].assign(other=(total[shared] - tab["v"].to_numpy()[shared]) / (count[shared] - 1))
-    rows = []
-    for rater, part in tab.groupby("rater", observed=True):
-        v, o = part["v"].to_numpy(), part["other"].to_numpy()
-        if len(v) < min_items:
-            r = np.nan
-        elif np.ptp(v) == 0 or np.ptp(o) == 0:
-            r = 0.0
-        else:
-            r = float(np.corrcoef(v, o)[0, 1])
-        rows.append((rater, r, len(v)))
-    return pd.DataFrame(rows, columns=["rater", "loo_corr", "n_loo_items"]).set_index("rater")
+    v = tab["v"].to_numpy()[shared]
+    o = (total[shared] - v) / (count[shared] - 1)
+    code, raters = pd.factorize(tab["rater"].to_numpy()[shared], sort=True)
+    n = np.bincount(code, minlength=len(raters))
+    # Per-rater Pearson correlation in two passes (centred sums), as np.corrcoef computes it.
+    dv = v - (np.bincount(code, v, len(raters)) / n)[code]
+    do = o - (np.bincount(code, o, len(raters)) / n)[code]
+    svv, soo = np.bincount(code, dv * dv, len(raters)), np.bincount(code, do * do, len(raters))
+    svo = np.bincount(code, dv * do, len(raters))
+    flat = (_group_ptp(code, v, len(raters)) == 0) | (_group_ptp(code, o, len(raters)) == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.clip(svo / np.sqrt(svv * soo), -1.0, 1.0)
+    r = np.where(n < min_items, np.nan, np.where(flat, 0.0, r))
+    return pd.DataFrame({"loo_corr": r, "n_loo_items": n}, index=pd.Index(raters, name="rater"))
+
+
+def _group_ptp(code: np.ndarray, x: np.ndarray, n_groups: int) -> np.ndarray:
+    """Range (max − min) of ``x`` within each group."""
+    hi, lo = np.full(n_groups, -np.inf), np.full(n_groups, np.inf)
+    np.maximum.at(hi, code, x)
+    np.minimum.at(lo, code, x)
+    return hi - lo
 
 
 def _position(df: pd.DataFrame) -> pd.DataFrame:
@@ -432,9 +442,10 @@ def _position(df: pd.DataFrame) -> pd.DataFrame:
     left_a = (rows["shown_left"] == "a").to_numpy(dtype=bool)
     chose_left = np.where(left_a, rows["_value"].to_numpy() > 0, rows["_value"].to_numpy() < 0)
     g = pd.DataFrame({"rater": rows["rater"], "left": chose_left.astype(float)}).groupby("rater", observed=True)
-    k, n = g["left"].sum().to_numpy(), g["left"].size().to_numpy()
+    left = g["left"].sum()
+    k, n = left.to_numpy(), g["left"].size().to_numpy()
     p = np.minimum(1.0, 2 * np.minimum(stats.binom.cdf(k, n, 0.5), stats.binom.sf(k - 1, n, 0.5)))
-    return pd.DataFrame({"left_share": k / n, "position_p": p}, index=g["left"].sum().index)
+    return pd.DataFrame({"left_share": k / n, "position_p": p}, index=left.index)
 
 
 def _timing(df: pd.DataFrame) -> pd.DataFrame:
@@ -510,7 +521,7 @@ def _screen(df: pd.DataFrame, rules: ScreeningRules | None = None) -> ScreeningR
     df["_value"] = _value(df, kind)
     df["_step"] = _steps(df, rules.slider_step)
     df["_cond_a"] = df["cond_a"].astype(str) if kind == "pairwise" else ""
-    main = df[(df["repeat_of"].isna() & df["gold_expected"].isna()).to_numpy(dtype=bool)]
+    main = _main(df)
 
     table = pd.DataFrame(index=pd.Index(sorted(df["rater"].unique()), name="rater"))
     table["n_votes"] = df.groupby("rater").size()
@@ -537,9 +548,9 @@ def _screen(df: pd.DataFrame, rules: ScreeningRules | None = None) -> ScreeningR
 
     fired = _decide(table, rules)
     names = [name for name in RULE_NAMES if name in fired]
-    table["dropped_by"] = [
-        ";".join(n for n in names if fired[n].loc[r]) for r in table.index
-    ]
+    hits = np.column_stack([fired[n].reindex(table.index).to_numpy(dtype=bool) for n in names]) if names else (
+        np.zeros((len(table), 0), dtype=bool))
+    table["dropped_by"] = [";".join(np.asarray(names, dtype=object)[row]) for row in hits]
     table["kept"] = table["dropped_by"] == ""
     for col in ("bt500_p", "bt500_q"):
         table[col] = table[col].astype("Int64")
