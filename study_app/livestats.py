@@ -113,17 +113,24 @@ def vote_file(frame: pd.DataFrame, fmt: str) -> bytes:
     raise ValueError(f"unknown vote file format '{fmt}'; known: {', '.join(VOTE_FORMATS)}")
 
 
-def votes(db: DBSession, study: Study) -> pd.DataFrame:
-    return cached(("votes", study.id, *fingerprint(db, study)), lambda: votes_frame(db, study))
+def votes(db: DBSession, study: Study, fp: Fingerprint | None = None) -> pd.DataFrame:
+    """The study's vote frame, cached under ``fp`` (taken now when not given).
+
+    A caller that caches more under the same fingerprint passes the one it took *before* the
+    votes are read: a vote landing in between then makes the next call recompute instead of
+    leaving stale results cached under a newer key.
+    """
+    fp = fp or fingerprint(db, study)
+    return cached(("votes", study.id, *fp), lambda: votes_frame(db, study))
 
 
 def screen(db: DBSession, study: Study, rules: screening.ScreeningRules) -> screening.ScreeningResult | None:
     """Screening of the study's raters, or None when nobody has voted yet."""
-    frame = votes(db, study)
+    fp = fingerprint(db, study)
+    frame = votes(db, study, fp)
     if frame.empty:
         return None
-    key = ("screen", study.id, *fingerprint(db, study), rules_key(rules))
-    return cached(key, lambda: screening.screen(frame, rules))
+    return cached(("screen", study.id, *fp, rules_key(rules)), lambda: screening.screen(frame, rules))
 
 
 def leaderboard(db: DBSession, study: Study, rules: screening.ScreeningRules, ties: bt.TieModel = "davidson",
@@ -134,10 +141,8 @@ def leaderboard(db: DBSession, study: Study, rules: screening.ScreeningRules, ti
     Errors of :func:`analysis.report.analyze` (screening left nobody, comparisons that
     do not determine the scores yet) propagate and are not cached: the next vote may fix them.
     """
-    # One fingerprint, taken before the votes are read: a vote landing in between makes the
-    # next call recompute instead of leaving a stale ranking cached under a newer key.
     fp = fingerprint(db, study)
-    frame = cached(("votes", study.id, *fp), lambda: votes_frame(db, study))
+    frame = votes(db, study, fp)
     rejected = rejected_raters(db, study)
     if rejected:
         # An organizer's "reject" removes the rater's votes from the ranking as well as from payment.

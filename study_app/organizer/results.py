@@ -33,27 +33,27 @@ def _ties() -> str:
     return ties
 
 
-def _analysis(study: Study) -> report.AnalysisResult | None:
+def _analysis(study: Study, ties: str, rules: list[str]) -> report.AnalysisResult | None:
     # Seeded with the study's seed: the same votes give the same intervals here, in the exports and
     # from the command line (see cli_command).
-    return livestats.leaderboard(get_db(), study, livestats.rules_from(selected_rules()), ties=_ties(),
-                                 bootstrap=LIVE_BOOTSTRAP)
+    return livestats.leaderboard(get_db(), study, livestats.rules_from(rules), ties=ties, bootstrap=LIVE_BOOTSTRAP)
 
 
 @bp.get("/studies/<slug>/leaderboard")
 @accounts.login_required
 def leaderboard(slug: str) -> str:
     study = own_study(slug)
+    ties, rules = _ties(), selected_rules()
     try:
-        result = _analysis(study)
+        result = _analysis(study, ties, rules)
         error = None
     except ValueError as exc:  # e.g. a comparison graph that is still disconnected early on
         result, error = None, str(exc)
     return render_template("organizer/leaderboard.html", me=me(), study=study, result=result, error=error,
                            rows=_ranking_rows(study, result), figure=_figure_json(result),
-                           unresolved=_unresolved(result), ties=_ties(), tie_models=TIE_MODELS,
-                           rules=selected_rules(), all_rules=list(livestats.RULE_FIELDS),
-                           files=VOTE_FILES + REPORT_FILES, command=cli_command(study, _ties(), selected_rules()),
+                           unresolved=_unresolved(result), ties=ties, tie_models=TIE_MODELS,
+                           rules=rules, all_rules=list(livestats.RULE_FIELDS),
+                           files=VOTE_FILES + REPORT_FILES, command=cli_command(study, ties, rules),
                            rejected=len(livestats.rejected_raters(get_db(), study)))
 
 
@@ -123,7 +123,7 @@ def export(slug: str, name: str) -> Response:
     if name not in REPORT_FILES:
         abort(404)
     try:
-        result = _analysis(study)
+        result = _analysis(study, _ties(), selected_rules())
     except ValueError as exc:  # as on the leaderboard page: too few votes to determine the scores yet
         abort(409, description=f"The votes cannot be analysed yet: {exc}")
     if result is None:
