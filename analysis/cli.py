@@ -49,6 +49,13 @@ def _fail(exc: Exception) -> click.ClickException:
 # ========================================================================================
 
 
+def _bootstrap_rounds(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """``--bootstrap``: 0 (none) or at least 2 rounds, checked before any input is read."""
+    if value == 1:
+        raise click.BadParameter("use 0 (no bootstrap) or at least 2 rounds", ctx=ctx, param=param)
+    return value
+
+
 def _analysis_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by ``analyze`` and ``analyze-study``."""
     options = [
@@ -58,7 +65,7 @@ def _analysis_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="How 'no preference' votes enter the Bradley–Terry fit."),
         click.option("--graded", is_flag=True, help="Count a strong preference as two wins (pairwise)."),
         click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
-                     help="Rater-bootstrap rounds (0: none)."),
+                     callback=_bootstrap_rounds, help="Rater-bootstrap rounds (0: none)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap."),
         click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
                      show_default=True, help="1 − confidence level; family-wise level of the tests."),
@@ -110,9 +117,15 @@ def run_analysis(
     no_screening: bool = False,
     reference: str | None = None,
 ) -> None:
-    """The body of ``analyze`` / ``analyze-study``: analyse, write the report, echo a summary."""
-    if bootstrap == 1:
-        raise click.BadParameter("use 0 (no bootstrap) or at least 2 rounds", param_hint="--bootstrap")
+    """The body of ``analyze`` / ``analyze-study``: analyse, write the report, echo a summary.
+
+    The options are those of the commands (``--bootstrap`` is checked by its option).
+
+    Raises
+    ------
+    click.ClickException
+        For any problem with the input, the scorer or the output directory; nothing is written.
+    """
     rules = screening.ScreeningRules.none() if no_screening else None
     with contextlib.ExitStack() as stack:
         tb = None
@@ -170,8 +183,6 @@ def analyze_command(votes: Path, out_dir: Path, ties: str, graded: bool, bootstr
     an objective score; ranking.csv says `tiebreak:<name>@<version>` for the pairs the
     scorer separated, and report.html shows the scorer's agreement with the votes.
     """
-    if bootstrap == 1:
-        raise click.BadParameter("use 0 (no bootstrap) or at least 2 rounds", param_hint="--bootstrap")
     try:
         df, published = report.read_input(votes)
         stimuli = read_stimuli_csv(stimuli_path) if stimuli_path is not None else None
@@ -213,8 +224,9 @@ def simulate_command(n_conditions: int, n_contents: int, n_votes: int, n_raters:
         raise click.BadParameter("must end in .csv or .parquet", param_hint="--out")
     common = {"spammer_fraction": spammer_fraction, "repeats_per_rater": repeats_per_rater,
               "gold_per_rater": gold_per_rater, "seed": seed}
+    kind = frames.SCALES[scale].kind
     try:
-        if frames.SCALES[scale].kind == "pairwise":
+        if kind == "pairwise":
             if tie_rate is None:
                 tie_rate = 0.0 if not frames.SCALES[scale].allows_zero else 0.2
             sim = simulate.simulate_pairwise(n_conditions, n_contents, n_votes, n_raters, scale=scale,
@@ -224,17 +236,11 @@ def simulate_command(n_conditions: int, n_contents: int, n_votes: int, n_raters:
                                             **common)
     except ValueError as exc:
         raise _fail(exc) from exc
-    for path in (out, truth):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-    frames.write_votes(sim.votes, out)
+    frames.write_votes(sim.votes, out)  # both writers create the parent directory
     if truth is not None:
         write_csv(sim.truth, truth)
-    kind = frames.SCALES[scale].kind
     click.echo(f"wrote {len(sim.votes):,} {kind} rows ({n_raters} raters, {n_conditions} conditions) to {out}"
                + (f"; truth to {truth}" if truth is not None else ""))
-
-
 
 
 # ========================================================================================

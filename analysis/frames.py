@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from analysis._files import atomic_write
+from analysis._files import atomic_write, write_csv
 
 Kind = Literal["pairwise", "ratings"]
 
@@ -311,7 +311,7 @@ def write_votes(df: pd.DataFrame, path: str | Path) -> Path:
     frame = validate(df)
     if suffix == ".parquet":
         return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
-    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return write_csv(frame, path)
 
 
 def conditions(df: pd.DataFrame) -> list[str]:
