@@ -10,7 +10,7 @@ import statistics
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session as DBSession
 from sqlalchemy.orm import aliased
 
@@ -45,7 +45,7 @@ def study_progress(db: DBSession, study: Study, now: datetime | None = None) -> 
     }
 
 
-def _main_trials(study: Study):
+def _main_trials(study: Study) -> Select[tuple[()]]:
     return (
         select()
         .select_from(Trial)
@@ -114,7 +114,7 @@ def _aware(t: datetime | None) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=utcnow().tzinfo)
 
 
-def _responses(study: Study):
+def _responses(study: Study) -> Select[tuple[()]]:
     return (
         select()
         .select_from(Response)

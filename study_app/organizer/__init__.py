@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from study_app import accounts, csrf
 from study_app.db import get_db
 from study_app.models import STUDY_STATUSES, Organizer, Study
-from study_app.studies import study_counts
+from study_app.studies import get_study, study_counts
 
 bp = Blueprint("organizer", __name__, url_prefix="/organizer")
 bp.before_request(csrf.protect)
@@ -72,7 +72,7 @@ def me() -> Organizer:
 
 def own_study(slug: str) -> Study:
     """The study if the logged-in organizer may see it; 404 otherwise (no hint that it exists)."""
-    study = get_db().scalar(select(Study).where(Study.slug == slug))
+    study = get_study(get_db(), slug)
     organizer = me()
     if study is None or (organizer.role != "admin" and study.organizer_id != organizer.id):
         abort(404)

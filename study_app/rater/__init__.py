@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from study_app import csrf, scheduling
 from study_app.db import get_db
-from study_app.i18n import catalog, t
+from study_app.i18n import catalog, current_lang, t
 from study_app.models import Rater, Session, Study, utcnow
 from study_app.rater import flow, identity
 from study_app.rater.identity import Identity, Refusal
@@ -41,7 +41,7 @@ def _protect() -> Response | None:
 
 @bp.context_processor
 def _lang() -> dict[str, str]:
-    return {"lang": g.get("lang", "en")}
+    return {"lang": current_lang()}
 
 
 def api_error(status: int, key: str, **values: object) -> Response:

@@ -179,9 +179,7 @@ def _parse_vote(data: dict[str, Any], study: Study) -> Vote:
     answer = data.get("response")
     if isinstance(answer, bool) or not isinstance(answer, int):
         raise ApiError(400, "api.bad_field", field="response", why=t("api.why.whole"))
-    if not on_scale(study.method, answer):
-        s = SCREEN_SCALES[study.method]
-        raise ApiError(400, "api.off_scale", value=answer, low=s.low, high=s.high)
+    _on_scale(study, answer)
     numbers = {name: _int(data, name, 0, MAX_MS) for name in ("watch_ms", "answer_ms", "hidden_ms")}
     numbers |= {name: _int(data, name, 0, MAX_COUNT) for name in ("plays", "stalls", "window_w", "window_h")}
     drift = data.get("max_drift_ms")
@@ -191,6 +189,14 @@ def _parse_vote(data: dict[str, Any], study: Study) -> Vote:
     assert position is not None
     return Vote(position, answer, _reasons(data, study), numbers,
                 None if drift is None else float(drift), _signals(data))
+
+
+def _on_scale(study: Study, answer: object) -> int:
+    """``answer`` when it is a whole number on the study's scale; refused otherwise."""
+    if isinstance(answer, bool) or not isinstance(answer, int) or not on_scale(study.method, answer):
+        s = SCREEN_SCALES[study.method]
+        raise ApiError(400, "api.off_scale", value=answer, low=s.low, high=s.high)
+    return answer
 
 
 def _reasons(data: dict[str, Any], study: Study) -> tuple[int, ...]:
@@ -280,10 +286,7 @@ def api_training(slug: str) -> HTTPResponse:
     training = study.manifest.get("training") or []
     if item is None or item >= len(training):
         raise ApiError(404, "api.no_training", item=item)
-    answer = data.get("response")
-    if isinstance(answer, bool) or not isinstance(answer, int) or not on_scale(study.method, answer):
-        s = SCREEN_SCALES[study.method]
-        raise ApiError(400, "api.off_scale", value=answer, low=s.low, high=s.high)
+    answer = _on_scale(study, data.get("response"))
     spec = training[item]
     value = to_value(study.method, answer, True)
     expected = to_screen(study.method, spec["expected"], True)
