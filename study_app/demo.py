@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_MANIFEST = ROOT / "examples" / "demo" / "manifest.yaml"
 DEMO_EMAIL = "demo@panelrank.local"
 SIMULATED_SLUG = "demo-simulated"
-SIMULATED_NAME = "panelrank demo — PRE-FILLED WITH SIMULATED VOTES (40 raters, not real people)"
-SIMULATED_RATERS = 40
+#: One session each: the demo design has 30 sessions, and a rater without a session would be
+#: listed on the raters page with no votes.
+SIMULATED_RATERS = 30
+SIMULATED_NAME = f"panelrank demo — PRE-FILLED WITH SIMULATED VOTES ({SIMULATED_RATERS} raters, not real people)"
 #: True log-strengths behind the simulated votes, following clips.EXPECTED_ORDER.
 SIMULATED_TRUTH = {"enhanced": 0.6, "source": 0.45, "noisy": -0.1, "blurred": -0.35, "dark": -0.8,
                    "compressed": -1.4}
@@ -85,7 +87,8 @@ def fill_with_simulated_votes(db: DBSession, study: Study, n_raters: int = 40, s
                               now: datetime | None = None) -> int:
     """Answer every planned trial of ``study`` with votes drawn by :mod:`analysis.simulate`.
 
-    Sessions go round-robin to ``n_raters`` simulated raters; each trial takes the next
+    Sessions go round-robin to ``n_raters`` simulated raters (only those who get a session are
+    stored, so no rater is listed without votes); each trial takes the next
     simulated vote of that rater for the same condition pair (oriented to the trial's A/B),
     so rater traits (noise, spamming) carry over. Answers are spread over the last 20 hours.
     """
@@ -99,7 +102,8 @@ def fill_with_simulated_votes(db: DBSession, study: Study, n_raters: int = 40, s
         true_scores=truth, tie_rate=0.2, rater_noise=0.25, spammer_fraction=0.05, scale=study.method, seed=seed,
     )
     pools = _vote_pools(sim.votes)
-    raters = [Rater(study_id=study.id, panel="none", panel_id=f"sim-{r}") for r in sim.raters["rater"]]
+    used = sim.raters["rater"].iloc[:min(n_raters, len(study.sessions))]
+    raters = [Rater(study_id=study.id, panel="none", panel_id=f"sim-{r}") for r in used]
     db.add_all(raters)
     db.flush()
     rng = random.Random(seed)

@@ -35,7 +35,7 @@ def test_simulated_demo_study_is_fully_answered(tmp_path: Path) -> None:
 
     from analysis import bradley_terry
     from study_app import db
-    from study_app.demo import SIMULATED_SLUG
+    from study_app.demo import SIMULATED_RATERS, SIMULATED_SLUG
     from study_app.export import votes_frame
     from study_app.models import Rater, Session, Study, Trial
     from study_app.studies import get_study
@@ -47,7 +47,8 @@ def test_simulated_demo_study_is_fully_answered(tmp_path: Path) -> None:
         study = get_study(s, SIMULATED_SLUG)
         assert study is not None and "SIMULATED" in study.name
         raters = s.scalar(select(func.count(Rater.id)).where(Rater.study_id == study.id))
-        assert raters == 40
+        assert raters == SIMULATED_RATERS  # every stored rater has a session (no empty rows)
+        assert len(study.sessions) == SIMULATED_RATERS and f"{SIMULATED_RATERS} raters" in study.name
         statuses = set(s.scalars(select(Session.status).where(Session.study_id == study.id)))
         assert statuses == {"completed"}
         votes = votes_frame(s, study)
