@@ -56,6 +56,11 @@ function setProgress(k, n, training) {
   root.dataset.trial = training ? `practice-${k}` : String(k);
 }
 
+// Resolves at the button's next click.
+function clicked(button) {
+  return new Promise((resolve) => button.addEventListener("click", resolve, { once: true }));
+}
+
 // Retries a step until it works, showing the error and a Retry button in between.
 async function withRetry(work, box, text, button) {
   for (;;) {
@@ -65,7 +70,7 @@ async function withRetry(work, box, text, button) {
       text.textContent = err.message;
       box.hidden = false;
       button.focus();
-      await new Promise((resolve) => button.addEventListener("click", resolve, { once: true }));
+      await clicked(button);
       box.hidden = true;
     }
   }
@@ -93,7 +98,7 @@ async function preload(media) {
 function waitClick(button) {
   button.hidden = false;
   button.focus();
-  return new Promise((resolve) => button.addEventListener("click", resolve, { once: true }));
+  return clicked(button);
 }
 
 async function message(text) {
@@ -181,7 +186,7 @@ async function save(trial, answer) {
       $("vote-status").textContent = fatal ? err.message : t("trial.save_failed", { detail: err.message });
       if (fatal) throw err;
       $("confirm").disabled = false;
-      await new Promise((resolve) => $("confirm").addEventListener("click", resolve, { once: true }));
+      await clicked($("confirm"));
     }
   }
 }
