@@ -163,7 +163,7 @@ def run_analysis(
     click.echo(f"wrote {', '.join(report.REPORT_FILES)} to {out_dir}")
 
 
-@click.command("analyze")
+@click.command("analyze", short_help="Rank the conditions of a votes file; write a report.")
 @click.argument("votes", type=click.Path(dir_okay=False, path_type=Path))
 @_analysis_options
 @click.option("--stimuli", "stimuli_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -193,12 +193,15 @@ def analyze_command(votes: Path, out_dir: Path, ties: str, graded: bool, bootstr
                  bootstrap=bootstrap, seed=seed, alpha=alpha, no_screening=no_screening, reference=reference)
 
 
-@click.command("simulate")
-@click.option("--conditions", "n_conditions", type=click.IntRange(min=2), default=12, show_default=True)
-@click.option("--contents", "n_contents", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.command("simulate", short_help="Write a synthetic votes file with a known truth.")
+@click.option("--conditions", "n_conditions", type=click.IntRange(min=2), default=12, show_default=True,
+              help="Conditions (C01, C02, …).")
+@click.option("--contents", "n_contents", type=click.IntRange(min=1), default=3000, show_default=True,
+              help="Contents (source clips).")
 @click.option("--votes", "n_votes", type=click.IntRange(min=1), default=350_000, show_default=True,
               help="Regular trials (repeats and gold come on top).")
-@click.option("--raters", "n_raters", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--raters", "n_raters", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Raters (votes split among them, in sessions).")
 @click.option("--scale", type=click.Choice(list(frames.SCALES)), default="pc5", show_default=True,
               help="Pairwise scales simulate side-by-side votes, rating scales single-stimulus scores.")
 @click.option("--tie-rate", type=click.FloatRange(0, 1, max_open=True), default=None,
@@ -211,7 +214,7 @@ def analyze_command(votes: Path, out_dir: Path, ties: str, graded: bool, bootstr
               help="Consistency repeats per rater.")
 @click.option("--gold", "gold_per_rater", type=click.IntRange(min=0), default=0, show_default=True,
               help="Gold trials per rater.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulation.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Votes file (.csv or .parquet).")
 @click.option("--truth", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -274,7 +277,7 @@ def pair_json(scorer: obj_base.Scorer, path_a: str | Path, path_b: str | Path) -
     }
 
 
-@click.command("score")
+@click.command("score", short_help="Print a scorer's JSON answer for one pair of clips.")
 @click.argument("a", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("b", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_scorer_option
@@ -368,7 +371,7 @@ def challenge_tables(
     return real_frames, synth_frames, pd.DataFrame(out, columns=cols)
 
 
-@click.command("challenge-score")
+@click.command("challenge-score", short_help="Write the challenge CSVs and each S_real, S_synth, S_obj.")
 @click.option("--real", "real_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV condition,video,output_path,input_path: each condition's output ŷ_i on real input x_i.")
 @click.option("--synth", "synth_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -381,7 +384,8 @@ def challenge_tables(
               help="m_1 = the single call p(ŷ_i, x_i) of the organisers' script (default: p_sym).")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Score cache directory (default: none).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes scoring videos in parallel.")
 def challenge_score_command(real_path: Path | None, synth_path: Path | None, out_dir: Path, scorer_spec: str,
                             options: tuple[str, ...], asymmetric: bool, cache_dir: Path | None,
                             workers: int) -> None:

@@ -40,7 +40,7 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="head", show_default=True, help="Alembic revision to migrate to.")
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Create or migrate the database schema."""
@@ -48,7 +48,7 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at revision {revision}")
 
 
-@click.command("create-study")
+@click.command("create-study", short_help="Validate a manifest and create its study.")
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--organizer", "organizer_email", help="Email of the organizer who owns the study.")
 @with_appcontext
@@ -128,14 +128,15 @@ def list_studies_command() -> None:
             click.echo(f"{s.slug}\t{s.method}\t{s.status}\t{s.name}")
 
 
-@click.command("demo")
+@click.command("demo", short_help="Build the two demo studies and serve them.")
 @click.option("--serve/--no-serve", default=True, help="Start gunicorn after building the demo.")
 @click.option("--small", is_flag=True, help="Tiny clips (320×180, 1 s) for quick trials and tests.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on (and to print).")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to serve on (and to print).")
 @with_appcontext
 def demo_command(serve: bool, small: bool, host: str, port: int) -> None:
-    """Build the demo study (clips, database, organizer) and serve it; reruns reuse what exists."""
+    """Build the demo studies `demo` and `demo-simulated` (clips, database, organizer) and serve them;
+    reruns reuse what exists."""
     from study_app import demo
 
     info = demo.build(current_app, small=small, echo=click.echo)
@@ -150,9 +151,9 @@ def demo_command(serve: bool, small: bool, host: str, port: int) -> None:
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
 def serve_command(host: str, port: int, workers: int) -> None:
     """Serve the app with gunicorn."""
     _exec_gunicorn(host, port, workers)
@@ -169,4 +170,6 @@ main = FlaskGroup(
     create_app=create_app,
     help="panelrank: subjective video-quality studies ranked with honest confidence intervals.",
     set_debug_flag=False,
+    add_version_option=False,  # Flask's would print Flask's version, not panelrank's
 )
+main = click.version_option(package_name="panelrank", message="%(prog)s %(version)s")(main)

@@ -268,7 +268,7 @@ _cache_opt = click.option("--cache", "cache_path", type=click.Path(file_okay=Fal
                           help="Score cache directory (default: <instance>/score-cache).")
 
 
-@click.command("score-study")
+@click.command("score-study", short_help="Score every stimulus and pair of a study (cached).")
 @click.argument("study")
 @_scorer_opt
 @_option_opt
@@ -305,7 +305,7 @@ def score_study_command(study: str, scorer_spec: str | None, options: tuple[str,
         click.echo(f"wrote {len(result.pairs)} pair row(s) to {pairs_out}")
 
 
-@click.command("fit-scorer")
+@click.command("fit-scorer", short_help="Train a scorer head on votes, cross-fitted.")
 @click.argument("source", metavar="STUDY-or-VOTES")
 @click.option("--stimuli", "stimuli_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV content,condition,path of the stimulus files (needed with a votes file).")
@@ -316,7 +316,7 @@ def score_study_command(study: str, scorer_spec: str | None, options: tuple[str,
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Folds of condition pairs for cross-fitting.")
 @click.option("--l2", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Ridge penalty.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the folds and the held-out split.")
 @click.option("--no-screening", is_flag=True, help="Fit on every rater's votes (default: screened raters only).")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Model file (.json; default <instance>/scorers/<source>.<kind>.<version>.json).")
@@ -396,7 +396,7 @@ def _num(v: Any) -> str:
     return f"{f:.3f}" if np.isfinite(f) else "n/a"
 
 
-@click.command("analyze-study")
+@click.command("analyze-study", short_help="Rank the conditions of a study; write a report.")
 @click.argument("study")
 @acli._analysis_options
 @acli.tiebreak_options

@@ -92,7 +92,7 @@ def revoke(db: DBSession, which: str) -> list[ApiToken]:
 
 
 # --------------------------------------------------------------------------- CLI
-@click.command("create-token")
+@click.command("create-token", short_help="Create an API token for an organizer (shown once).")
 @click.argument("email")
 @click.option("--label", default="", help="What the token is for (shown by list-tokens).")
 @with_appcontext
@@ -109,7 +109,7 @@ def create_token_command(email: str, label: str) -> None:
     click.echo(f"token {token_id} for {organizer.email}; it is not shown again — store it now", err=True)
 
 
-@click.command("revoke-token")
+@click.command("revoke-token", short_help="Revoke an API token by its id or prefix.")
 @click.argument("which")
 @with_appcontext
 def revoke_token_command(which: str) -> None:
@@ -123,7 +123,7 @@ def revoke_token_command(which: str) -> None:
         raise click.ClickException(str(exc)) from exc
 
 
-@click.command("list-tokens")
+@click.command("list-tokens", short_help="List API tokens (of EMAIL, or all).")
 @click.argument("email", required=False)
 @with_appcontext
 def list_tokens_command(email: str | None) -> None:

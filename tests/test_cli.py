@@ -165,3 +165,19 @@ def test_export_roundtrip_after_votes(app: Flask, demo_manifest_path: Path, tmp_
     # The tidy frame of DESIGN.md first, in order, then the same extra columns an empty export has.
     assert list(df.columns) == [*frames.PAIRWISE_COLUMNS, *EXTRA_COLUMNS]
     assert df["display_scale"].isna().all()  # no browser sent one
+
+
+def test_help_lists_whole_summaries_and_version_is_panelrank(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from study_app.cli import main
+
+    monkeypatch.setenv("PANELRANK_INSTANCE", str(tmp_path))
+    monkeypatch.setenv("PANELRANK_DATABASE_URL", f"sqlite:///{tmp_path / 'help.sqlite'}")
+    runner = CliRunner()
+    listing = runner.invoke(main, ["--help"], terminal_width=80)
+    assert listing.exit_code == 0, listing.output
+    commands = listing.output.split("Commands:", 1)[1]
+    assert "analyze-study" in commands and "..." not in commands  # no summary cut off at 80 columns
+    version = runner.invoke(main, ["--version"], prog_name="panelrank")
+    assert version.exit_code == 0 and version.output.startswith("panelrank ") and "Flask" not in version.output
