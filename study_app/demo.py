@@ -25,9 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_MANIFEST = ROOT / "examples" / "demo" / "manifest.yaml"
 DEMO_EMAIL = "demo@panelrank.local"
 SIMULATED_SLUG = "demo-simulated"
-#: One session each: the demo design has 30 sessions, and a rater without a session would be
-#: listed on the raters page with no votes.
-SIMULATED_RATERS = 30
+#: One session each (a rater without a session would be listed on the raters page with no votes).
+SIMULATED_RATERS = 40
+#: Main trials per session of the simulated study: the demo's 480 main trials make exactly one
+#: session for each of the 40 simulated raters.
+SIMULATED_TRIALS_PER_SESSION = 12
 SIMULATED_NAME = f"panelrank demo — PRE-FILLED WITH SIMULATED VOTES ({SIMULATED_RATERS} raters, not real people)"
 #: True log-strengths behind the simulated votes, following clips.EXPECTED_ORDER.
 SIMULATED_TRUTH = {"enhanced": 0.6, "source": 0.45, "noisy": -0.1, "blurred": -0.35, "dark": -0.8,
@@ -75,7 +77,8 @@ def build(app: Flask, small: bool = False, echo: Callable[[str], Any] = print) -
         else:
             echo(f"study '{raw['slug']}' exists; reusing it")
         if get_study(session, SIMULATED_SLUG) is None:
-            sim_raw = {**raw, "slug": SIMULATED_SLUG, "name": SIMULATED_NAME, "max_sessions_per_rater": 3}
+            sim_raw = {**raw, "slug": SIMULATED_SLUG, "name": SIMULATED_NAME, "max_sessions_per_rater": 3,
+                       "trials_per_session": SIMULATED_TRIALS_PER_SESSION}
             study = create_study(session, validate(sim_raw, DEMO_MANIFEST), organizer_id=organizer.id)
             n = fill_with_simulated_votes(session, study, n_raters=SIMULATED_RATERS)
             study.status = "closed"  # nobody should vote in a study of simulated raters
