@@ -149,17 +149,13 @@ def summary(study: Study, counts: dict[str, int]) -> dict[str, Any]:
     return {
         "slug": study.slug, "name": study.name, "method": study.method,
         "kind": "pairwise" if study.pairwise else "ratings", "status": study.status, "panel": study.panel,
-        "created_at": iso(study.created_at), "organizer": study.organizer.email if study.organizer else None,
+        "created_at": study.created_at.isoformat(), "organizer": study.organizer.email if study.organizer else None,
         "counts": {
             "sessions": {s: counts.get(s, 0) for s in SESSION_STATUSES},
             "trials": counts["trials"],
             "votes": counts["votes"],
         },
     }
-
-
-def iso(t: datetime) -> str:
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).isoformat()  # SQLite returns naive UTC
 
 
 @v1.get("/studies/<slug>/progress")

@@ -97,21 +97,14 @@ def _sessions(db: DBSession, study: Study, now: datetime) -> dict[str, Any]:
     counts = {"planned": 0, "active": 0, "completed": 0, "screened_out": 0, "abandoned": 0}
     durations = []
     for status, started, completed, last in rows:
-        if status == "active" and _aware(last or started) < now - ABANDONED_AFTER:
+        if status == "active" and (last or started or now) < now - ABANDONED_AFTER:
             status = "abandoned"  # shown as such; the rater may still come back and finish
         counts[status] += 1
         if status == "completed" and started and completed:
-            durations.append((_aware(completed) - _aware(started)).total_seconds())
+            durations.append((completed - started).total_seconds())
     started_total = sum(v for k, v in counts.items() if k != "planned")
     return {**counts, "started": started_total,
             "median_duration_s": round(statistics.median(durations), 1) if durations else None}
-
-
-def _aware(t: datetime | None) -> datetime:
-    # SQLite hands back naive datetimes; every time we store is UTC.
-    if t is None:
-        return utcnow()
-    return t if t.tzinfo else t.replace(tzinfo=utcnow().tzinfo)
 
 
 def _responses(study: Study) -> Select[tuple[()]]:
@@ -130,7 +123,7 @@ def _pace(db: DBSession, study: Study, now: datetime) -> dict[str, Any]:
     times = db.scalars(_responses(study).add_columns(Response.answered_at).where(Response.answered_at >= since))
     hourly = [0] * 24
     for t in times:
-        age_h = int((now - _aware(t)).total_seconds() // 3600)
+        age_h = int((now - t).total_seconds() // 3600)
         if 0 <= age_h < 24:
             hourly[23 - age_h] += 1
     return {"last_hour": hourly[-1], "hourly_24h": hourly}
@@ -154,6 +147,6 @@ def _flagged(db: DBSession, study: Study, limit: int = 20) -> dict[str, Any]:
     return {
         "stalled": counts[0],
         "hidden": counts[1],
-        "recent": [{"session": s, "position": p, "stalls": st, "hidden_ms": h, "answered_at": _aware(a).isoformat()}
+        "recent": [{"session": s, "position": p, "stalls": st, "hidden_ms": h, "answered_at": a.isoformat()}
                    for s, p, st, h, a in recent],
     }

@@ -58,8 +58,6 @@ def touch(row: ApiToken) -> bool:
     """Record a use; True when ``last_used_at`` changed (the caller commits)."""
     now = utcnow()
     last = row.last_used_at
-    if last is not None and last.tzinfo is None:  # SQLite hands back naive UTC datetimes
-        last = last.replace(tzinfo=now.tzinfo)
     if last is not None and now - last < TOUCH_EVERY:
         return False
     row.last_used_at = now
