@@ -50,6 +50,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+class InsecureConfigError(RuntimeError):
+    """The settings are not safe for production; the message says which one to change."""
+
+
 #: Shortest secret key accepted in production (session cookies and media tokens are signed with it).
 MIN_SECRET_KEY = 16
 
@@ -59,11 +63,11 @@ def _refuse_insecure_production(app: Flask) -> None:
         return
     key = app.config.get("SECRET_KEY") or ""
     if key == _config.DEFAULT_SECRET_KEY:
-        raise RuntimeError(
+        raise InsecureConfigError(
             "refusing to start in production with the default secret key: set PANELRANK_SECRET_KEY"
         )
     if len(key) < MIN_SECRET_KEY:
-        raise RuntimeError(
+        raise InsecureConfigError(
             f"refusing to start in production with a secret key shorter than {MIN_SECRET_KEY} characters: "
             "set PANELRANK_SECRET_KEY to a long random value (python -c 'import secrets; print(secrets.token_hex(32))')"
         )

@@ -11,7 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from study_app import accounts, create_app, db, migrate
+from study_app import InsecureConfigError, accounts, create_app, db, migrate
 from study_app.export import export_votes
 from study_app.manifest import ManifestError, load
 from study_app.studies import create_study, get_study
@@ -166,8 +166,15 @@ def _exec_gunicorn(host: str, port: int, workers: int = 2) -> None:
     os.execv(args[0], args)
 
 
+def _app_for_cli() -> Flask:
+    try:
+        return create_app()
+    except InsecureConfigError as exc:  # a settings mistake: one line, not a traceback
+        raise click.ClickException(str(exc)) from exc
+
+
 main = FlaskGroup(
-    create_app=create_app,
+    create_app=_app_for_cli,
     help="panelrank: subjective video-quality studies ranked with honest confidence intervals.",
     set_debug_flag=False,
     add_version_option=False,  # Flask's would print Flask's version, not panelrank's

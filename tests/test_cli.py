@@ -181,3 +181,14 @@ def test_help_lists_whole_summaries_and_version_is_panelrank(tmp_path: Path, mon
     assert "analyze-study" in commands and "..." not in commands  # no summary cut off at 80 columns
     version = runner.invoke(main, ["--version"], prog_name="panelrank")
     assert version.exit_code == 0 and version.output.startswith("panelrank ") and "Flask" not in version.output
+
+
+def test_insecure_production_settings_are_one_line_errors(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from study_app.cli import main
+
+    env = {"PANELRANK_ENV": "production", "PANELRANK_INSTANCE": str(tmp_path), "PANELRANK_SECRET_KEY": "short"}
+    result = CliRunner().invoke(main, ["list-studies"], env=env)
+    assert result.exit_code == 1
+    assert "secret key shorter than 16" in result.output and "Traceback" not in result.output
