@@ -77,7 +77,29 @@ class MeanMapping:
     graded: bool = False
 
     def counts(self, n: np.ndarray, mean_pref: np.ndarray, top: int) -> tuple[np.ndarray, ...]:
-        """``wins_a, ties, wins_b`` and a mask of rows whose ``p_A`` had to be clipped."""
+        """``wins_a, ties, wins_b`` and a mask of rows whose ``p_A`` had to be clipped.
+
+        Parameters
+        ----------
+        n : ndarray
+            Votes per pair row.
+        mean_pref : ndarray
+            Mean vote per row on the signed scale (positive = ``cond_a`` preferred).
+        top : int
+            Strongest vote of the scale (bound of ``strength``).
+
+        Returns
+        -------
+        wins_a, ties, wins_b : ndarray
+            Counts per row (``wins_*`` multiplied by ``strength`` when ``graded``).
+        clipped : ndarray of bool
+            Rows whose implied ``p_A`` fell outside ``[0, 1]``.
+
+        Raises
+        ------
+        ValueError
+            When ``tie_share`` is not in ``[0, 1)`` or ``strength`` not in ``[1, top]``.
+        """
         if not 0 <= self.tie_share < 1:
             raise ValueError("tie_share must be in [0, 1)")
         if not 1 <= self.strength <= top:
@@ -116,6 +138,12 @@ class PairTable:
     assumption: dict[str, Any] = field(default_factory=dict)
 
     def pair_counts(self) -> PairCounts:
+        """The counts as :class:`~analysis.bradley_terry.PairCounts` (one entry per compared pair).
+
+        Returns
+        -------
+        PairCounts
+        """
         return PairCounts.from_matrices(self.conditions, self.wins, self.ties, self.n_votes)
 
 
@@ -253,7 +281,18 @@ class NtireResults:
     path: str = ""
 
     def pair_table(self, **kw: Any) -> PairTable:
-        """Counts via :func:`from_pair_table` (``n`` and ``mean_pref``; mapping options in ``kw``)."""
+        """Counts via :func:`from_pair_table` (``n`` and ``mean_pref``; mapping options in ``kw``).
+
+        Parameters
+        ----------
+        **kw
+            Passed to :func:`from_pair_table` (``graded``, ``tie_share``, ``strength``); the
+            scale is always ``"pc5"``.
+
+        Returns
+        -------
+        PairTable
+        """
         return from_pair_table(self.pairs[["cond_a", "cond_b", "n", "mean_pref"]], scale="pc5", **kw)
 
 
@@ -262,6 +301,17 @@ def read_ntire(path: str | Path) -> NtireResults:
 
     Conditions are the two-letter codes of the pair lines; the BT table's full names
     (``TMobilerestore``) map to codes by their first two letters (``TM``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The results file (UTF-8 text).
+
+    Returns
+    -------
+    NtireResults
+        The pair lines (with ``mean_pref = 3 − dmos``), the published BT table and the
+        header lines.
 
     Raises
     ------

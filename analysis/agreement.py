@@ -26,7 +26,24 @@ Mapping = Literal["poly3", "logistic4"]
 
 
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
-    """The VQEG 4-parameter logistic."""
+    """The VQEG 4-parameter logistic ``(β1 − β2) / (1 + exp(−(x − β3)/|β4|)) + β2``.
+
+    Parameters
+    ----------
+    x : ndarray
+        Objective values.
+    b1, b2 : float
+        Upper and lower asymptotes (swapped for a decreasing curve).
+    b3 : float
+        Midpoint, in the units of ``x``.
+    b4 : float
+        Scale (slope ``1/|b4|``); only its magnitude matters.
+
+    Returns
+    -------
+    ndarray
+        The mapped values, same shape as ``x``.
+    """
     # expit, not 1/(1+exp(-z)): the optimiser tries extreme slopes and exp() would overflow.
     return (b1 - b2) * special.expit((x - b3) / abs(b4)) + b2
 
@@ -34,7 +51,23 @@ def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.n
 def fit_poly3(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares cubic from ``x`` to ``y``; returns (mapped x, coefficients on standardised x).
 
-    ``x`` is standardised first so the fit is well conditioned whatever its units.
+    ``x`` is standardised first so the fit is well conditioned whatever its units. With
+    fewer than four distinct ``x`` values the degree drops to ``distinct − 1``.
+
+    Parameters
+    ----------
+    x : ndarray
+        Objective values, 1-D.
+    y : ndarray
+        Subjective scores, same length.
+
+    Returns
+    -------
+    mapped : ndarray
+        The fitted polynomial at each ``x``.
+    coef : ndarray
+        Polynomial coefficients (highest power first, as :func:`numpy.polyfit`) on
+        ``(x − mean x) / sd x``.
     """
     mu, sd = x.mean(), x.std() or 1.0
     xs = (x - mu) / sd
@@ -50,6 +83,20 @@ def fit_logistic4(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     a steeper start centred where ``y`` crosses its mid-range (the least-squares surface
     has flat regions); the best fit wins. The slope's sign is taken from the data, so
     decreasing metrics fit too.
+
+    Parameters
+    ----------
+    x : ndarray
+        Objective values, 1-D.
+    y : ndarray
+        Subjective scores, same length.
+
+    Returns
+    -------
+    mapped : ndarray
+        :func:`logistic4` at each ``x`` with the fitted β.
+    beta : ndarray
+        ``(β1, β2, β3, β4)`` of the fit with the smallest squared error.
 
     Raises
     ------
@@ -102,10 +149,23 @@ class Agreement:
     mappings: dict[str, list[float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """Every field as a plain dict (:func:`dataclasses.asdict`).
+
+        Returns
+        -------
+        dict
+        """
         return asdict(self)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per numeric metric: ``metric, value``."""
+        """One row per numeric metric: ``metric, value``.
+
+        Returns
+        -------
+        DataFrame
+            ``metric, value`` (floats; ``main_mapping``, ``outlier_threshold`` and
+            ``mappings`` are left out).
+        """
         d = {k: v for k, v in self.as_dict().items() if isinstance(v, int | float) and not isinstance(v, bool)}
         return pd.DataFrame({"metric": list(d), "value": [float(v) for v in d.values()]})
 

@@ -72,7 +72,16 @@ _BOOT_TOL = 1e-6
 
 
 class ComparisonGraphError(ValueError):
-    """The comparisons cannot give finite, comparable scores. ``components`` lists the parts."""
+    """The comparisons cannot give finite, comparable scores. ``components`` lists the parts.
+
+    Parameters
+    ----------
+    message : str
+        The error message.
+    components : list of list of str
+        The groups of conditions the graph splits into (largest first), kept as the
+        ``components`` attribute.
+    """
 
     def __init__(self, message: str, components: list[list[str]]):
         self.components = components
@@ -117,14 +126,29 @@ class PairCounts:
 
     @property
     def n(self) -> int:
+        """Number of conditions."""
         return len(self.conditions)
 
     def stacked(self) -> np.ndarray:
-        """Counts as an array ``(P, 3)``: wins_i, ties, wins_j."""
+        """Counts as an array ``(P, 3)``: wins_i, ties, wins_j.
+
+        Returns
+        -------
+        ndarray of float, shape (P, 3)
+            One row per compared pair, in the order of ``i``/``j``.
+        """
         return np.column_stack([self.wins_i, self.ties, self.wins_j])
 
     def matrices(self) -> tuple[np.ndarray, np.ndarray]:
-        """Dense ``wins[a, b]`` (a beat b) and symmetric ``ties`` matrices."""
+        """Dense ``wins[a, b]`` (a beat b) and symmetric ``ties`` matrices.
+
+        Returns
+        -------
+        wins : ndarray, shape (n, n)
+            ``wins[a, b]`` = (weighted) times ``a`` was preferred to ``b``.
+        ties : ndarray, shape (n, n)
+            Symmetric: ``ties[a, b] = ties[b, a]`` = ties between ``a`` and ``b``.
+        """
         wins = np.zeros((self.n, self.n))
         ties = np.zeros((self.n, self.n))
         np.add.at(wins, (self.i, self.j), self.wins_i)
@@ -143,7 +167,29 @@ class PairCounts:
         """Build from a win matrix (``wins[a, b]`` = times a beat b) and a tie matrix.
 
         The tie matrix may be symmetric or triangular: ``ties[a, b] + ties[b, a]`` is the
-        number of ties between a and b (a symmetric matrix is halved first).
+        number of ties between a and b (a symmetric matrix is halved first). Pairs with no
+        count at all are left out.
+
+        Parameters
+        ----------
+        conditions : sequence of str
+            Names, in matrix order (must be unique).
+        wins : (n, n) array or sparse matrix
+            Non-negative, finite (possibly weighted or fractional) win counts, zero diagonal.
+        ties : (n, n) array or sparse matrix, optional
+            Non-negative, finite tie counts, zero diagonal (default: no ties).
+        n_votes : array, optional
+            Votes per condition (default: the counts involving it).
+
+        Returns
+        -------
+        PairCounts
+
+        Raises
+        ------
+        ValueError
+            On duplicate names, a matrix that is not ``n × n``, negative or non-finite counts,
+            or a non-zero diagonal.
         """
         conds = tuple(str(c) for c in conditions)
         n = len(conds)
@@ -274,6 +320,25 @@ def check_graph(pc: PairCounts, model: str) -> None:
     The comparison graph must be connected (else :class:`DisconnectedError`), and the
     "did not lose to" graph (edge i→j when i beat or tied j) strongly connected (else a
     group never loses or never wins: :class:`SeparationError`).
+
+    Parameters
+    ----------
+    pc : PairCounts
+        The counts to be fitted.
+    model : str
+        The model actually fitted (``"bt"``, ``"davidson"`` or ``"rao-kupper"``; ties
+        were already split for ``"split"``). With a tie model, a tie counts as "did not
+        lose" for both sides, and at least one decided vote is needed.
+
+    Raises
+    ------
+    ValueError
+        With fewer than 2 conditions.
+    DisconnectedError
+        When the comparison graph is disconnected or a condition was never compared.
+    SeparationError
+        When some group never loses (or never wins) against the rest, or (tie models)
+        every vote is a tie.
     """
     n = pc.n
     if n < 2:
@@ -593,7 +658,24 @@ class BTResult:
         return "bootstrap" if self.ci == "bootstrap" else "hessian"
 
     def covariance(self, method: str | None = None) -> np.ndarray:
-        """Covariance of the scores by ``"hessian"`` or ``"bootstrap"`` (default: primary)."""
+        """Covariance of the scores by ``"hessian"`` or ``"bootstrap"`` (default: primary).
+
+        Parameters
+        ----------
+        method : {"hessian", "bootstrap"}, optional
+            Default: :attr:`primary`.
+
+        Returns
+        -------
+        ndarray, shape (n, n)
+            On the scale of ``scores``; the bootstrap one is the sample covariance of the
+            replicates.
+
+        Raises
+        ------
+        ValueError
+            When the fit has no covariance of that kind.
+        """
         method = method or self.primary
         if method == "bootstrap":
             if self.boot is None:
@@ -604,7 +686,23 @@ class BTResult:
         return self.cov
 
     def intervals(self, method: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(se, ci_low, ci_high)`` by ``"hessian"`` (Wald) or ``"bootstrap"`` (percentile)."""
+        """``(se, ci_low, ci_high)`` by ``"hessian"`` (Wald) or ``"bootstrap"`` (percentile).
+
+        Parameters
+        ----------
+        method : {"hessian", "bootstrap"}, optional
+            Default: :attr:`primary`.
+
+        Returns
+        -------
+        se, ci_low, ci_high : ndarray
+            Per condition, on the scale of ``scores``, at confidence level ``1 − alpha``.
+
+        Raises
+        ------
+        ValueError
+            When the fit has no covariance of that kind.
+        """
         method = method or self.primary
         if method == "bootstrap":
             cov = self.covariance("bootstrap")
@@ -616,18 +714,28 @@ class BTResult:
 
     @property
     def se(self) -> np.ndarray:
+        """Standard errors of the scores by the primary method."""
         return self.intervals()[0]
 
     @property
     def ci_low(self) -> np.ndarray:
+        """Lower confidence bounds of the scores by the primary method."""
         return self.intervals()[1]
 
     @property
     def ci_high(self) -> np.ndarray:
+        """Upper confidence bounds of the scores by the primary method."""
         return self.intervals()[2]
 
     def to_frame(self) -> pd.DataFrame:
-        """``condition, score, se, ci_low, ci_high, n_votes`` (+ ``boot_*`` with ``ci="both"``)."""
+        """``condition, score, se, ci_low, ci_high, n_votes`` (+ ``boot_*`` with ``ci="both"``).
+
+        Returns
+        -------
+        DataFrame
+            One row per condition, in ``conditions`` order; ``se``/``ci_*`` are NaN with
+            ``ci="none"``.
+        """
         out = pd.DataFrame({"condition": list(self.conditions), "score": self.scores})
         if self.ci != "none":
             se, lo, hi = self.intervals()
@@ -641,7 +749,13 @@ class BTResult:
         return out
 
     def settings(self) -> dict[str, Any]:
-        """The parameters that produced this fit (for reports)."""
+        """The parameters that produced this fit (for reports).
+
+        Returns
+        -------
+        dict
+            ``ties, graded, anchor, elo, ci, n_boot, seed, alpha`` and everything in ``params``.
+        """
         return {"ties": self.ties, "graded": self.graded, "anchor": self.anchor, "elo": self.elo,
                 "ci": self.ci, "n_boot": self.n_boot, "seed": self.seed, "alpha": self.alpha, **self.params}
 
@@ -950,7 +1064,18 @@ def _reason_sets(reason: pd.Series) -> tuple[np.ndarray, list[frozenset[str]]]:
 
 
 def present_reasons(votes: pd.DataFrame) -> list[str]:
-    """The decision factors named in a frame's ``reason`` column, sorted (``;`` joins several)."""
+    """The decision factors named in a frame's ``reason`` column, sorted (``;`` joins several).
+
+    Parameters
+    ----------
+    votes : DataFrame
+        Pairwise votes (not validated).
+
+    Returns
+    -------
+    list of str
+        Distinct factors; empty without a ``reason`` column.
+    """
     if "reason" not in votes.columns:
         return []
     _, sets = _reason_sets(votes["reason"])

@@ -78,7 +78,19 @@ def _analysis_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def tiebreak_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Tie-break options shared by ``analyze`` and ``analyze-study``."""
+    """Tie-break options shared by ``analyze`` and ``analyze-study``.
+
+    Parameters
+    ----------
+    f : callable
+        The command callback to decorate.
+
+    Returns
+    -------
+    callable
+        ``f`` with the ``--tiebreak``, ``--s-obj``, ``--scorer-option``, ``--cache`` and
+        ``--workers`` click options attached.
+    """
     options = [
         click.option("--tiebreak", default=None, metavar="NAME|MODEL.json",
                      help="Order conditions inside a tie group by this scorer's mean p_sym against the group "
@@ -120,6 +132,41 @@ def run_analysis(
     """The body of ``analyze`` / ``analyze-study``: analyse, write the report, echo a summary.
 
     The options are those of the commands (``--bootstrap`` is checked by its option).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Votes, ratings or a pair table (validated by :func:`analysis.report.analyze`).
+    out_dir : Path
+        Report directory (see :func:`analysis.report.write_report`).
+    published : DataFrame, optional
+        ``condition, score`` published scores to draw next to ours.
+    tiebreak : str or mapping, optional
+        Tie-break scorer: a registered name, a model file, or a scorer config.
+    stimuli : DataFrame, optional
+        Stimulus files the tie-break scorer reads.
+    s_obj_path : Path, optional
+        CSV ``condition, s_obj``: break ties by S_obj instead of a scorer.
+    scorer_options : sequence of str or mapping
+        ``KEY=VALUE`` options of the tie-break scorer (only with ``tiebreak``).
+    cache_dir : Path, optional
+        Score cache directory (default: no cache).
+    workers : int
+        Processes scoring stimuli in parallel.
+    ties : {"davidson", "rao-kupper", "split"}
+        Bradley–Terry tie model.
+    graded : bool
+        A vote of strength ``|pref|`` counts as that many wins.
+    bootstrap : int
+        Rater-bootstrap rounds (0: none).
+    seed : int
+        Seed of the bootstrap.
+    alpha : float
+        1 − confidence level and family-wise level of the tests.
+    no_screening : bool
+        Keep every rater (``ScreeningRules.none()``).
+    reference : str, optional
+        Hidden-reference condition of an ACR-HR study.
 
     Raises
     ------
@@ -266,7 +313,26 @@ def _scorer_for_cli(spec: str, options: Sequence[str]) -> obj_base.Scorer:
 
 
 def pair_json(scorer: obj_base.Scorer, path_a: str | Path, path_b: str | Path) -> dict[str, Any]:
-    """One pair, both orders: ``p`` = p_sym(A, B), ``p_ab``, ``p_ba``, the averaged aux of A and B."""
+    """One pair, both orders: ``p`` = p_sym(A, B), ``p_ab``, ``p_ba``, the averaged aux of A and B.
+
+    Parameters
+    ----------
+    scorer : Scorer
+        Compares the two files (called once in each order).
+    path_a, path_b : str or Path
+        The two stimuli.
+
+    Returns
+    -------
+    dict
+        ``a, b, scorer, version, calibrated, p, p_ab, p_ba, aux_a, aux_b`` (JSON-ready;
+        ``calibrated`` is ``None`` when the scorer does not say).
+
+    Raises
+    ------
+    ScorerError
+        Whatever the scorer raises for an unreadable pair.
+    """
     ab = scorer.compare(path_a, path_b)
     ba = scorer.compare(path_b, path_a)
     sym = obj_base.combine_orders(ab, ba)
@@ -312,6 +378,23 @@ def read_challenge_input(path: str | Path, columns: Sequence[str]) -> pd.DataFra
 
     ``columns`` are ``condition, video`` and then the file-path columns. Every problem
     (missing files, duplicate or empty keys) is listed in one ``ValueError``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV.
+    columns : sequence of str
+        Required columns (:data:`REAL_INPUT_COLUMNS` or :data:`SYNTH_INPUT_COLUMNS`).
+
+    Returns
+    -------
+    DataFrame
+        The rows, with the path columns resolved to existing files.
+
+    Raises
+    ------
+    ValueError
+        On missing columns or files, duplicate ``(condition, video)`` rows or empty keys.
     """
     df = read_paths_csv(path, columns, columns[2:], must_exist=True)
     problems = []
@@ -338,8 +421,37 @@ def challenge_tables(
 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], pd.DataFrame]:
     """Per-condition CSV frames (``video_i, m_1..m_12`` and ``video_i, rmse``) and the S table.
 
-    Returns ``(real_by_condition, synth_by_condition, s_values)``; ``s_values`` has
-    ``condition, s_real, s_synth, s_obj, n_real, n_synth`` (NaN where a set is absent).
+    Parameters
+    ----------
+    scorer : Scorer or None
+        Scores the real videos (output against input); needed when ``real`` has rows.
+    real : DataFrame or None
+        Rows ``condition, video, output_path, input_path`` (see
+        :func:`read_challenge_input`).
+    synth : DataFrame or None
+        Rows ``condition, video, output_path, target_path``.
+    symmetric : bool
+        Score real videos in both orders (p_sym) rather than one.
+    cache : ScoreCache, optional
+        Score cache.
+    workers : int
+        Processes scoring in parallel.
+    progress : callable, optional
+        Progress callback (see :func:`analysis.objective.cache.text_progress`).
+
+    Returns
+    -------
+    real_by_condition : dict of str to DataFrame
+        ``video_i, m_1..m_12`` per condition, sorted by condition.
+    synth_by_condition : dict of str to DataFrame
+        ``video_i, rmse`` per condition.
+    s_values : DataFrame
+        ``condition, s_real, s_synth, s_obj, n_real, n_synth`` (NaN where a set is absent).
+
+    Raises
+    ------
+    ScorerError
+        When a real video could not be scored.
     """
     from analysis.objective import challenge
 

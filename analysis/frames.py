@@ -38,7 +38,19 @@ class Scale:
     allows_zero: bool = True
 
     def contains(self, values: np.ndarray) -> np.ndarray:
-        """Boolean mask of the values that lie on this scale."""
+        """Boolean mask of the values that lie on this scale.
+
+        Parameters
+        ----------
+        values : ndarray
+            Numeric responses.
+
+        Returns
+        -------
+        ndarray of bool
+            Same shape: whole numbers in ``[low, high]`` (and non-zero when ``allows_zero``
+            is false).
+        """
         ok = (values >= self.low) & (values <= self.high) & (np.floor(values) == values)
         if not self.allows_zero:
             ok &= values != 0
@@ -92,7 +104,15 @@ SHOWN_LEFT_VALUES = ("a", "b")
 
 
 class FrameError(ValueError):
-    """A frame does not follow the schema. ``problems`` lists every issue found."""
+    """A frame does not follow the schema. ``problems`` lists every issue found.
+
+    Parameters
+    ----------
+    problems : list of str
+        Every issue found, kept as the ``problems`` attribute.
+    kind : {"pairwise", "ratings"}, optional
+        The layout checked against (named in the message), kept as ``kind``.
+    """
 
     def __init__(self, problems: list[str], kind: str | None = None):
         self.problems = list(problems)
@@ -102,12 +122,32 @@ class FrameError(ValueError):
 
 
 def columns_for(kind: Kind) -> tuple[str, ...]:
-    """The column order of a layout."""
+    """The column order of a layout.
+
+    Parameters
+    ----------
+    kind : {"pairwise", "ratings"}
+
+    Returns
+    -------
+    tuple of str
+        :data:`PAIRWISE_COLUMNS` or :data:`RATINGS_COLUMNS`.
+    """
     return PAIRWISE_COLUMNS if kind == "pairwise" else RATINGS_COLUMNS
 
 
 def detect_kind(df: pd.DataFrame) -> Kind:
     """Tell a pairwise frame from a ratings frame by its columns.
+
+    Parameters
+    ----------
+    df : DataFrame
+
+    Returns
+    -------
+    {"pairwise", "ratings"}
+        ``"pairwise"`` when it has ``cond_a, cond_b, pref``, else ``"ratings"`` when it
+        has ``cond, score``.
 
     Raises
     ------
@@ -126,7 +166,16 @@ def detect_kind(df: pd.DataFrame) -> Kind:
 
 
 def empty_frame(kind: Kind) -> pd.DataFrame:
-    """A valid frame with no rows and the layout's columns and dtypes."""
+    """A valid frame with no rows and the layout's columns and dtypes.
+
+    Parameters
+    ----------
+    kind : {"pairwise", "ratings"}
+
+    Returns
+    -------
+    DataFrame
+    """
     return coerce(pd.DataFrame({c: [] for c in columns_for(kind)}), kind)
 
 
@@ -134,6 +183,17 @@ def coerce(df: pd.DataFrame, kind: Kind) -> pd.DataFrame:
     """Give the layout's columns their canonical dtypes (nullable ints, strings, UTC times).
 
     Values that cannot be converted become null here and are reported by :func:`validate`.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Not modified; missing layout columns are skipped, extra columns kept as they are.
+    kind : {"pairwise", "ratings"}
+
+    Returns
+    -------
+    DataFrame
+        A converted copy.
     """
     out = df.copy()
     for col in columns_for(kind):
@@ -278,10 +338,22 @@ def validate(df: pd.DataFrame, kind: Kind | None = None) -> pd.DataFrame:
 def read_votes(path: str | Path, kind: Kind | None = None) -> pd.DataFrame:
     """Read a votes file (``.csv`` or ``.parquet``) and validate it.
 
+    Parameters
+    ----------
+    path : str or Path
+        ``.parquet`` is read as Parquet, anything else as CSV (id columns as strings).
+    kind : {"pairwise", "ratings"}, optional
+        Expected layout (detected from the columns when omitted).
+
+    Returns
+    -------
+    DataFrame
+        As :func:`validate` returns it.
+
     Raises
     ------
     FrameError
-        If the file cannot be parsed or does not follow the schema.
+        If the file is missing, cannot be parsed or does not follow the schema.
     """
     path = Path(path)
     if not path.exists():
@@ -303,6 +375,25 @@ def write_votes(df: pd.DataFrame, path: str | Path) -> Path:
 
     The file is written to a temporary name first and renamed, so a failure never
     leaves a half-written file behind.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Votes of either layout.
+    path : str or Path
+        Destination ending in ``.csv`` or ``.parquet``.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` has another suffix.
+    FrameError
+        When the frame does not follow the schema.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -315,7 +406,22 @@ def write_votes(df: pd.DataFrame, path: str | Path) -> Path:
 
 
 def conditions(df: pd.DataFrame) -> list[str]:
-    """Sorted condition names appearing in a frame of either layout."""
+    """Sorted condition names appearing in a frame of either layout.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Pairwise (``cond_a``/``cond_b``) or ratings (``cond``) votes; nulls are ignored.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    FrameError
+        When the columns fit neither layout.
+    """
     kind = detect_kind(df)
     cols: Iterable[str] = ("cond_a", "cond_b") if kind == "pairwise" else ("cond",)
     names: set[str] = set()

@@ -65,6 +65,10 @@ class MOSResult:
         this is the covariance to test differences with (it is how the report ranks
         ratings). Rounds in which some group had no drawn rater are left out.
 
+        Returns
+        -------
+        ndarray, shape (n_groups, n_groups)
+
         Raises
         ------
         ValueError
@@ -79,7 +83,13 @@ class MOSResult:
         return np.atleast_2d(np.cov(full, rowvar=False))
 
     def to_frame(self) -> pd.DataFrame:
-        """The table, with the parameters in ``DataFrame.attrs``."""
+        """The table, with the parameters in ``DataFrame.attrs``.
+
+        Returns
+        -------
+        DataFrame
+            A copy of ``table``; ``attrs`` holds ``params`` and ``kind``.
+        """
         out = self.table.copy()
         out.attrs.update(self.params, kind=self.kind)
         return out
@@ -89,7 +99,24 @@ class MOSResult:
 
 
 def t_interval(mean: np.ndarray, sd: np.ndarray, n: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """``mean ± t((1+level)/2, n−1)·sd/√n``; NaN where ``n < 2``."""
+    """``mean ± t((1+level)/2, n−1)·sd/√n``; NaN where ``n < 2``.
+
+    Parameters
+    ----------
+    mean : ndarray
+        Group means.
+    sd : ndarray
+        Sample standard deviations (``ddof=1``), same shape.
+    n : ndarray
+        Scores per group, same shape.
+    level : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    low, high : ndarray
+        Student-t interval bounds, in the units of ``mean``.
+    """
     n = np.asarray(n, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         half = stats.t.ppf(0.5 + level / 2, n - 1) * np.asarray(sd) / np.sqrt(n)

@@ -175,7 +175,14 @@ class SubjectModelResult:
     params: dict
 
     def to_frame(self) -> pd.DataFrame:
-        """Per-stimulus qualities with intervals (fit details in ``attrs``)."""
+        """Per-stimulus qualities with intervals (fit details in ``attrs``).
+
+        Returns
+        -------
+        DataFrame
+            A copy of ``stimuli``; ``attrs`` holds ``params``, ``log_likelihood``,
+            ``n_iter`` and ``converged``.
+        """
         out = self.stimuli.copy()
         out.attrs.update(self.params, log_likelihood=self.log_likelihood, n_iter=self.n_iter,
                          converged=self.converged)
@@ -416,7 +423,7 @@ def sureal_dataset(votes: pd.DataFrame) -> tuple[Any, list[tuple[str, str]]]:
     Examples
     --------
     >>> from sureal.dataset_reader import RawDatasetReader  # doctest: +SKIP
-    >>> from sureal.subjective_model import MaximumLikelihoodEstimationModelContentOblivious as MLE_CO
+    >>> from sureal.subjective_model import MaximumLikelihoodEstimationModelContentOblivious as MLE_CO  # doctest: +SKIP
     >>> ds, keys = sureal_dataset(votes)  # doctest: +SKIP
     >>> MLE_CO(RawDatasetReader(ds)).run_modeling()["quality_scores"]  # doctest: +SKIP
     """

@@ -48,7 +48,18 @@ class TieBreaker(Protocol):
 
 
 def holm(p: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values (same order as ``p``)."""
+    """Holm step-down adjusted p-values (same order as ``p``).
+
+    Parameters
+    ----------
+    p : array_like of float
+        Unadjusted p-values, 1-D.
+
+    Returns
+    -------
+    ndarray
+        Adjusted p-values, capped at 1; they rise with ``p`` (ties keep their order).
+    """
     p = np.asarray(p, dtype=float)
     m = len(p)
     if m == 0:
@@ -63,10 +74,26 @@ def holm(p: np.ndarray) -> np.ndarray:
 def pairwise_tests(conditions: Sequence[str], scores: np.ndarray, cov: np.ndarray) -> pd.DataFrame:
     """z-tests of every pair, Holm-adjusted.
 
+    Parameters
+    ----------
+    conditions : sequence of str
+        Names, in the order of ``scores``.
+    scores : ndarray, shape (n,)
+        Scores (higher = better).
+    cov : ndarray, shape (n, n)
+        Their covariance.
+
     Returns
     -------
     DataFrame
-        ``cond_i, cond_j, diff, se, z, p_value, p_adjusted`` (``diff = s_i − s_j``).
+        ``cond_i, cond_j, diff, se, z, p_value, p_adjusted`` (``diff = s_i − s_j``), one
+        row per pair ``i < j`` in :func:`numpy.triu_indices` order. A pair with zero
+        standard error has ``z = ±inf`` (``0`` when ``diff = 0``).
+
+    Raises
+    ------
+    ValueError
+        When ``cov`` is not ``n × n``.
     """
     scores = np.asarray(scores, dtype=float)
     cov = np.asarray(cov, dtype=float)
@@ -88,7 +115,16 @@ def pairwise_tests(conditions: Sequence[str], scores: np.ndarray, cov: np.ndarra
 
 
 def tiebreak_id(tb: TieBreaker) -> str:
-    """``<name>@<version>`` of a tie-breaker, as recorded in parameters."""
+    """``<name>@<version>`` of a tie-breaker, as recorded in parameters.
+
+    Parameters
+    ----------
+    tb : TieBreaker
+
+    Returns
+    -------
+    str
+    """
     return f"{tb.name}@{tb.version}"
 
 
@@ -162,9 +198,21 @@ class Ranking:
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
+        """A copy of :attr:`table`.
+
+        Returns
+        -------
+        DataFrame
+        """
         return self.table.copy()
 
     def adjacent_pairs(self) -> pd.DataFrame:
+        """A copy of :attr:`adjacent`.
+
+        Returns
+        -------
+        DataFrame
+        """
         return self.adjacent.copy()
 
     @property
@@ -220,7 +268,35 @@ def rank_scores(
     ci_high: np.ndarray | None = None,
     method: str = "given",
 ) -> Ranking:
-    """As :func:`rank`, from plain scores (higher = better) and their covariance."""
+    """As :func:`rank`, from plain scores (higher = better) and their covariance.
+
+    Parameters
+    ----------
+    conditions : sequence of str
+        Names, in the order of ``scores``.
+    scores : ndarray, shape (n,)
+        Scores, higher = better.
+    cov : ndarray, shape (n, n)
+        Their covariance.
+    alpha : float
+        Family-wise error rate of the Holm-corrected pairwise tests.
+    tiebreak : TieBreaker, optional
+        Orders conditions inside a tie group (higher = better).
+    ci_low, ci_high : ndarray, optional
+        Interval bounds per condition, copied into the table (NaN when not given).
+    method : str
+        Label of the covariance, recorded in ``params["method"]``.
+
+    Returns
+    -------
+    Ranking
+
+    Raises
+    ------
+    ValueError
+        When ``cov`` is not ``n × n`` or the tie-breaker gives no value for a tied
+        condition.
+    """
     conds = [str(c) for c in conditions]
     scores = np.asarray(scores, dtype=float)
     n = len(conds)

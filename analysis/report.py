@@ -146,7 +146,16 @@ class AnalysisResult:
 
 
 def is_pair_table(df: pd.DataFrame) -> bool:
-    """A pair table has ``cond_a, cond_b`` but no per-vote ``pref``."""
+    """A pair table has ``cond_a, cond_b`` but no per-vote ``pref``.
+
+    Parameters
+    ----------
+    df : DataFrame
+
+    Returns
+    -------
+    bool
+    """
     cols = set(map(str, df.columns))
     return {"cond_a", "cond_b"} <= cols and "pref" not in cols
 
@@ -155,6 +164,12 @@ def read_input(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Read votes (``.csv``/``.parquet``), a pair table, or an NTIRE result file (``.txt``).
 
     Nothing is validated here (:func:`analyze` does it, listing every problem).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.txt`` is read as an NTIRE result file, ``.parquet`` as Parquet, anything else
+        as CSV (id columns as strings).
 
     Returns
     -------
@@ -504,7 +519,14 @@ class ObjectiveSummary:
     notes: list[str] = field(default_factory=list)
 
     def summary_line(self) -> str:
-        """One line for a terminal."""
+        """One line for a terminal.
+
+        Returns
+        -------
+        str
+            Label and status, separated pairs, SROCC, PLCC and (with decided votes) the
+            pairwise accuracy.
+        """
         a = self.agreement
         parts = [f"tie-breaker {self.label} [{self.status}]",
                  f"separated {len(self.separated)} adjacent pair(s)",
@@ -673,7 +695,17 @@ def _with_objective(result: AnalysisResult, tiebreak: ranking.TieBreaker | None,
 
 def ranking_frame(result: AnalysisResult) -> pd.DataFrame:
     """``ranking.csv``: the documented columns first (with a tie-breaker, then ``objective`` and
-    ``tiebreak_value``, see :class:`ObjectiveSummary`)."""
+    ``tiebreak_value``, see :class:`ObjectiveSummary`).
+
+    Parameters
+    ----------
+    result : AnalysisResult
+
+    Returns
+    -------
+    DataFrame
+        One row per condition in final order: :data:`RANKING_COLUMNS`, then any others.
+    """
     table = result.ranking.to_frame()
     if result.objective is not None:
         extra = result.objective.table.loc[:, ["condition", "objective", "tiebreak_value"]]
@@ -689,10 +721,24 @@ def write_report(result: AnalysisResult, out_dir: str | Path) -> Path:
     ``out_dir`` then appears in one rename, an existing one gets each file replaced by a
     rename. A failure while rendering leaves ``out_dir`` untouched.
 
+    Parameters
+    ----------
+    result : AnalysisResult
+        What :func:`analyze` returned.
+    out_dir : str or Path
+        Report directory (created, with its parents, when missing).
+
     Returns
     -------
     Path
         ``out_dir``.
+
+    Raises
+    ------
+    NotADirectoryError
+        When ``out_dir`` exists and is not a directory.
+    OSError
+        When a file cannot be written.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -902,7 +948,17 @@ def _ratings_extra(result: AnalysisResult) -> str:
 
 
 def render_html(result: AnalysisResult) -> str:
-    """The report page as one HTML string (plotly.js embedded once, inline)."""
+    """The report page as one HTML string (plotly.js embedded once, inline).
+
+    Parameters
+    ----------
+    result : AnalysisResult
+
+    Returns
+    -------
+    str
+        A self-contained HTML document (stamped with the current UTC time).
+    """
     figs = _figures(result)
     fig_html = []
     for k, (anchor, caption, fig) in enumerate(figs):
@@ -931,7 +987,19 @@ def render_html(result: AnalysisResult) -> str:
 
 
 def summary(result: AnalysisResult, conditions: Sequence[str] | None = None) -> str:
-    """A few plain-text lines for a terminal: the ranking with groups and how each step was decided."""
+    """A few plain-text lines for a terminal: the ranking with groups and how each step was decided.
+
+    Parameters
+    ----------
+    result : AnalysisResult
+    conditions : sequence of str, optional
+        Only these conditions' lines (default: all).
+
+    Returns
+    -------
+    str
+        One line per condition: rank, name, score, interval, group and ``separated_by``.
+    """
     table = ranking_frame(result)
     if conditions is not None:
         table = table[table["condition"].isin(list(conditions))]

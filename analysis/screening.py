@@ -150,7 +150,12 @@ class ScreeningRules:
 
     @classmethod
     def none(cls) -> ScreeningRules:
-        """Rules with every rule disabled (everyone is kept)."""
+        """Rules with every rule disabled (everyone is kept).
+
+        Returns
+        -------
+        ScreeningRules
+        """
         return cls(
             drop_least_consistent=None,
             min_consistency=None,
@@ -195,18 +200,51 @@ class ScreeningResult:
         return self.raters.loc[~self.raters["kept"], "rater"].tolist()
 
     def dropped_by(self, rule: str) -> list[str]:
-        """Raters that ``rule`` (one of :data:`RULE_NAMES`) dropped."""
+        """Raters that ``rule`` (one of :data:`RULE_NAMES`) dropped.
+
+        Parameters
+        ----------
+        rule : str
+            One of :data:`RULE_NAMES`.
+
+        Returns
+        -------
+        list of str
+            Rater ids, in table order (a rater may also have been dropped by other rules).
+
+        Raises
+        ------
+        ValueError
+            For an unknown rule name.
+        """
         if rule not in RULE_NAMES:
             raise ValueError(f"unknown rule {rule!r}; known: {', '.join(RULE_NAMES)}")
         fired = self.raters["dropped_by"].str.split(";").apply(lambda names: rule in names)
         return self.raters.loc[fired, "rater"].tolist()
 
     def kept_votes(self, votes: pd.DataFrame) -> pd.DataFrame:
-        """The rows of ``votes`` given by kept raters (all row types, original index)."""
+        """The rows of ``votes`` given by kept raters (all row types, original index).
+
+        Parameters
+        ----------
+        votes : DataFrame
+            A vote frame with a ``rater`` column (normally the one screened).
+
+        Returns
+        -------
+        DataFrame
+        """
         return votes[votes["rater"].astype("string").isin(self.kept).to_numpy(dtype=bool)]
 
     def to_frame(self) -> pd.DataFrame:
-        """The per-rater table, with the rules recorded in ``DataFrame.attrs``."""
+        """The per-rater table, with the rules recorded in ``DataFrame.attrs``.
+
+        Returns
+        -------
+        DataFrame
+            A copy of ``raters``; ``attrs`` holds ``rules`` (as a dict), ``kind`` and
+            ``loo_level``.
+        """
         out = self.raters.copy()
         out.attrs["rules"] = asdict(self.rules)
         out.attrs["kind"] = self.kind
@@ -339,7 +377,23 @@ def bt500_counts(main: pd.DataFrame) -> pd.DataFrame:
 
 
 def bt500_rejected(counts: pd.DataFrame, fraction: float = 0.05, balance: float = 0.3) -> pd.Series:
-    """Apply the BT.500 rule ``(P+Q)/N > fraction and |P−Q|/(P+Q) < balance`` to :func:`bt500_counts`."""
+    """Apply the BT.500 rule ``(P+Q)/N > fraction and |P−Q|/(P+Q) < balance`` to :func:`bt500_counts`.
+
+    Parameters
+    ----------
+    counts : DataFrame
+        ``bt500_p, bt500_q, bt500_n`` per rater, as :func:`bt500_counts` returns.
+    fraction : float
+        Largest share of scores outside the band a rater may have.
+    balance : float
+        A rater is rejected only when the outliers are this balanced (``|P−Q|/(P+Q)``
+        below it), i.e. not one-sided.
+
+    Returns
+    -------
+    Series of bool
+        Indexed like ``counts``: True for a rejected rater (never for ``P + Q = 0``).
+    """
     p, q, n = (counts[c].to_numpy(float) for c in ("bt500_p", "bt500_q", "bt500_n"))
     with np.errstate(divide="ignore", invalid="ignore"):
         share = (p + q) / n

@@ -102,7 +102,18 @@ def _names(prefix: str, n: int, width: int) -> np.ndarray:
 
 
 def condition_names(n: int) -> list[str]:
-    """``C01, C02, …`` (wider when ``n`` needs it)."""
+    """``C01, C02, …`` (wider when ``n`` needs it).
+
+    Parameters
+    ----------
+    n : int
+        Number of conditions.
+
+    Returns
+    -------
+    list of str
+        ``n`` names, zero-padded to at least two digits.
+    """
     return list(_names("C", n, 2))
 
 
@@ -252,6 +263,21 @@ def pairwise_thresholds(model: str, scale: str, tie_rate: float) -> np.ndarray:
     ``|z| < t_0`` is "no preference"; ``t_{k-1} ≤ |z| < t_k`` is strength ``k``. At
     ``z``'s centre the tie category gets ``tie_rate`` and every other category an equal
     share of the rest.
+
+    Parameters
+    ----------
+    model : {"bt", "thurstone"}
+        Latent noise: logistic (``"bt"``) or standard normal.
+    scale : str
+        A pairwise scale of :data:`analysis.frames.SCALES` (its top strength sets the
+        number of thresholds).
+    tie_rate : float
+        Probability of "no preference" at zero difference.
+
+    Returns
+    -------
+    ndarray, shape (top,)
+        Increasing thresholds, in units of the latent difference.
     """
     top = frames.SCALES[scale].high
     probs = 0.5 + tie_rate / 2 + np.arange(top) * (1 - tie_rate) / (2 * top)

@@ -66,10 +66,15 @@ def check_aux(values: Iterable[float], *, what: str = "aux") -> tuple[float, ...
 
     Parameters
     ----------
-    values
+    values : iterable of float
         Exactly :data:`N_AUX` numbers, each finite and in [0, 1].
-    what
+    what : str
         Used in the error message (e.g. ``"aux_a from command 'vqa'"``).
+
+    Returns
+    -------
+    tuple of float
+        The :data:`N_AUX` values.
 
     Raises
     ------
@@ -89,7 +94,24 @@ def check_aux(values: Iterable[float], *, what: str = "aux") -> tuple[float, ...
 
 
 def check_probability(p: Any, *, what: str = "p") -> float:
-    """Validate a preference probability (finite, in [0, 1]) and return it as a float."""
+    """Validate a preference probability (finite, in [0, 1]) and return it as a float.
+
+    Parameters
+    ----------
+    p : object
+        Anything :class:`float` accepts.
+    what : str
+        Used in the error message.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ScorerError
+        If ``p`` is not a number or not a finite value in [0, 1].
+    """
     try:
         value = float(p)
     except (TypeError, ValueError) as exc:
@@ -123,16 +145,42 @@ class PairScore:
         object.__setattr__(self, "aux_b", check_aux(self.aux_b, what="aux_b"))
 
     def swapped(self) -> PairScore:
-        """The same answer seen from B's side: ``p -> 1 - p`` and the aux vectors exchanged."""
+        """The same answer seen from B's side: ``p -> 1 - p`` and the aux vectors exchanged.
+
+        Returns
+        -------
+        PairScore
+        """
         return PairScore(1.0 - self.p, self.aux_b, self.aux_a)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready ``{"p": ..., "aux_a": [...], "aux_b": [...]}`` (the command adapter's format)."""
+        """JSON-ready ``{"p": ..., "aux_a": [...], "aux_b": [...]}`` (the command adapter's format).
+
+        Returns
+        -------
+        dict
+        """
         return {"p": self.p, "aux_a": list(self.aux_a), "aux_b": list(self.aux_b)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PairScore:
-        """Inverse of :meth:`to_dict`; raises :class:`ScorerError` on a malformed mapping."""
+        """Inverse of :meth:`to_dict`; raises :class:`ScorerError` on a malformed mapping.
+
+        Parameters
+        ----------
+        data : mapping
+            With keys ``p``, ``aux_a``, ``aux_b`` (others are ignored).
+
+        Returns
+        -------
+        PairScore
+
+        Raises
+        ------
+        ScorerError
+            When a key is missing or a value is invalid (see :func:`check_probability`,
+            :func:`check_aux`).
+        """
         missing = [k for k in ("p", "aux_a", "aux_b") if k not in data]
         if missing:
             raise ScorerError(f"missing key(s) {missing} in {dict(data)!r}")
@@ -148,20 +196,64 @@ class Scorer(Protocol):
     version: str
 
     def features(self, path: StrPath) -> dict[str, float]:
-        """Per-stimulus descriptors (names are scorer-specific, values finite floats)."""
+        """Per-stimulus descriptors (names are scorer-specific, values finite floats).
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The stimulus file.
+
+        Returns
+        -------
+        dict of str to float
+        """
         ...
 
     def aux(self, path: StrPath) -> tuple[float, ...]:
-        """The 11 auxiliary scores of one stimulus, each in [0, 1]."""
+        """The 11 auxiliary scores of one stimulus, each in [0, 1].
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The stimulus file.
+
+        Returns
+        -------
+        tuple of float
+            :data:`N_AUX` values.
+        """
         ...
 
     def compare(self, path_a: StrPath, path_b: StrPath) -> PairScore:
-        """p(A preferred over B) and both aux vectors."""
+        """p(A preferred over B) and both aux vectors.
+
+        Parameters
+        ----------
+        path_a, path_b : str or PathLike
+            The two stimuli, A shown first.
+
+        Returns
+        -------
+        PairScore
+        """
         ...
 
 
 def p_sym_value(p_ab: float, p_ba: float) -> float:
-    """Order-independent preference from the two orders: ``(p(A,B) + 1 - p(B,A)) / 2``."""
+    """Order-independent preference from the two orders: ``(p(A,B) + 1 - p(B,A)) / 2``.
+
+    Parameters
+    ----------
+    p_ab : float
+        p(A preferred over B) with A first.
+    p_ba : float
+        p(B preferred over A) with B first.
+
+    Returns
+    -------
+    float
+        In [0, 1] when both inputs are.
+    """
     return (float(p_ab) + 1.0 - float(p_ba)) / 2.0
 
 
@@ -172,6 +264,22 @@ def symmetric_compare(scorer: Scorer, path_a: StrPath, path_b: StrPath) -> PairS
     reported for that stimulus (a Siamese model may see a stimulus differently in the
     first and the second slot). ``symmetric_compare(s, b, a)`` equals
     ``symmetric_compare(s, a, b).swapped()`` up to float rounding.
+
+    Parameters
+    ----------
+    scorer : Scorer
+    path_a, path_b : str or PathLike
+        The two stimuli.
+
+    Returns
+    -------
+    PairScore
+        The symmetric answer for (A, B).
+
+    Raises
+    ------
+    ScorerError
+        Whatever the scorer raises.
     """
     ab = scorer.compare(path_a, path_b)
     ba = scorer.compare(path_b, path_a)
@@ -179,14 +287,39 @@ def symmetric_compare(scorer: Scorer, path_a: StrPath, path_b: StrPath) -> PairS
 
 
 def combine_orders(ab: PairScore, ba: PairScore) -> PairScore:
-    """Combine ``compare(A, B)`` and ``compare(B, A)`` into the symmetric answer for (A, B)."""
+    """Combine ``compare(A, B)`` and ``compare(B, A)`` into the symmetric answer for (A, B).
+
+    Parameters
+    ----------
+    ab : PairScore
+        The answer with A first.
+    ba : PairScore
+        The answer with B first.
+
+    Returns
+    -------
+    PairScore
+        ``p`` from :func:`p_sym_value`; each stimulus's aux averaged over both calls.
+    """
     aux_a = tuple((x + y) / 2.0 for x, y in zip(ab.aux_a, ba.aux_b, strict=True))
     aux_b = tuple((x + y) / 2.0 for x, y in zip(ab.aux_b, ba.aux_a, strict=True))
     return PairScore(p_sym_value(ab.p, ba.p), aux_a, aux_b)
 
 
 def p_sym(scorer: Scorer, path_a: StrPath, path_b: StrPath) -> float:
-    """``p_sym(A, B) = (p(A, B) + 1 - p(B, A)) / 2`` (PROTOCOL.md §4)."""
+    """``p_sym(A, B) = (p(A, B) + 1 - p(B, A)) / 2`` (PROTOCOL.md §4).
+
+    Parameters
+    ----------
+    scorer : Scorer
+    path_a, path_b : str or PathLike
+        The two stimuli.
+
+    Returns
+    -------
+    float
+        The order-independent probability that A is preferred.
+    """
     return symmetric_compare(scorer, path_a, path_b).p
 
 
@@ -209,6 +342,11 @@ def available_scorers() -> dict[str, str]:
     Entry points in :data:`ENTRY_POINT_GROUP` win over the built-in table, so a plugin
     may replace a built-in deliberately; the built-ins are always present even when the
     package metadata is stale (an editable install made before the entry points existed).
+
+    Returns
+    -------
+    dict of str to str
+        Sorted by name.
     """
     found = dict(BUILTIN_SCORERS)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -217,7 +355,23 @@ def available_scorers() -> dict[str, str]:
 
 
 def scorer_factory(name: str) -> Callable[..., Scorer]:
-    """The class or factory registered under ``name``."""
+    """The class or factory registered under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available_scorers`.
+
+    Returns
+    -------
+    callable
+        Called with keyword options, returns a :class:`Scorer`.
+
+    Raises
+    ------
+    UnknownScorerError
+        When no scorer is registered under ``name``.
+    """
     table = available_scorers()
     if name not in table:
         known = ", ".join(table) or "none"
@@ -230,6 +384,24 @@ def scorer_factory(name: str) -> Callable[..., Scorer]:
 
 def get_scorer(name: str, **options: Any) -> Scorer:
     """Instantiate the scorer registered under ``name`` with keyword ``options``.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available_scorers`.
+    **options
+        Passed to the scorer's factory.
+
+    Returns
+    -------
+    Scorer
+
+    Raises
+    ------
+    UnknownScorerError
+        When no scorer is registered under ``name``.
+    ScorerError
+        When the object built does not implement the :class:`Scorer` protocol.
 
     Examples
     --------
@@ -245,6 +417,22 @@ def get_scorer(name: str, **options: Any) -> Scorer:
 def scorer_from_config(config: str | Mapping[str, Any]) -> Scorer:
     """Build a scorer from a manifest/CLI entry: ``"handcrafted"`` or
     ``{"name": "command", "options": {"command": ["vqa", "{a}", "{b}"]}}``.
+
+    Parameters
+    ----------
+    config : str or mapping
+        A registered name, or a mapping with ``name`` and optional ``options``.
+
+    Returns
+    -------
+    Scorer
+
+    Raises
+    ------
+    UnknownScorerError
+        When the mapping has no ``name`` or the name is not registered.
+    ScorerError
+        When the object built is not a :class:`Scorer`.
     """
     if isinstance(config, str):
         return get_scorer(config)
@@ -255,12 +443,32 @@ def scorer_from_config(config: str | Mapping[str, Any]) -> Scorer:
 
 
 def pair_key(cond_a: str, cond_b: str) -> tuple[str, str]:
-    """Canonical unordered key of a condition pair (used by cross-fitting and caches)."""
+    """Canonical unordered key of a condition pair (used by cross-fitting and caches).
+
+    Parameters
+    ----------
+    cond_a, cond_b : str
+        The two condition names, in any order.
+
+    Returns
+    -------
+    tuple of (str, str)
+        The names, smaller first.
+    """
     return (cond_a, cond_b) if cond_a <= cond_b else (cond_b, cond_a)
 
 
 def describe(scorer: Scorer) -> str:
-    """``"name version"`` — how reports and ``ranking.csv`` name a scorer."""
+    """``"name version"`` — how reports and ``ranking.csv`` name a scorer.
+
+    Parameters
+    ----------
+    scorer : Scorer
+
+    Returns
+    -------
+    str
+    """
     return f"{scorer.name} {scorer.version}"
 
 

@@ -51,7 +51,24 @@ CREATE TABLE IF NOT EXISTS pair (
 
 
 def file_sha256(path: StrPath, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    """SHA-256 of a file's bytes, read in 1 MiB chunks.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    chunk : int
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        Hex digest.
+
+    Raises
+    ------
+    OSError
+        When the file cannot be read.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -64,6 +81,11 @@ class ScoreCache:
 
     Use as a context manager or call :meth:`close`. ``hits`` and ``misses`` count lookups
     since opening, so callers (and tests) can see that a rerun scored nothing.
+
+    Parameters
+    ----------
+    directory : str or PathLike
+        Holds the database file :attr:`FILENAME` (created with its parents).
     """
 
     FILENAME = "scores.sqlite"
@@ -92,7 +114,23 @@ class ScoreCache:
     # -- file identity ---------------------------------------------------------------
 
     def sha256(self, path: StrPath) -> str:
-        """The file's SHA-256, re-hashed only when its size or mtime changed."""
+        """The file's SHA-256, re-hashed only when its size or mtime changed.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The file (symlinks resolved; the hash is remembered under the real path).
+
+        Returns
+        -------
+        str
+            Hex digest.
+
+        Raises
+        ------
+        ScorerError
+            When the file cannot be read.
+        """
         real = os.path.realpath(path)
         try:
             st = os.stat(real)
@@ -112,7 +150,20 @@ class ScoreCache:
     # -- per stimulus ----------------------------------------------------------------
 
     def get_stimulus(self, sha: str, scorer: str, version: str) -> tuple[dict[str, float], tuple[float, ...]] | None:
-        """Cached ``(features, aux)`` of one file under one scorer version, or None."""
+        """Cached ``(features, aux)`` of one file under one scorer version, or None.
+
+        Parameters
+        ----------
+        sha : str
+            The file's SHA-256.
+        scorer, version : str
+            Scorer name and version.
+
+        Returns
+        -------
+        tuple of (dict, tuple of float) or None
+            ``None`` on a miss (counted in ``misses``; a hit counts in ``hits``).
+        """
         row = self._conn.execute(
             "SELECT features, aux FROM stimulus WHERE sha256 = ? AND scorer = ? AND version = ?",
             (sha, scorer, version),
@@ -126,7 +177,18 @@ class ScoreCache:
     def put_stimulus(
         self, sha: str, scorer: str, version: str, features: dict[str, float], aux: Sequence[float]
     ) -> None:
-        """Store one file's ``(features, aux)``."""
+        """Store one file's ``(features, aux)``.
+
+        Parameters
+        ----------
+        sha : str
+            The file's SHA-256.
+        scorer, version : str
+            Scorer name and version.
+        features : dict of str to float
+        aux : sequence of float
+            Replaces any earlier entry under the same key.
+        """
         with self._conn:
             self._conn.execute(
                 "INSERT OR REPLACE INTO stimulus VALUES (?, ?, ?, ?, ?, ?)",
@@ -136,7 +198,20 @@ class ScoreCache:
     # -- per ordered pair ------------------------------------------------------------
 
     def get_pair(self, sha_a: str, sha_b: str, scorer: str, version: str) -> PairScore | None:
-        """Cached ``compare(A, B)`` (ordered), or None."""
+        """Cached ``compare(A, B)`` (ordered), or None.
+
+        Parameters
+        ----------
+        sha_a, sha_b : str
+            SHA-256 of A and B (order matters).
+        scorer, version : str
+            Scorer name and version.
+
+        Returns
+        -------
+        PairScore or None
+            ``None`` on a miss (counted in ``misses``; a hit counts in ``hits``).
+        """
         row = self._conn.execute(
             "SELECT p, aux_a, aux_b FROM pair WHERE sha256_a = ? AND sha256_b = ? AND scorer = ? AND version = ?",
             (sha_a, sha_b, scorer, version),
@@ -148,7 +223,17 @@ class ScoreCache:
         return PairScore(row[0], tuple(json.loads(row[1])), tuple(json.loads(row[2])))
 
     def put_pair(self, sha_a: str, sha_b: str, scorer: str, version: str, score: PairScore) -> None:
-        """Store ``compare(A, B)`` (ordered)."""
+        """Store ``compare(A, B)`` (ordered).
+
+        Parameters
+        ----------
+        sha_a, sha_b : str
+            SHA-256 of A and B (order matters).
+        scorer, version : str
+            Scorer name and version.
+        score : PairScore
+            Replaces any earlier entry under the same key.
+        """
         with self._conn:
             self._conn.execute(
                 "INSERT OR REPLACE INTO pair VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -165,7 +250,13 @@ class ScoreCache:
             )
 
     def count(self) -> dict[str, int]:
-        """Number of stored stimulus and pair results."""
+        """Number of stored stimulus and pair results.
+
+        Returns
+        -------
+        dict
+            ``{"stimulus": int, "pair": int}``.
+        """
         n_stim = self._conn.execute("SELECT COUNT(*) FROM stimulus").fetchone()[0]
         n_pair = self._conn.execute("SELECT COUNT(*) FROM pair").fetchone()[0]
         return {"stimulus": int(n_stim), "pair": int(n_pair)}
@@ -175,7 +266,22 @@ class ScoreCache:
 
 
 def text_progress(stream: TextIO | None = None, width: int = 30, label: str = "scoring") -> ProgressFn:
-    """A minimal progress bar ``scoring [#####.....] 12/40`` redrawn on one line."""
+    """A minimal progress bar ``scoring [#####.....] 12/40`` redrawn on one line.
+
+    Parameters
+    ----------
+    stream : text file, optional
+        Where to draw (default: ``sys.stderr``).
+    width : int
+        Characters of the bar.
+    label : str
+        Text before the bar.
+
+    Returns
+    -------
+    callable
+        ``show(done, total)``; ends the line once ``done >= total``.
+    """
     out = stream or sys.stderr
 
     def show(done: int, total: int) -> None:
@@ -283,11 +389,35 @@ def score_stimuli(
 ) -> pd.DataFrame:
     """Features and aux of every stimulus, scoring only what the cache lacks.
 
+    Parameters
+    ----------
+    scorer : Scorer
+    paths : iterable of str or PathLike
+        Stimulus files (duplicates are scored once).
+    workers : int
+        Parallel workers (1: score in this process).
+    progress : callable or bool, optional
+        ``progress(done, total)`` over the files to score; ``True`` for
+        :func:`text_progress`.
+    cache : ScoreCache, optional
+        Read before scoring and filled with the new results.
+    executor : {"process", "thread"}
+        Kind of pool used when ``workers > 1``.
+    errors : {"raise", "skip"}
+        ``"skip"`` records a file's :class:`ScorerError` in the ``error`` column instead
+        of raising.
+
     Returns
     -------
     DataFrame
         One row per distinct path: ``path``, ``sha256`` (None without a cache),
         ``cached``, ``error``, ``aux_1..aux_11``, then the scorer's feature columns.
+
+    Raises
+    ------
+    ScorerError
+        With ``errors="raise"``, the first file the scorer fails on (or a file the cache
+        cannot read).
     """
     unique = list(dict.fromkeys(os.fspath(p) for p in paths))
     results: dict[str, tuple[dict[str, float], tuple[float, ...]]] = {}
@@ -483,10 +613,12 @@ class CachedScorer:
 
     @property
     def name(self) -> str:
+        """The wrapped scorer's name."""
         return self.scorer.name
 
     @property
     def version(self) -> str:
+        """The wrapped scorer's version."""
         return self.scorer.version
 
     def _stimulus(self, path: StrPath) -> tuple[dict[str, float], tuple[float, ...]]:
@@ -498,12 +630,45 @@ class CachedScorer:
         return hit
 
     def features(self, path: StrPath) -> dict[str, float]:
+        """The wrapped scorer's features of one stimulus, cached with its aux.
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        dict of str to float
+        """
         return dict(self._stimulus(path)[0])
 
     def aux(self, path: StrPath) -> tuple[float, ...]:
+        """The wrapped scorer's aux of one stimulus, cached with its features.
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        tuple of float
+        """
         return self._stimulus(path)[1]
 
     def compare(self, path_a: StrPath, path_b: StrPath) -> PairScore:
+        """``compare(A, B)`` through the cache.
+
+        A scorer with ``compare_features`` is asked from the cached per-stimulus features;
+        any other scorer's ordered pair answer is cached as a whole.
+
+        Parameters
+        ----------
+        path_a, path_b : str or PathLike
+
+        Returns
+        -------
+        PairScore
+        """
         if hasattr(self.scorer, "compare_features"):
             fa, aa = self._stimulus(path_a)
             fb, ab = self._stimulus(path_b)

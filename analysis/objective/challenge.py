@@ -52,7 +52,25 @@ def _real_matrix(p: Any, aux: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def s_real_per_video(p: Any, aux: Any) -> np.ndarray:
-    """Per-video term ``[p + Σ_{k≠4} a_k + (1 − a_4)] / 12`` (their mean is S_real)."""
+    """Per-video term ``[p + Σ_{k≠4} a_k + (1 − a_4)] / 12`` (their mean is S_real).
+
+    Parameters
+    ----------
+    p : array_like
+        ``p(ŷ_i, x_i)`` per video, shape (n,).
+    aux : array_like
+        ``a_1..a_11`` of each ``ŷ_i``, shape (n, 11), a_4 raw (higher = noisier).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Each in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        When there is no video, ``aux`` has not 11 columns, or a value lies outside [0, 1].
+    """
     p_arr, aux_arr = _real_matrix(p, aux)
     inverted = aux_arr.copy()
     inverted[:, NOISE_AUX_INDEX] = 1.0 - inverted[:, NOISE_AUX_INDEX]
@@ -68,6 +86,16 @@ def s_real(p: Any, aux: Any) -> float:
         ``p(ŷ_i, x_i)`` per video, shape (n,).
     aux
         ``a_1..a_11`` of each ``ŷ_i``, shape (n, 11), a_4 raw (higher = noisier).
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Raises
+    ------
+    ValueError
+        As :func:`s_real_per_video`.
     """
     return float(s_real_per_video(p, aux).mean())
 
@@ -76,6 +104,20 @@ def frame_rmse(output: np.ndarray, target: np.ndarray) -> float:
     """RMSE of one frame pair on the challenge scale ``(x − 128) / 128``.
 
     The offset cancels in the difference, so this is the 8-bit RMSE divided by 128.
+
+    Parameters
+    ----------
+    output, target : ndarray
+        8-bit frames of the same shape (e.g. ``(height, width, 3)`` RGB).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        When the shapes differ.
     """
     if output.shape != target.shape:
         raise ValueError(f"frame shapes differ: {output.shape} vs {target.shape}")
@@ -85,6 +127,18 @@ def frame_rmse(output: np.ndarray, target: np.ndarray) -> float:
 
 def video_rmse(output_path: StrPath, target_path: StrPath) -> float:
     """Mean over frames of :func:`frame_rmse`, decoding both files in lock step (RGB).
+
+    Parameters
+    ----------
+    output_path : str or PathLike
+        The method's output video ``Ŷ_i``.
+    target_path : str or PathLike
+        The ground-truth video ``Y_i``.
+
+    Returns
+    -------
+    float
+        Mean per-frame RMSE on the ``(x − 128) / 128`` scale.
 
     Raises
     ------
@@ -114,7 +168,22 @@ def video_rmse(output_path: StrPath, target_path: StrPath) -> float:
 
 
 def s_synth(rmses: Iterable[float]) -> float:
-    """``S_synth = 1 / mean_i RMSE_i`` over the synthetic videos (inf for a perfect match)."""
+    """``S_synth = 1 / mean_i RMSE_i`` over the synthetic videos (inf for a perfect match).
+
+    Parameters
+    ----------
+    rmses : iterable of float
+        :func:`video_rmse` of each synthetic video.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        When ``rmses`` is empty.
+    """
     arr = np.asarray(list(rmses), dtype=float)
     if arr.size == 0:
         raise ValueError("S_synth needs at least one video")
@@ -123,7 +192,18 @@ def s_synth(rmses: Iterable[float]) -> float:
 
 
 def s_obj(s_real_value: float, s_synth_value: float) -> float:
-    """``S_obj = S_real × S_synth``."""
+    """``S_obj = S_real × S_synth``.
+
+    Parameters
+    ----------
+    s_real_value : float
+    s_synth_value : float
+
+    Returns
+    -------
+    float
+        NaN when either is NaN.
+    """
     return float(s_real_value) * float(s_synth_value)
 
 
@@ -139,12 +219,36 @@ class ChallengeScore:
     n_synth: int
 
     def to_frame(self) -> pd.DataFrame:
-        """One-row frame of the fields."""
+        """One-row frame of the fields.
+
+        Returns
+        -------
+        DataFrame
+            ``condition, s_real, s_synth, s_obj, n_real, n_synth``.
+        """
         return pd.DataFrame([asdict(self)])
 
 
 def challenge_score(condition: str, real: pd.DataFrame, synth: pd.DataFrame) -> ChallengeScore:
-    """S_real, S_synth, S_obj of one condition from its two CSV-layout frames."""
+    """S_real, S_synth, S_obj of one condition from its two CSV-layout frames.
+
+    Parameters
+    ----------
+    condition : str
+    real : DataFrame
+        ``video_i, m_1..m_12`` (:data:`REAL_COLUMNS`).
+    synth : DataFrame
+        ``video_i, rmse`` (:data:`SYNTH_COLUMNS`).
+
+    Returns
+    -------
+    ChallengeScore
+
+    Raises
+    ------
+    ValueError
+        When a frame lacks a column or is empty, or a score lies outside [0, 1].
+    """
     _check_columns(real, REAL_COLUMNS, "real")
     _check_columns(synth, SYNTH_COLUMNS, "synth")
     p = real["m_1"].to_numpy(dtype=float)
@@ -155,7 +259,26 @@ def challenge_score(condition: str, real: pd.DataFrame, synth: pd.DataFrame) -> 
 
 
 def challenge_scores(real: pd.DataFrame, synth: pd.DataFrame) -> pd.DataFrame:
-    """Per-condition S values from frames in the CSV layouts plus a ``condition`` column."""
+    """Per-condition S values from frames in the CSV layouts plus a ``condition`` column.
+
+    Parameters
+    ----------
+    real : DataFrame
+        ``condition`` and :data:`REAL_COLUMNS`.
+    synth : DataFrame
+        ``condition`` and :data:`SYNTH_COLUMNS`.
+
+    Returns
+    -------
+    DataFrame
+        ``condition, s_real, s_synth, s_obj, n_real, n_synth``, one row per condition
+        (sorted).
+
+    Raises
+    ------
+    ValueError
+        As :func:`challenge_score`, e.g. for a condition present in only one frame.
+    """
     rows = []
     for cond in sorted(set(real["condition"]) | set(synth["condition"]), key=str):
         rows.append(
@@ -187,6 +310,30 @@ def real_rows(
     ``m_1 = p(ŷ_i, x_i)``; with ``symmetric=True`` (the platform's rule) it is p_sym and
     the aux of ŷ_i is averaged over both slots; ``symmetric=False`` gives the single
     forward call of the organisers' script.
+
+    Parameters
+    ----------
+    scorer : Scorer
+    videos : iterable of (str, path, path)
+        ``(video_i, output path, input path)`` per video.
+    symmetric : bool
+        Score both orders (p_sym) or only ``(output, input)``.
+    cache : ScoreCache, optional
+        Score cache.
+    workers : int
+        Parallel workers.
+    progress : callable or bool, optional
+        Progress callback (see :func:`analysis.objective.cache.text_progress`).
+
+    Returns
+    -------
+    DataFrame
+        ``video_i, m_1..m_12`` in the order of ``videos``.
+
+    Raises
+    ------
+    ScorerError
+        When a pair cannot be scored.
     """
     items = list(videos)
     scored = score_pairs(
@@ -205,13 +352,46 @@ def real_rows(
 
 
 def synth_rows(videos: Iterable[tuple[str, StrPath, StrPath]]) -> pd.DataFrame:
-    """The synthetic CSV rows: ``(video_i, output Ŷ_i, target Y_i)`` → ``video_i, rmse``."""
+    """The synthetic CSV rows: ``(video_i, output Ŷ_i, target Y_i)`` → ``video_i, rmse``.
+
+    Parameters
+    ----------
+    videos : iterable of (str, path, path)
+        ``(video_i, output path, target path)`` per video.
+
+    Returns
+    -------
+    DataFrame
+        ``video_i, rmse`` in the order of ``videos``.
+
+    Raises
+    ------
+    ScorerError
+        As :func:`video_rmse`.
+    """
     items = list(videos)
     return pd.DataFrame({"video_i": [v for v, _, _ in items], "rmse": [video_rmse(o, t) for _, o, t in items]})
 
 
 def write_real_csv(frame: pd.DataFrame, path: StrPath) -> Path:
-    """Write ``video_i, m_1..m_12`` (the challenge's real-data submission layout)."""
+    """Write ``video_i, m_1..m_12`` (the challenge's real-data submission layout).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Holding :data:`REAL_COLUMNS` (others are not written).
+    path : str or PathLike
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing.
+    """
     _check_columns(frame, REAL_COLUMNS, "real")
     out = Path(path)
     frame.loc[:, list(REAL_COLUMNS)].to_csv(out, index=False, float_format="%.6f")
@@ -219,7 +399,24 @@ def write_real_csv(frame: pd.DataFrame, path: StrPath) -> Path:
 
 
 def write_synth_csv(frame: pd.DataFrame, path: StrPath) -> Path:
-    """Write ``video_i, rmse`` (the challenge's synthetic-data submission layout)."""
+    """Write ``video_i, rmse`` (the challenge's synthetic-data submission layout).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Holding :data:`SYNTH_COLUMNS` (others are not written).
+    path : str or PathLike
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing.
+    """
     _check_columns(frame, SYNTH_COLUMNS, "synth")
     out = Path(path)
     frame.loc[:, list(SYNTH_COLUMNS)].to_csv(out, index=False, float_format="%.6f")
@@ -227,14 +424,44 @@ def write_synth_csv(frame: pd.DataFrame, path: StrPath) -> Path:
 
 
 def read_real_csv(path: StrPath) -> pd.DataFrame:
-    """Read a ``video_i, m_1..m_12`` file, checking the columns."""
+    """Read a ``video_i, m_1..m_12`` file, checking the columns.
+
+    Parameters
+    ----------
+    path : str or PathLike
+
+    Returns
+    -------
+    DataFrame
+        ``video_i`` as strings.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing.
+    """
     frame = pd.read_csv(path, dtype={"video_i": str})
     _check_columns(frame, REAL_COLUMNS, f"real CSV {path}")
     return frame
 
 
 def read_synth_csv(path: StrPath) -> pd.DataFrame:
-    """Read a ``video_i, rmse`` file, checking the columns."""
+    """Read a ``video_i, rmse`` file, checking the columns.
+
+    Parameters
+    ----------
+    path : str or PathLike
+
+    Returns
+    -------
+    DataFrame
+        ``video_i`` as strings.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing.
+    """
     frame = pd.read_csv(path, dtype={"video_i": str})
     _check_columns(frame, SYNTH_COLUMNS, f"synth CSV {path}")
     return frame

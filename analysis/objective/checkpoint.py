@@ -49,7 +49,22 @@ def _torch() -> Any:
 def challenge_frames(path: StrPath, *, frames: int | None = 32, every: int | None = None) -> Iterator[np.ndarray]:
     """Sampled frames of a stimulus, preprocessed as the challenge does: BGR, ``(x-128)/128``.
 
-    Yields float32 arrays of shape ``(3, height, width)`` one at a time.
+    Parameters
+    ----------
+    path : str or PathLike
+        The video file.
+    frames, every : int, optional
+        Sampling (see :func:`analysis.objective.handcrafted.iter_decoded`).
+
+    Yields
+    ------
+    ndarray of float32, shape (3, height, width)
+        One sampled frame at a time, values in about [-1, 1].
+
+    Raises
+    ------
+    ScorerError
+        If the file cannot be decoded.
     """
     for _index, frame, sampled in iter_decoded(path, frames=frames, every=every):
         if sampled:
@@ -177,7 +192,26 @@ class CheckpointScorer:
             return model
 
     def compare(self, path_a: StrPath, path_b: StrPath) -> PairScore:
-        """Run the model on frame pairs of A and B and average over frames."""
+        """Run the model on frame pairs of A and B and average over frames.
+
+        Frame k of A is paired with frame k of B (the shorter clip sets the count).
+
+        Parameters
+        ----------
+        path_a, path_b : str or PathLike
+
+        Returns
+        -------
+        PairScore
+            Frame means of the model's ``p`` (after a sigmoid when ``logits``), ``aux1``
+            and ``aux2``.
+
+        Raises
+        ------
+        ScorerError
+            When torch is missing, the checkpoint cannot be loaded, the forward pass fails
+            or returns wrong shapes or values, or no frame is decoded.
+        """
         torch = _torch()
         model = self._load()
         device = self.resolved_device
@@ -218,7 +252,24 @@ class CheckpointScorer:
         )
 
     def aux(self, path: StrPath) -> tuple[float, ...]:
-        """Aux scores of one stimulus: the model's ``aux1`` with the stimulus in both slots."""
+        """Aux scores of one stimulus: the model's ``aux1`` with the stimulus in both slots.
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        tuple of float
+            Memoised by real path, size and mtime.
+
+        Raises
+        ------
+        OSError
+            When the file cannot be stat'ed.
+        ScorerError
+            As :meth:`compare`.
+        """
         st = os.stat(path)
         key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
         if key not in self._aux_memo:
@@ -226,5 +277,15 @@ class CheckpointScorer:
         return self._aux_memo[key]
 
     def features(self, path: StrPath) -> dict[str, float]:
-        """The model exposes no embedding through ``forward``; its aux scores serve as features."""
+        """The model exposes no embedding through ``forward``; its aux scores serve as features.
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        dict of str to float
+            ``aux_1..aux_11``.
+        """
         return {f"aux_{k + 1}": v for k, v in enumerate(self.aux(path))}

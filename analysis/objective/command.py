@@ -75,14 +75,41 @@ class CommandScorer:
         return shlex.join(self.argv)
 
     def argv_for(self, path_a: StrPath, path_b: StrPath) -> list[str]:
-        """The argument list for one pair (placeholders filled, or paths appended)."""
+        """The argument list for one pair (placeholders filled, or paths appended).
+
+        Parameters
+        ----------
+        path_a, path_b : str or PathLike
+
+        Returns
+        -------
+        list of str
+            ``argv`` with ``{a}``/``{b}`` replaced when any argument holds one, else ``argv``
+            followed by the two paths.
+        """
         a, b = os.fspath(path_a), os.fspath(path_b)
         if any("{a}" in arg or "{b}" in arg for arg in self.argv):
             return [arg.replace("{a}", a).replace("{b}", b) for arg in self.argv]
         return [*self.argv, a, b]
 
     def compare(self, path_a: StrPath, path_b: StrPath) -> PairScore:
-        """Run the command on (A, B) and return its parsed answer."""
+        """Run the command on (A, B) and return its parsed answer.
+
+        Parameters
+        ----------
+        path_a, path_b : str or PathLike
+
+        Returns
+        -------
+        PairScore
+            From the JSON object ``{p, aux_a, aux_b}`` the command prints.
+
+        Raises
+        ------
+        ScorerError
+            When the command cannot start, times out, exits non-zero, or prints anything but
+            a valid answer.
+        """
         where = f"command {self.display!r} on pair ({os.fspath(path_a)}, {os.fspath(path_b)})"
         env = None if self.env is None else {**os.environ, **self.env}
         try:
@@ -115,9 +142,33 @@ class CommandScorer:
             raise ScorerError(f"{where} returned a bad answer: {exc}") from exc
 
     def aux(self, path: StrPath) -> tuple[float, ...]:
-        """Aux of one stimulus: the command run with the stimulus on both sides."""
+        """Aux of one stimulus: the command run with the stimulus on both sides.
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        tuple of float
+
+        Raises
+        ------
+        ScorerError
+            As :meth:`compare`.
+        """
         return self.compare(path, path).aux_a
 
     def features(self, path: StrPath) -> dict[str, float]:
-        """An external command exposes only its aux scores; they serve as features."""
+        """An external command exposes only its aux scores; they serve as features.
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        dict of str to float
+            ``aux_1..aux_11``.
+        """
         return {f"aux_{k + 1}": v for k, v in enumerate(self.aux(path))}

@@ -12,7 +12,7 @@ Per sampled frame (luma in full range, 0..255):
 ``dark_clip``      fraction of pixels with luma <= 16 (crushed shadows)
 ``bright_clip``    fraction of pixels with luma >= 250 (blown highlights)
 ``contrast``       RMS contrast, std(luma) / 255
-``colourfulness``  Hasler–Süsstrunk M = σ_rgyb + 0.3 μ_rgyb (on a half-size RGB frame)
+``colourfulness``  Hasler–Süsstrunk M = σ_rgyb + 0.3 μ_rgyb (on a quarter-size RGB frame)
 ``saturation``     mean HSV saturation (max - min) / max
 ``sharpness``      log10(1 + max(var(∇²Y) - 20 σ², 0)): variance of the 4-neighbour
                    Laplacian on full-resolution luma, net of the 20 σ² that white noise of
@@ -158,6 +158,20 @@ def count_frames(path: StrPath) -> int:
 
     The packet pass reads the file but decodes nothing, so it costs a small fraction of
     a decode.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The video file (its first video stream is counted).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ScorerError
+        If the file cannot be read or has no video stream.
     """
     try:
         with av.open(os.fspath(path)) as container:
@@ -172,7 +186,21 @@ def count_frames(path: StrPath) -> int:
 
 
 def sample_indices(n_frames: int, k: int) -> np.ndarray:
-    """``k`` evenly spaced frame indices in ``[0, n_frames)``, first and last included."""
+    """``k`` evenly spaced frame indices in ``[0, n_frames)``, first and last included.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames in the clip.
+    k : int
+        Frames wanted.
+
+    Returns
+    -------
+    ndarray of int64
+        Sorted, distinct indices: all frames when ``k >= n_frames``, none when either
+        argument is not positive.
+    """
     if n_frames <= 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
     if k >= n_frames:
@@ -197,6 +225,22 @@ def iter_decoded(
     threads
         Let FFmpeg decode with its own threads; they run ahead while Python computes
         features on the previous frame.
+
+    Yields
+    ------
+    index : int
+        0-based frame number.
+    frame : av.VideoFrame
+        The decoded frame, not converted.
+    sampled : bool
+        Whether the frame is one of the sampled ones.
+
+    Raises
+    ------
+    ValueError
+        When ``every < 1``.
+    ScorerError
+        If the file cannot be decoded or has no video stream.
 
     Notes
     -----
@@ -236,14 +280,35 @@ def _plane(frame: av.VideoFrame, index: int, width: int, height: int) -> np.ndar
 
 
 def raw_luma(frame: av.VideoFrame) -> np.ndarray:
-    """The luma plane as a uint8 ``(height, width)`` array, without conversion when possible."""
+    """The luma plane as a uint8 ``(height, width)`` array, without conversion when possible.
+
+    Parameters
+    ----------
+    frame : av.VideoFrame
+
+    Returns
+    -------
+    ndarray of uint8, shape (height, width)
+        Coded levels (limited or full range as the frame is); a view of the frame's
+        buffer for planar 8-bit formats.
+    """
     if frame.format.name in _PLANAR_8BIT:
         return _plane(frame, 0, frame.width, frame.height)
     return frame.to_ndarray(format="gray")
 
 
 def raw_chroma(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
-    """The Cb and Cr planes (uint8, subsampled as coded); other formats are converted to 4:2:0."""
+    """The Cb and Cr planes (uint8, subsampled as coded); other formats are converted to 4:2:0.
+
+    Parameters
+    ----------
+    frame : av.VideoFrame
+
+    Returns
+    -------
+    cb, cr : ndarray of uint8
+        Each ``(ceil(height / sy), ceil(width / sx))`` for the format's subsampling.
+    """
     src = frame if frame.format.name in _CHROMA_SUBSAMPLING else frame.reformat(format="yuv420p")
     sx, sy = _CHROMA_SUBSAMPLING[src.format.name]
     cw, ch = -(-src.width // sx), -(-src.height // sy)
@@ -251,14 +316,37 @@ def raw_chroma(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def luma_to_full(mean_or_array: Any, full_range: bool) -> Any:
-    """Map limited-range (16..235) luma to 0..255; identity for full-range frames."""
+    """Map limited-range (16..235) luma to 0..255; identity for full-range frames.
+
+    Parameters
+    ----------
+    mean_or_array : float or ndarray
+        Coded luma level(s).
+    full_range : bool
+        Whether the levels are already full range.
+
+    Returns
+    -------
+    float or ndarray
+        Same type as the input; not clipped.
+    """
     if full_range:
         return mean_or_array
     return (mean_or_array - 16.0) * (255.0 / 219.0)
 
 
 def luma_full(frame: av.VideoFrame) -> np.ndarray:
-    """Full-range float32 luma (0..255) of a frame."""
+    """Full-range float32 luma (0..255) of a frame.
+
+    Parameters
+    ----------
+    frame : av.VideoFrame
+
+    Returns
+    -------
+    ndarray of float32, shape (height, width)
+        Clipped to [0, 255].
+    """
     y = raw_luma(frame).astype(np.float32)
     if not _is_full_range(frame):
         y = luma_to_full(y, False)
@@ -299,7 +387,18 @@ def _tile_sigma(resid: np.ndarray, block: int, quantile: float) -> float:
 
 
 def laplacian_variance(y: np.ndarray) -> float:
-    """Variance of the 4-neighbour Laplacian (valid region) of an image."""
+    """Variance of the 4-neighbour Laplacian (valid region) of an image.
+
+    Parameters
+    ----------
+    y : ndarray, shape (height, width)
+        Grey levels.
+
+    Returns
+    -------
+    float
+        In squared grey levels; 0 for images smaller than 3 pixels a side.
+    """
     y = np.asarray(y, dtype=np.float32)
     if min(y.shape) < 3:
         return 0.0
@@ -316,6 +415,20 @@ def immerkaer_sigma(y: np.ndarray, block: int = 16, quantile: float = 0.1) -> fl
     the ``quantile`` (default 10th percentile) of the tiles is returned: sensor noise
     lifts every tile, texture only some, so the flat tiles measure the noise.
     Falls back to the whole-frame mean on frames smaller than two tiles a side.
+
+    Parameters
+    ----------
+    y : ndarray, shape (height, width)
+        Grey levels.
+    block : int
+        Tile side, in pixels.
+    quantile : float
+        Quantile of the per-tile estimates returned, in [0, 1].
+
+    Returns
+    -------
+    float
+        σ in the grey levels of ``y``; 0 for images smaller than 3 pixels a side.
     """
     y = np.asarray(y, dtype=np.float32)
     if min(y.shape) < 3:
@@ -328,6 +441,21 @@ def luma_histogram_stats(raw: np.ndarray, offset: float, k: float) -> dict[str, 
 
     One counting pass replaces four full-frame reductions. ``offset`` and ``k`` map coded
     levels to full range: ``full = (coded - offset) * k``.
+
+    Parameters
+    ----------
+    raw : ndarray of uint8
+        Coded luma plane.
+    offset : float
+        Coded black level (16 for limited range, 0 for full).
+    k : float
+        Full-range grey levels per coded level.
+
+    Returns
+    -------
+    dict of str to float
+        ``luma_mean`` and ``contrast`` (as fractions of 255), ``dark_clip`` and
+        ``bright_clip`` (fractions of pixels at or below 16 / at or above 250 full-range).
     """
     hist = np.bincount(np.ascontiguousarray(raw).ravel(), minlength=256).astype(np.float64)
     n = hist.sum()
@@ -347,6 +475,19 @@ def blockiness(y: np.ndarray, block: int = 8) -> float:
 
     Coding blocks show as luma steps every ``block`` pixels; natural content has no
     preferred phase, so the ratio is ≈1 (log ≈ 0) without blocking.
+
+    Parameters
+    ----------
+    y : ndarray, shape (height, width)
+        Luma.
+    block : int
+        Coding block size, in pixels.
+
+    Returns
+    -------
+    float
+        The log of the ratio averaged over both directions, clipped at 0 (also 0 for
+        images no larger than one block).
     """
     h, w = y.shape
     if h <= block or w <= block:
@@ -360,7 +501,19 @@ def blockiness(y: np.ndarray, block: int = 8) -> float:
 
 
 def colour_stats(rgb: np.ndarray) -> tuple[float, float]:
-    """Hasler–Süsstrunk colourfulness and mean HSV saturation of an RGB uint8 image."""
+    """Hasler–Süsstrunk colourfulness and mean HSV saturation of an RGB uint8 image.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (height, width, 3)
+
+    Returns
+    -------
+    colourfulness : float
+        Hasler–Süsstrunk M (0 for a grey image).
+    saturation : float
+        Mean ``(max − min) / max`` over pixels, in [0, 1].
+    """
     f = rgb.astype(np.float32)
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
     rg = r - g
@@ -379,6 +532,17 @@ def chroma_noise(cb: np.ndarray, cr: np.ndarray, full_range: bool) -> float:
     Sensor and colour noise is largely independent per channel, so it shows in Cb/Cr,
     while natural texture mostly varies in brightness — which is what lets the model
     tell a noisy picture from a detailed one (the luma estimate cannot).
+
+    Parameters
+    ----------
+    cb, cr : ndarray of uint8
+        Coded chroma planes (8×8 tiles).
+    full_range : bool
+        Whether the planes are full range (else limited, 16..240, scaled by 255/224).
+
+    Returns
+    -------
+    float
     """
     scale = 1.0 if full_range else 255.0 / 224.0
     sigma = immerkaer_sigma(cb.astype(np.float32), block=8) + immerkaer_sigma(cr.astype(np.float32), block=8)
@@ -390,6 +554,16 @@ def frame_features(frame: av.VideoFrame) -> dict[str, float]:
 
     Statistics are taken on the coded luma and mapped to full range afterwards (each is
     affine- or scale-equivariant), which saves full-frame passes on every frame.
+
+    Parameters
+    ----------
+    frame : av.VideoFrame
+
+    Returns
+    -------
+    dict of str to float
+        ``luma_mean, dark_clip, bright_clip, contrast, colourfulness, saturation,
+        sharpness, noise, chroma_noise, blockiness``.
     """
     full = _is_full_range(frame)
     k = 1.0 if full else 255.0 / 219.0  # full-range grey levels per coded level
@@ -419,7 +593,18 @@ def frame_features(frame: av.VideoFrame) -> dict[str, float]:
 
 
 def temporal_flicker(frame_means: np.ndarray) -> float:
-    """Mean |m_t - (m_{t-1} + m_{t+1}) / 2| of per-frame mean luma (grey levels)."""
+    """Mean |m_t - (m_{t-1} + m_{t+1}) / 2| of per-frame mean luma (grey levels).
+
+    Parameters
+    ----------
+    frame_means : ndarray, shape (n_frames,)
+        Mean full-range luma of every frame, in order.
+
+    Returns
+    -------
+    float
+        In grey levels; 0 for fewer than 3 frames.
+    """
     m = np.asarray(frame_means, dtype=np.float64)
     if m.size < 3:
         return 0.0
@@ -427,7 +612,18 @@ def temporal_flicker(frame_means: np.ndarray) -> float:
 
 
 def exposure_error(luma_mean: float) -> float:
-    """Distance of the mean luma (0..1) from the comfortable band [0.35, 0.55]."""
+    """Distance of the mean luma (0..1) from the comfortable band [0.35, 0.55].
+
+    Parameters
+    ----------
+    luma_mean : float
+        Mean full-range luma as a fraction of 255.
+
+    Returns
+    -------
+    float
+        0 inside the band.
+    """
     lo, hi = _EXPOSURE_BAND
     return max(lo - luma_mean, luma_mean - hi, 0.0)
 
@@ -454,6 +650,12 @@ def video_features(
         Compute a sampled frame's features on a helper thread while decoding goes on
         (NumPy and swscale release the GIL). At most two sampled frames are in flight,
         so memory stays bounded.
+
+    Returns
+    -------
+    dict of str to float
+        Every name of :data:`FEATURES`: per-frame descriptors averaged over the sampled
+        frames, plus ``flicker`` (over every frame) and ``exposure_error``.
 
     Raises
     ------
@@ -509,17 +711,56 @@ def video_features(
 
 
 def prior_vector(features: Mapping[str, float]) -> np.ndarray:
-    """Standardised, quality-signed feature vector ``w_k (φ_k - c_k) / s_k`` under :data:`PRIOR`."""
+    """Standardised, quality-signed feature vector ``w_k (φ_k - c_k) / s_k`` under :data:`PRIOR`.
+
+    Parameters
+    ----------
+    features : mapping of str to float
+        Must hold every key of :data:`PRIOR`.
+
+    Returns
+    -------
+    ndarray, shape (len(PRIOR),)
+        In :data:`PRIOR` order.
+
+    Raises
+    ------
+    KeyError
+        When a feature is missing.
+    """
     return np.array([t.weight * (features[k] - t.centre) / t.scale for k, t in PRIOR.items()])
 
 
 def prior_utility(features: Mapping[str, float]) -> float:
-    """Absolute prior utility of one stimulus (a logit; differences give the pairwise logit)."""
+    """Absolute prior utility of one stimulus (a logit; differences give the pairwise logit).
+
+    Parameters
+    ----------
+    features : mapping of str to float
+        Must hold every key of :data:`PRIOR`.
+
+    Returns
+    -------
+    float
+    """
     return float(prior_vector(features).sum())
 
 
 def aux_from_features(features: Mapping[str, float], utility: float) -> tuple[float, ...]:
-    """The 11 auxiliary scores (:data:`AUX_NAMES`) from a feature dict and a utility logit."""
+    """The 11 auxiliary scores (:data:`AUX_NAMES`) from a feature dict and a utility logit.
+
+    Parameters
+    ----------
+    features : mapping of str to float
+        As :func:`video_features` returns.
+    utility : float
+        Absolute utility logit; a_1 is its sigmoid.
+
+    Returns
+    -------
+    tuple of float
+        11 values in [0, 1]; a_4 (noise) rises as quality falls.
+    """
     f = features
     # Each clamp is against float rounding only; the formulas already land in [0, 1].
     values = (
@@ -590,7 +831,7 @@ class HandcraftedScorer:
 
     @property
     def version(self) -> str:
-        """Feature code version plus the model: ``1.0+prior`` or ``1.0+head.<hash>``."""
+        """Feature code version, sampling and model: ``1.0+k32+prior`` or ``1.0+n<every>+head.<hash>``."""
         sampling = f"k{self.frames}" if self.every is None else f"n{self.every}"
         model = "prior" if self.head is None else f"head.{self.head.version}"  # type: ignore[union-attr]
         return f"{HANDCRAFTED_VERSION}+{sampling}+{model}"
@@ -620,15 +861,54 @@ class HandcraftedScorer:
         return result
 
     def features(self, path: StrPath) -> dict[str, float]:
-        """Per-stimulus features (:data:`FEATURES`)."""
+        """Per-stimulus features (:data:`FEATURES`).
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        dict of str to float
+            A copy (the memo keeps the original).
+
+        Raises
+        ------
+        ScorerError
+            If the file cannot be read or decoded.
+        """
         return dict(self._analyse(path)[0])
 
     def aux(self, path: StrPath) -> tuple[float, ...]:
-        """The 11 auxiliary scores (:data:`AUX_NAMES`); a_4 (noise) rises as quality falls."""
+        """The 11 auxiliary scores (:data:`AUX_NAMES`); a_4 (noise) rises as quality falls.
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        tuple of float
+
+        Raises
+        ------
+        ScorerError
+            If the file cannot be read or decoded.
+        """
         return self._analyse(path)[1]
 
     def utility(self, features: Mapping[str, float]) -> float:
-        """Absolute utility logit of one stimulus: the fitted head's, else the prior's."""
+        """Absolute utility logit of one stimulus: the fitted head's, else the prior's.
+
+        Parameters
+        ----------
+        features : mapping of str to float
+            As :meth:`features` returns.
+
+        Returns
+        -------
+        float
+        """
         if self.head is not None:
             return float(self.head.utility(features))  # type: ignore[union-attr]
         return prior_utility(features)
@@ -642,7 +922,20 @@ class HandcraftedScorer:
         aux_a: tuple[float, ...],
         aux_b: tuple[float, ...],
     ) -> PairScore:
-        """Pairwise answer from precomputed per-stimulus results (no decoding)."""
+        """Pairwise answer from precomputed per-stimulus results (no decoding).
+
+        Parameters
+        ----------
+        features_a, features_b : mapping of str to float
+            Features of A and B.
+        aux_a, aux_b : tuple of float
+            Aux of A and B (passed through).
+
+        Returns
+        -------
+        PairScore
+            ``p`` from the head, else ``σ(u_prior(A) − u_prior(B))``.
+        """
         if self.head is not None:
             p = float(self.head.predict_one(features_a, features_b))  # type: ignore[union-attr]
         else:
@@ -650,7 +943,21 @@ class HandcraftedScorer:
         return PairScore(p, aux_a, aux_b)
 
     def compare(self, path_a: StrPath, path_b: StrPath) -> PairScore:
-        """p(A preferred over B) = σ(u(A) - u(B)); symmetric by construction."""
+        """p(A preferred over B) = σ(u(A) - u(B)); symmetric by construction.
+
+        Parameters
+        ----------
+        path_a, path_b : str or PathLike
+
+        Returns
+        -------
+        PairScore
+
+        Raises
+        ------
+        ScorerError
+            If a file cannot be read or decoded.
+        """
         fa, aa = self._analyse(path_a)
         fb, ab = self._analyse(path_b)
         return self.compare_features(fa, fb, aa, ab)

@@ -73,7 +73,18 @@ def _as_matrix(data: Any, names: Sequence[str] | None) -> tuple[np.ndarray, tupl
 
 
 def targets_from_prefs(prefs: Any) -> np.ndarray:
-    """Vote targets: 1 where A was preferred, 0 where B was, 0.5 for "no preference"."""
+    """Vote targets: 1 where A was preferred, 0 where B was, 0.5 for "no preference".
+
+    Parameters
+    ----------
+    prefs : array_like
+        Signed preferences (positive = A preferred; the strength is ignored).
+
+    Returns
+    -------
+    ndarray of float
+        Same shape as ``prefs``.
+    """
     pref = np.asarray(prefs, dtype=float)
     return np.where(pref > 0, 1.0, np.where(pref < 0, 0.0, 0.5))
 
@@ -84,6 +95,21 @@ def pairwise_metrics(p: np.ndarray, prefs: Any, sample_weight: Any = None) -> di
     Accuracy counts a decided vote as right when ``p`` is on its side of 0.5 (half right
     at exactly 0.5); "no preference" votes are excluded from accuracy because no
     direction is right for them.
+
+    Parameters
+    ----------
+    p : ndarray, shape (n,)
+        Predicted p(A over B) per vote (clipped away from 0 and 1 for the log-loss).
+    prefs : array_like, shape (n,)
+        Signed preferences of the votes.
+    sample_weight : array_like, optional
+        Weight per vote (default: equal).
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (NaN without decided votes), ``log_loss`` (nats per vote, NaN
+        without votes) and ``n`` (votes).
     """
     y = targets_from_prefs(prefs)
     w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, dtype=float)
@@ -142,7 +168,16 @@ class Head:
         return np.asarray(self.params["coef"], dtype=float)
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
-        """``(x - mean) / scale`` for a (n, d) matrix in :attr:`feature_names` order."""
+        """``(x - mean) / scale`` for a (n, d) matrix in :attr:`feature_names` order.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, d)
+
+        Returns
+        -------
+        ndarray, shape (n, d)
+        """
         return (x - np.asarray(self.mean)) / np.asarray(self.scale)
 
     def _g(self, z: np.ndarray) -> np.ndarray:
@@ -154,31 +189,100 @@ class Head:
         return np.tanh(z @ w1.T + b1) @ w2
 
     def utilities(self, features: Any) -> np.ndarray:
-        """Utility ``g(z)`` of each row of ``features`` (DataFrame, array or mappings)."""
+        """Utility ``g(z)`` of each row of ``features`` (DataFrame, array or mappings).
+
+        Parameters
+        ----------
+        features : DataFrame, ndarray or sequence of mappings
+            One row per stimulus; columns/keys looked up by :attr:`feature_names` (an array
+            must already be in that order).
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            Utility logits.
+
+        Raises
+        ------
+        ValueError
+            When a DataFrame lacks a feature column or an array has the wrong shape.
+        """
         x, _ = _as_matrix(features, self.feature_names)
         return self._g(self.standardise(x))
 
     def utility(self, features: Mapping[str, float]) -> float:
-        """Utility of one stimulus given its feature mapping."""
+        """Utility of one stimulus given its feature mapping.
+
+        Parameters
+        ----------
+        features : mapping of str to float
+            Must hold every name of :attr:`feature_names`.
+
+        Returns
+        -------
+        float
+            Utility logit.
+        """
         x = np.array([[float(features[k]) for k in self.feature_names]])
         return float(self._g(self.standardise(x))[0])
 
     def predict(self, features_a: Any, features_b: Any) -> np.ndarray:
-        """``p(A over B)`` per row."""
+        """``p(A over B)`` per row.
+
+        Parameters
+        ----------
+        features_a, features_b : DataFrame, ndarray or sequence of mappings
+            Features of A and B, one row per pair (see :meth:`utilities`).
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            ``σ(g(z_A) − g(z_B))``.
+        """
         return _sigmoid(self.utilities(features_a) - self.utilities(features_b))
 
     def predict_one(self, features_a: Mapping[str, float], features_b: Mapping[str, float]) -> float:
-        """``p(A over B)`` for one pair of feature mappings."""
+        """``p(A over B)`` for one pair of feature mappings.
+
+        Parameters
+        ----------
+        features_a, features_b : mapping of str to float
+
+        Returns
+        -------
+        float
+        """
         return float(_sigmoid(np.array(self.utility(features_a) - self.utility(features_b))))
 
     def evaluate(self, features_a: Any, features_b: Any, prefs: Any, sample_weight: Any = None) -> dict:
-        """:func:`pairwise_metrics` of this head on some votes."""
+        """:func:`pairwise_metrics` of this head on some votes.
+
+        Parameters
+        ----------
+        features_a, features_b : DataFrame, ndarray or sequence of mappings
+            Features of A and B, one row per vote.
+        prefs : array_like
+            Signed preferences of the votes.
+        sample_weight : array_like, optional
+            Weight per vote.
+
+        Returns
+        -------
+        dict
+            ``accuracy, log_loss, n``.
+        """
         return pairwise_metrics(self.predict(features_a, features_b), prefs, sample_weight)
 
     # -- persistence -----------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping (what :meth:`save` writes)."""
+        """JSON-ready mapping (what :meth:`save` writes).
+
+        Returns
+        -------
+        dict
+            ``format, kind, version, feature_names, mean, scale, params, report``.
+        """
         return {
             "format": HEAD_FORMAT,
             "kind": self.kind,
@@ -192,7 +296,24 @@ class Head:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Head:
-        """Inverse of :meth:`to_dict`; checks the format and the stored version hash."""
+        """Inverse of :meth:`to_dict`; checks the format and the stored version hash.
+
+        Parameters
+        ----------
+        data : mapping
+            As :meth:`to_dict` returns (``version`` may be absent).
+
+        Returns
+        -------
+        Head
+
+        Raises
+        ------
+        ValueError
+            On an unsupported ``format`` or a ``version`` that does not match the weights.
+        KeyError
+            When a required key is missing.
+        """
         if data.get("format") != HEAD_FORMAT:
             raise ValueError(f"unsupported head format {data.get('format')!r} (expected {HEAD_FORMAT})")
         head = cls(
@@ -208,14 +329,40 @@ class Head:
         return head
 
     def save(self, path: StrPath) -> Path:
-        """Write the head as JSON; the file name is the caller's, the version is inside."""
+        """Write the head as JSON; the file name is the caller's, the version is inside.
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
         out = Path(path)
         out.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return out
 
     @classmethod
     def load(cls, path: StrPath) -> Head:
-        """Read a head written by :meth:`save`."""
+        """Read a head written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        Head
+
+        Raises
+        ------
+        OSError
+            When the file cannot be read.
+        ValueError
+            When it is not valid JSON or fails the checks of :meth:`from_dict`.
+        """
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
@@ -405,7 +552,18 @@ def fit_head(
 
 
 def prefs_from_targets(y: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`targets_from_prefs` up to grading: 1 → +1, 0 → -1, 0.5 → 0."""
+    """Inverse of :func:`targets_from_prefs` up to grading: 1 → +1, 0 → -1, 0.5 → 0.
+
+    Parameters
+    ----------
+    y : ndarray
+        Targets in {0, 0.5, 1}.
+
+    Returns
+    -------
+    ndarray of float
+        Signs, same shape.
+    """
     return np.sign(np.asarray(y, dtype=float) - 0.5)
 
 
@@ -432,12 +590,33 @@ class CrossFit:
     full: Head
 
     def head_for(self, cond_a: str, cond_b: str) -> Head:
-        """The head allowed to judge conditions ``cond_a`` vs ``cond_b``."""
+        """The head allowed to judge conditions ``cond_a`` vs ``cond_b``.
+
+        Parameters
+        ----------
+        cond_a, cond_b : str
+            In any order.
+
+        Returns
+        -------
+        Head
+            The head of the pair's fold, or :attr:`full` for a pair without votes.
+        """
         fold = self.fold_of_pair.get(pair_key(cond_a, cond_b))
         return self.full if fold is None else self.heads[fold]
 
     def pairs_seen_by(self, fold: int) -> set[tuple[str, str]]:
-        """Condition pairs whose votes trained head ``fold``."""
+        """Condition pairs whose votes trained head ``fold``.
+
+        Parameters
+        ----------
+        fold : int
+
+        Returns
+        -------
+        set of tuple of (str, str)
+            Keys as :func:`~analysis.objective.base.pair_key` makes them.
+        """
         return {k for k, f in self.fold_of_pair.items() if f != fold}
 
     @property
@@ -468,8 +647,20 @@ def cross_fit_heads(
         The conditions compared by each vote (order irrelevant).
     n_folds
         Folds of condition pairs (capped at the number of distinct pairs, at least 2).
+    seed
+        Seed of the fold assignment and of every fit.
     **fit_options
         Passed to :func:`fit_head` (``kind``, ``l2``, ...).
+
+    Returns
+    -------
+    CrossFit
+        The fold heads, the pair → fold assignment and a head fitted on every vote.
+
+    Raises
+    ------
+    ValueError
+        When the votes cover fewer than two condition pairs, or as :func:`fit_head`.
     """
     keys = [pair_key(str(a), str(b)) for a, b in zip(cond_a, cond_b, strict=True)]
     uniq = sorted(set(keys))
@@ -518,7 +709,12 @@ class TrainingVotes:
     n_dropped: int = 0
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per vote: content, conditions, pref, then ``a_``/``b_`` features."""
+        """One row per vote: content, conditions, pref, then ``a_``/``b_`` features.
+
+        Returns
+        -------
+        DataFrame
+        """
         out = pd.DataFrame({"content": self.content, "cond_a": self.cond_a, "cond_b": self.cond_b})
         out["pref"] = self.prefs
         a = self.features_a.add_prefix("a_").reset_index(drop=True)
@@ -529,6 +725,8 @@ class TrainingVotes:
 def join_votes_features(votes: pd.DataFrame, stimulus_features: pd.DataFrame) -> TrainingVotes:
     """Attach per-stimulus features to pairwise votes.
 
+    Votes whose stimuli have no features are dropped and counted in ``n_dropped``.
+
     Parameters
     ----------
     votes
@@ -536,9 +734,17 @@ def join_votes_features(votes: pd.DataFrame, stimulus_features: pd.DataFrame) ->
         ``analysis.frames``).
     stimulus_features
         One row per stimulus with columns ``content``, ``condition`` and one column per
-        feature (e.g. from :func:`analysis.objective.cache.score_stimuli`).
+        feature (e.g. from :func:`analysis.objective.cache.score_stimuli`); only numeric
+        columns are used as features.
 
-    Votes whose stimuli have no features are dropped and counted in ``n_dropped``.
+    Returns
+    -------
+    TrainingVotes
+
+    Raises
+    ------
+    ValueError
+        When a required column is missing from either frame.
     """
     need = {"content", "cond_a", "cond_b", "pref"}
     if missing := need - set(votes.columns):
@@ -579,20 +785,43 @@ class HeadScorer:
 
     @property
     def name(self) -> str:
+        """The base scorer's name."""
         return self.base.name
 
     @property
     def version(self) -> str:
+        """``<base version>+head.<head version>``."""
         return f"{self.base.version}+head.{self.head.version}"
 
     @property
     def calibrated(self) -> bool:
+        """Always True: the head was fitted on votes."""
         return True
 
     def features(self, path: StrPath) -> dict[str, float]:
+        """The base scorer's features of one stimulus.
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        dict of str to float
+        """
         return self.base.features(path)
 
     def aux(self, path: StrPath) -> tuple[float, ...]:
+        """The base scorer's aux of one stimulus.
+
+        Parameters
+        ----------
+        path : str or PathLike
+
+        Returns
+        -------
+        tuple of float
+        """
         return self.base.aux(path)
 
     def compare_features(
@@ -602,9 +831,32 @@ class HeadScorer:
         aux_a: tuple[float, ...],
         aux_b: tuple[float, ...],
     ) -> PairScore:
+        """Pairwise answer of the head from precomputed per-stimulus results.
+
+        Parameters
+        ----------
+        features_a, features_b : mapping of str to float
+            Features of A and B.
+        aux_a, aux_b : tuple of float
+            Aux of A and B (passed through).
+
+        Returns
+        -------
+        PairScore
+        """
         return PairScore(self.head.predict_one(features_a, features_b), aux_a, aux_b)
 
     def compare(self, path_a: StrPath, path_b: StrPath) -> PairScore:
+        """p(A preferred over B) by the head, from the base scorer's features and aux.
+
+        Parameters
+        ----------
+        path_a, path_b : str or PathLike
+
+        Returns
+        -------
+        PairScore
+        """
         return self.compare_features(
             self.base.features(path_a), self.base.features(path_b), self.base.aux(path_a), self.base.aux(path_b)
         )
@@ -624,12 +876,25 @@ class CrossFitScorer:
 
     @property
     def name(self) -> str:
+        """The base scorer's name."""
         return self.base.name
 
     @property
     def version(self) -> str:
+        """``<base version>+crossfit.<cross-fit version>``."""
         return f"{self.base.version}+crossfit.{self.crossfit.version}"
 
     def for_pair(self, cond_a: str, cond_b: str) -> HeadScorer:
-        """Scorer for comparing stimuli of conditions ``cond_a`` and ``cond_b``."""
+        """Scorer for comparing stimuli of conditions ``cond_a`` and ``cond_b``.
+
+        Parameters
+        ----------
+        cond_a, cond_b : str
+            In any order.
+
+        Returns
+        -------
+        HeadScorer
+            The base scorer with the head that never saw a vote on this pair.
+        """
         return HeadScorer(self.base, self.crossfit.head_for(cond_a, cond_b))

@@ -52,6 +52,21 @@ def parse_options(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str, 
 
     Each value is read as JSON when it parses (numbers, ``true``/``false``, ``null``,
     lists, objects), otherwise kept as the plain string. A mapping passes through.
+
+    Parameters
+    ----------
+    items : sequence of str, mapping or None
+        ``KEY=VALUE`` strings (a later key wins), or options already parsed.
+
+    Returns
+    -------
+    dict
+        Empty for ``None``.
+
+    Raises
+    ------
+    ValueError
+        When an item has no ``=`` or an empty key.
     """
     if items is None:
         return {}
@@ -71,7 +86,24 @@ def parse_options(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str, 
 
 
 def normalise_scorer_config(config: str | Mapping[str, Any]) -> dict[str, Any]:
-    """``"handcrafted"`` or ``{name, options}`` → ``{"name": ..., "options": {...}}``."""
+    """``"handcrafted"`` or ``{name, options}`` → ``{"name": ..., "options": {...}}``.
+
+    Parameters
+    ----------
+    config : str or mapping
+        A scorer name, or a mapping with a non-empty ``name`` and optional ``options``.
+
+    Returns
+    -------
+    dict
+        ``{"name": str, "options": dict}`` (new objects).
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is missing or empty, ``options`` is not a mapping, or other keys
+        are present.
+    """
     if isinstance(config, str):
         return {"name": config, "options": {}}
     if not isinstance(config, Mapping) or not isinstance(config.get("name"), str) or not config["name"]:
@@ -86,7 +118,24 @@ def normalise_scorer_config(config: str | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_scorer(config: str | Mapping[str, Any]) -> obj_base.Scorer:
-    """Instantiate a scorer from a name or ``{name, options}``; bad options are a ValueError."""
+    """Instantiate a scorer from a name or ``{name, options}``; bad options are a ValueError.
+
+    Parameters
+    ----------
+    config : str or mapping
+        See :func:`normalise_scorer_config`.
+
+    Returns
+    -------
+    Scorer
+
+    Raises
+    ------
+    ValueError
+        On a malformed config or an option the scorer does not take.
+    UnknownScorerError
+        When no scorer has that name.
+    """
     cfg = normalise_scorer_config(config)
     try:
         return obj_base.scorer_from_config(cfg)
@@ -95,7 +144,18 @@ def build_scorer(config: str | Mapping[str, Any]) -> obj_base.Scorer:
 
 
 def is_model_file(spec: Any) -> bool:
-    """True when ``spec`` names a scorer model file (``*.json``) rather than a scorer."""
+    """True when ``spec`` names a scorer model file (``*.json``) rather than a scorer.
+
+    Parameters
+    ----------
+    spec : object
+        A ``--tiebreak``/``--scorer`` value.
+
+    Returns
+    -------
+    bool
+        By the suffix only; the file need not exist.
+    """
     return isinstance(spec, str | os.PathLike) and str(spec).lower().endswith(".json")
 
 
@@ -113,6 +173,8 @@ class ScorerModel:
         Fit sizes, held-out and cross-fitted accuracy / log-loss, the prior's baseline.
     source
         What the votes came from (study slug or file).
+    created
+        When it was fitted (ISO 8601, UTC).
     """
 
     base: dict[str, Any]
@@ -123,24 +185,66 @@ class ScorerModel:
 
     @property
     def version(self) -> str:
+        """The cross-fit's version hash (all fold heads and the fold assignment)."""
         return self.crossfit.version
 
     @property
     def kind(self) -> str:
+        """Head kind, ``"logistic"`` or ``"mlp"``."""
         return self.crossfit.full.kind
 
     def base_scorer(self) -> obj_base.Scorer:
+        """A new instance of the base scorer (:attr:`base`).
+
+        Returns
+        -------
+        Scorer
+
+        Raises
+        ------
+        ValueError, UnknownScorerError
+            As :func:`build_scorer`.
+        """
         return build_scorer(self.base)
 
     def crossfit_scorer(self, base: obj_base.Scorer | None = None) -> CrossFitScorer:
-        """The tie-breaking scorer: each pair judged by a head that never saw its votes."""
+        """The tie-breaking scorer: each pair judged by a head that never saw its votes.
+
+        Parameters
+        ----------
+        base : Scorer, optional
+            The base scorer to read features with (e.g. wrapped in a cache); default
+            :meth:`base_scorer`.
+
+        Returns
+        -------
+        CrossFitScorer
+        """
         return CrossFitScorer(base if base is not None else self.base_scorer(), self.crossfit)
 
     def full_scorer(self, base: obj_base.Scorer | None = None) -> HeadScorer:
-        """The head fitted on every vote (for stimuli outside the study, e.g. ``panelrank score``)."""
+        """The head fitted on every vote (for stimuli outside the study, e.g. ``panelrank score``).
+
+        Parameters
+        ----------
+        base : Scorer, optional
+            The base scorer to read features with; default :meth:`base_scorer`.
+
+        Returns
+        -------
+        HeadScorer
+        """
         return HeadScorer(base if base is not None else self.base_scorer(), self.crossfit.full)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (what :func:`save_scorer_model` writes).
+
+        Returns
+        -------
+        dict
+            ``format, version, kind, base, source, created, report, full, folds,
+            fold_of_pair`` (the last as ``[cond_a, cond_b, fold]`` rows).
+        """
         return {
             "format": MODEL_FORMAT,
             "version": self.version,
@@ -156,6 +260,25 @@ class ScorerModel:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScorerModel:
+        """Inverse of :meth:`to_dict`; checks the format and the stored version.
+
+        Parameters
+        ----------
+        data : mapping
+            As :meth:`to_dict` returns.
+
+        Returns
+        -------
+        ScorerModel
+
+        Raises
+        ------
+        ValueError
+            On another ``format``, a bad base config or head, or a ``version`` that does not
+            match the heads.
+        KeyError, TypeError
+            On a structurally malformed mapping.
+        """
         if data.get("format") != MODEL_FORMAT:
             raise ValueError(f"not a panelrank scorer model (format {data.get('format')!r}, "
                              f"expected {MODEL_FORMAT!r}); write one with `panelrank fit-scorer`")
@@ -172,13 +295,40 @@ class ScorerModel:
 
 
 def save_scorer_model(model: ScorerModel, path: str | Path) -> Path:
-    """Write ``model`` as JSON (to a temporary name first, then renamed)."""
+    """Write ``model`` as JSON (to a temporary name first, then renamed).
+
+    Parameters
+    ----------
+    model : ScorerModel
+    path : str or Path
+        Destination (parent directories are created).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     text = json.dumps(model.to_dict(), indent=2, sort_keys=True) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def load_scorer_model(path: str | Path) -> ScorerModel:
-    """Read a file written by :func:`save_scorer_model`."""
+    """Read a file written by :func:`save_scorer_model`.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    ScorerModel
+
+    Raises
+    ------
+    ValueError
+        When the file is missing, not JSON, malformed, or fails the checks of
+        :meth:`ScorerModel.from_dict`.
+    """
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p}: no such scorer model file")
@@ -198,6 +348,22 @@ def read_paths_csv(path: str | Path, columns: Sequence[str], path_columns: Seque
 
     Relative file paths resolve against the CSV's folder. With ``must_exist``, files that
     are not there are listed (count and an example per column) in one ``ValueError``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV.
+    columns : sequence of str
+        Columns to keep (others are dropped), in this order.
+    path_columns : sequence of str
+        Those of ``columns`` that hold file paths.
+    must_exist : bool
+        Require every named file to exist.
+
+    Returns
+    -------
+    DataFrame
+        ``columns`` as strings (empty cells as ``""``), paths made absolute.
 
     Raises
     ------
@@ -224,12 +390,42 @@ def read_paths_csv(path: str | Path, columns: Sequence[str], path_columns: Seque
 
 
 def read_stimuli_csv(path: str | Path) -> pd.DataFrame:
-    """``content, condition, path`` rows; relative paths resolve against the CSV's folder."""
+    """``content, condition, path`` rows; relative paths resolve against the CSV's folder.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    DataFrame
+        As :func:`analysis.objective.tiebreak.stimuli_frame` returns it (files need not
+        exist).
+
+    Raises
+    ------
+    ValueError
+        No such CSV, missing columns, or a repeated (content, condition).
+    """
     return stimuli_frame(read_paths_csv(path, STIMULI_COLUMNS, ("path",)))
 
 
 def read_s_obj_csv(path: str | Path) -> dict[str, float]:
-    """``condition, s_obj`` (as ``challenge-score`` writes ``s_obj.csv``) → ``{condition: S_obj}``."""
+    """``condition, s_obj`` (as ``challenge-score`` writes ``s_obj.csv``) → ``{condition: S_obj}``.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    dict of str to float
+
+    Raises
+    ------
+    ValueError
+        When the file is missing, lacks a column, or a value is missing or not a number.
+    """
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p}: no such S_obj file")
@@ -259,12 +455,28 @@ def stimulus_features(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Score every stimulus (cached) and attach ``content, condition``.
 
+    Parameters
+    ----------
+    scorer : Scorer
+    stimuli : DataFrame or mapping
+        See :func:`analysis.objective.tiebreak.stimuli_frame`.
+    cache : ScoreCache, optional
+    workers : int
+        Parallel workers.
+    progress : callable or bool, optional
+        Progress callback (see :func:`analysis.objective.cache.text_progress`).
+
     Returns
     -------
     frame
         ``content, condition`` + the :func:`score_stimuli` columns, one row per stimulus.
     feature_names
         The scorer's numeric feature columns.
+
+    Raises
+    ------
+    ScorerError
+        When a stimulus cannot be scored.
     """
     frame = stimuli_frame(stimuli)
     scored = score_stimuli(scorer, frame["path"].tolist(), cache=cache, workers=workers, progress=progress)
@@ -277,7 +489,18 @@ def stimulus_features(
 
 @contextlib.contextmanager
 def open_cache(directory: str | Path | None) -> Iterator[ScoreCache]:
-    """A :class:`ScoreCache` in ``directory``, or in a temporary one removed afterwards."""
+    """A :class:`ScoreCache` in ``directory``, or in a temporary one removed afterwards.
+
+    Parameters
+    ----------
+    directory : str or Path, optional
+        Cache directory; ``None`` for a throw-away cache.
+
+    Yields
+    ------
+    ScoreCache
+        Closed on exit.
+    """
     if directory is not None:
         with ScoreCache(directory) as cache:
             yield cache
@@ -320,6 +543,48 @@ def fit_scorer_model(
     pair's fold, i.e. a head that never saw a vote on that pair: the honest figure for a
     tie-breaker) and, for a feature scorer with a prior, the uncalibrated prior's
     accuracy on the same votes.
+
+    Parameters
+    ----------
+    votes : DataFrame
+        Pairwise votes (validated here; repeats and gold trials dropped).
+    stimuli : DataFrame or mapping
+        ``content, condition, path`` of every stimulus.
+    base : str or mapping
+        The scorer whose features the heads read (name or ``{name, options}``).
+    kind : {"logistic", "mlp"}
+        Head kind (``"mlp"`` needs torch).
+    n_folds : int
+        Folds of condition pairs for cross-fitting.
+    l2 : float
+        L2 penalty of the heads.
+    seed : int
+        Seed of the folds and the fits.
+    screen : bool
+        Drop raters that fail the default screening first.
+    cache : ScoreCache, optional
+        Score cache.
+    workers : int
+        Parallel workers for scoring stimuli.
+    progress : callable or bool, optional
+        Progress callback.
+    source : str
+        What the votes came from, recorded in the model.
+
+    Returns
+    -------
+    ScorerModel
+
+    Raises
+    ------
+    ValueError
+        An unknown ``kind`` (or ``"mlp"`` without torch), non-pairwise votes, screening
+        that drops everyone, a scorer without numeric features, or fewer than 10 votes
+        with features for both stimuli.
+    frames.FrameError
+        On a malformed vote frame.
+    ScorerError
+        When a stimulus cannot be scored.
     """
     if kind == "mlp":
         import importlib.util
@@ -380,6 +645,26 @@ def resolve_scorer(spec: str | Mapping[str, Any], options: Mapping[str, Any] | N
 
     ``options`` are merged over the configuration's own (a model file takes none: its
     base scorer is fixed by the fit). For a model file the scorer is the full head.
+
+    Parameters
+    ----------
+    spec : str or mapping
+        Scorer name, ``{name, options}`` or a ``*.json`` model file.
+    options : mapping, optional
+        Extra scorer options.
+
+    Returns
+    -------
+    scorer : Scorer
+    model : ScorerModel or None
+        The loaded model for a model file.
+
+    Raises
+    ------
+    ValueError
+        Options given with a model file, a bad model file or config, or a bad option.
+    UnknownScorerError
+        When no scorer has that name.
     """
     if is_model_file(spec):
         if options:
@@ -412,10 +697,32 @@ def build_tiebreaker(
     through ``cache``), so the report's objective score of every condition costs no
     more decoding.
 
+    Parameters
+    ----------
+    spec : str, mapping or None
+        Scorer name, ``{name, options}`` or model file (may be None with ``s_obj``).
+    stimuli : DataFrame or None
+        ``content, condition, path`` of every stimulus (needed unless ``s_obj``).
+    s_obj : mapping, optional
+        ``{condition: S_obj}`` to break ties by.
+    options : mapping, optional
+        Extra scorer options (not with a model file).
+    cache : ScoreCache, optional
+        Score cache; without one nothing is scored up front.
+    workers : int
+        Parallel workers for scoring.
+    progress : callable or bool, optional
+        Progress callback of the up-front scoring.
+
+    Returns
+    -------
+    TieBreaker
+
     Raises
     ------
     ValueError
-        A scorer-based tie-breaker without stimulus paths, and any scorer problem.
+        Neither ``spec`` nor ``s_obj``, a scorer-based tie-breaker without stimulus
+        paths or with missing files, and any scorer problem.
     """
     if spec is None and s_obj is None:
         raise ValueError("give a tie-breaker: a scorer name, a fitted model file, or S_obj values")
@@ -446,12 +753,34 @@ def build_tiebreaker(
 
 
 def scorer_model_name(source: str, model: ScorerModel) -> str:
-    """File name for a model: ``<source>.<kind>.<version>.json`` (source made file-safe)."""
+    """File name for a model: ``<source>.<kind>.<version>.json`` (source made file-safe).
+
+    Parameters
+    ----------
+    source : str
+        Study slug or file the votes came from (``"scorer"`` when empty).
+    model : ScorerModel
+
+    Returns
+    -------
+    str
+    """
     return f"{safe_name(source or 'scorer')}.{model.kind}.{model.version}.json"
 
 
 def safe_name(text: str) -> str:
-    """``text`` with anything but ``A-Za-z0-9_.-`` replaced by ``_`` (for file names)."""
+    """``text`` with anything but ``A-Za-z0-9_.-`` replaced by ``_`` (for file names).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+        Runs of other characters become one ``_``; leading/trailing ``.``/``_`` are
+        stripped; an empty result becomes ``x`` plus 8 hex digits of ``text``'s SHA-256.
+    """
     out = re.sub(r"[^A-Za-z0-9_.\-]+", "_", str(text)).strip("._")
     if not out:
         out = "x" + hashlib.sha256(str(text).encode()).hexdigest()[:8]

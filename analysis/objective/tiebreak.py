@@ -39,6 +39,22 @@ def stimuli_frame(stimuli: pd.DataFrame | Mapping[tuple[str, str], Any]) -> pd.D
     """Normalise stimuli to a frame with columns ``content``, ``condition``, ``path``.
 
     Accepts such a frame, or a mapping ``{(content, condition): path}``.
+
+    Parameters
+    ----------
+    stimuli : DataFrame or mapping
+        A frame with (at least) ``content, condition, path``, or
+        ``{(content, condition): path}``.
+
+    Returns
+    -------
+    DataFrame
+        Exactly ``content, condition, path``, all strings (a copy).
+
+    Raises
+    ------
+    ValueError
+        When a column is missing or a (content, condition) repeats.
     """
     if isinstance(stimuli, pd.DataFrame):
         missing = {"content", "condition", "path"} - set(stimuli.columns)
@@ -149,7 +165,14 @@ class TieBreaker:
         self._p.update(found)
 
     def pair_table(self) -> pd.DataFrame:
-        """Every p_sym computed so far: ``content, cond_a, cond_b, p`` (for reports)."""
+        """Every p_sym computed so far: ``content, cond_a, cond_b, p`` (for reports).
+
+        Returns
+        -------
+        DataFrame
+            One row per content and canonical condition pair (``cond_a < cond_b``), with
+            ``p = p_sym(cond_a, cond_b)``.
+        """
         rows = [(content, a, b, p) for (a, b), values in sorted(self._p.items()) for content, p in values]
         return pd.DataFrame(rows, columns=["content", "cond_a", "cond_b", "p"])
 
@@ -181,6 +204,17 @@ def make_tiebreaker(
         Parallel workers for scoring.
     name, version
         Override the identity reported in ``ranking.csv``.
+
+    Returns
+    -------
+    TieBreaker
+        Named after the scorer (``s_obj`` / ``s_obj:<scorer>`` with S_obj values).
+
+    Raises
+    ------
+    ValueError
+        Without a scorer or ``s_obj``, a scorer without ``stimuli``, or a malformed
+        stimuli frame (see :func:`stimuli_frame`).
     """
     if s_obj is None and scorer is None:
         raise ValueError("give a scorer, or s_obj")
