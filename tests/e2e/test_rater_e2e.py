@@ -22,25 +22,13 @@ from sqlalchemy import select
 from study_app import clips, db
 from study_app.export import votes_frame
 from study_app.models import Condition, Content, Session, Stimulus, Study
+from tests.e2e.rater_steps import UNLOCK_PROBE, answer, enter, practice, preload_and_start, trial_shown, wait_state
 from tests.rater_support import SMALL_SESSION, make_study
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 VIEWPORT = {"width": 1280, "height": 720}
 TIMEOUT_MS = 20_000
-# Records, in the page, whether every video had ended at the moment the answer controls unlocked.
-UNLOCK_PROBE = """
-window.__unlocks = [];
-new MutationObserver((changes) => {
-  for (const c of changes) {
-    if (c.target.id === "scale" && c.attributeName === "disabled" && !c.target.disabled) {
-      const videos = [...document.querySelectorAll("#players video")];
-      window.__unlocks.push({trial: document.getElementById("study").dataset.trial,
-                             videos: videos.length, ended: videos.every((v) => v.ended)});
-    }
-  }
-}).observe(document, {subtree: true, attributes: true, attributeFilter: ["disabled"]});
-"""
 
 
 class Recorder:
@@ -73,60 +61,6 @@ def _context(browser: Any, recorder: Recorder) -> tuple[Any, Any]:
     return context, page
 
 
-def _enter(page: Any, base: str, slug: str) -> None:
-    page.goto(f"{base}/s/{slug}")
-    page.get_by_role("checkbox").check()
-    page.locator("#consent-submit").click()
-    page.wait_for_url(re.compile(r"/check$"))
-    page.locator("#check-continue").click()
-    page.wait_for_url(re.compile(r"/study$"))
-
-
-def _preload_and_start(page: Any) -> None:
-    start = page.locator("#start")
-    start.wait_for(state="visible")
-    bar = page.evaluate("() => { const b = document.getElementById('preload-bar'); return [b.value, b.max]; }")
-    assert bar[0] == bar[1] and bar[1] > 1, bar
-    start.click()
-
-
-def _wait_state(page: Any, trial: str, *states: str) -> None:
-    page.wait_for_function(
-        "([k, s]) => { const d = document.getElementById('study').dataset;"
-        " return d.trial === k && s.includes(d.state); }",
-        arg=[trial, list(states)],
-    )
-
-
-def _trial_shown(page: Any, trial: str) -> int:
-    """Wait for ``trial`` to be on screen; check its controls are locked while it plays; return n."""
-    _wait_state(page, trial, "playing", "answer")
-    locked, state, n = page.evaluate(
-        "() => [document.getElementById('scale').disabled, document.getElementById('study').dataset.state,"
-        " document.getElementById('progress').max]")
-    assert locked or state != "playing"  # while the clips play the answer controls are locked
-    return int(n)
-
-
-def _answer(page: Any, trial: str, key: str, reason: bool) -> None:
-    _wait_state(page, trial, "answer")
-    last = page.evaluate("() => window.__unlocks[window.__unlocks.length - 1]")
-    assert last["trial"] == trial and last["ended"] and last["videos"] >= 1, last  # unlocked only after the end
-    page.keyboard.press(key)
-    if reason:
-        page.keyboard.press("a")
-    page.keyboard.press("Enter")
-
-
-def _practice(page: Any, key: str, reason: bool) -> None:
-    _answer(page, "practice-1", key, reason)
-    feedback = page.locator("#feedback")
-    feedback.wait_for(state="visible")
-    assert page.locator("#feedback-text").inner_text().strip()
-    page.locator("#feedback-continue").click()
-    page.locator("#message-continue").click()
-
-
 def _study(app: Any, slug: str) -> tuple[Any, ...]:
     with app.app_context(), db.transaction(app) as s:
         study = s.scalar(select(Study).where(Study.slug == slug))
@@ -140,23 +74,23 @@ def _study(app: Any, slug: str) -> tuple[Any, ...]:
 def test_pc5_session_by_keyboard_with_reload(live_server: Any, browser: Any, tmp_path: Path) -> None:
     recorder = Recorder()
     context, page = _context(browser, recorder)
-    _enter(page, live_server.url, "demo")
-    _preload_and_start(page)
-    _practice(page, "1", reason=True)
+    enter(page, live_server.url, "demo")
+    preload_and_start(page)
+    practice(page, "1", reason=True)
     pressed: dict[int, int] = {}
     keys = ["1", "5", "3", "2", "4", "5", "1", "4"]
-    n = _trial_shown(page, "1")
+    n = trial_shown(page, "1")
     for k in range(1, n + 1):
-        _trial_shown(page, str(k))
+        trial_shown(page, str(k))
         if k == 1:
             page.screenshot(path=str(tmp_path / "pc5-trial.png"))
         key = keys[k - 1]
-        _answer(page, str(k), key, reason=key != "3")
+        answer(page, str(k), key, reason=key != "3")
         pressed[k - 1] = int(key)
         if k == 2:
             page.wait_for_function("() => document.getElementById('study').dataset.trial === '3'")
             page.reload()
-            _preload_and_start(page)  # practice is not repeated after a reload
+            preload_and_start(page)  # practice is not repeated after a reload
     page.wait_for_url(re.compile(r"/done$"))
     assert page.locator("#completion-code").inner_text().strip() == "DEMO-THANKS"
     context.close()
@@ -176,15 +110,15 @@ def test_pc5_session_by_keyboard_with_reload(live_server: Any, browser: Any, tmp
 def test_acr_session(live_server: Any, browser: Any, tmp_path: Path) -> None:
     recorder = Recorder()
     context, page = _context(browser, recorder)
-    _enter(page, live_server.url, "demo-acr")
-    _preload_and_start(page)
-    _practice(page, "5", reason=False)
-    n = _trial_shown(page, "1")
+    enter(page, live_server.url, "demo-acr")
+    preload_and_start(page)
+    practice(page, "5", reason=False)
+    n = trial_shown(page, "1")
     for k in range(1, n + 1):
-        _trial_shown(page, str(k))
+        trial_shown(page, str(k))
         if k == 1:
             page.screenshot(path=str(tmp_path / "acr-trial.png"))
-        _answer(page, str(k), str(1 + k % 5), reason=False)
+        answer(page, str(k), str(1 + k % 5), reason=False)
     page.wait_for_url(re.compile(r"/done$"))
     assert page.locator("#completion-code").inner_text().strip() == "DEMO-THANKS"
     context.close()
@@ -302,7 +236,7 @@ def test_two_full_size_clips_are_scaled_to_fit_1280x720_and_it_is_recorded(
     (reached with Tab, pressed with Enter) restarts both clips and counts as a play."""
     context, page = _page(browser)
     _enter_by_keyboard(page, live_server.url, full_size["pc5"])
-    _wait_state(page, "1", "answer")
+    wait_state(page, "1", "answer")
     layout = page.evaluate("""() => ({
         widths: [...document.querySelectorAll('#players video')].map((v) => v.getBoundingClientRect().width),
         confirm: document.getElementById('confirm').getBoundingClientRect().bottom,
@@ -314,7 +248,7 @@ def test_two_full_size_clips_are_scaled_to_fit_1280x720_and_it_is_recorded(
     page.screenshot(path=str(tmp_path / "full-pc5-1280x720.png"))
     _tab_to(page, "#replay")
     page.keyboard.press("Enter")  # Enter on Replay replays; it does not confirm the answer
-    _wait_state(page, "1", "answer")
+    wait_state(page, "1", "answer")
     page.wait_for_function("() => [...document.querySelectorAll('#players video')].every((v) => v.ended)")
     page.keyboard.press("5")
     page.keyboard.press("b")
@@ -333,7 +267,7 @@ def test_one_full_size_clip_plays_at_native_size_at_1920x1080(
     context, page = _page(browser, {"width": 1920, "height": 1080})
     _enter_by_keyboard(page, live_server.url, full_size["acr5"])
     for k in ("1", "2"):
-        _wait_state(page, k, "answer")
+        wait_state(page, k, "answer")
         size = page.evaluate("() => { const r = document.querySelector('#players video').getBoundingClientRect();"
                              " return [r.width, r.height, document.getElementById('scaled-note').hidden]; }")
         assert size == [1280, 720, True], size
@@ -363,7 +297,7 @@ def test_preload_failure_shows_the_error_and_retry_recovers(live_server: Any, br
             route.continue_()
 
     page.route(re.compile(r"/media/[0-9a-f]+$"), fail_once)
-    _enter(page, live_server.url, slug)
+    enter(page, live_server.url, slug)
     error = page.locator("#preload-error")
     error.wait_for(state="visible")
     assert "HTTP 503" in page.locator("#preload-error-text").inner_text()
