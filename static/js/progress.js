@@ -75,13 +75,16 @@ function cellsTable(p) {
 
 function perHour(p) {
   const total = p.pace.hourly_24h.reduce((a, b) => a + b, 0);
-  return Math.round(total / 24 * 10) / 10;
+  // Two significant digits: a slow start (1 vote in 24 h) must not read as 0.
+  return total ? Number((total / 24).toPrecision(2)) : 0;
 }
+
+function votes(n) { return `${n} vote${n === 1 ? "" : "s"}`; }
 
 function paceSummary(p) {
   const h = p.pace.hourly_24h;
   const peak = Math.max(...h);
-  return `${h.reduce((a, b) => a + b, 0)} votes in the last 24 hours, ${perHour(p)} per hour on average, ` +
+  return `${votes(h.reduce((a, b) => a + b, 0))} in the last 24 hours, ${perHour(p)} per hour on average, ` +
     `${p.pace.last_hour} in the last hour` + (peak ? `, at most ${peak} in one hour.` : ".");
 }
 
