@@ -30,6 +30,8 @@ import av.error
 import numpy as np
 import pandas as pd
 
+from analysis._files import atomic_write
+
 from .base import N_AUX, NOISE_AUX_INDEX, Scorer, ScorerError, StrPath
 from .cache import ScoreCache, score_pairs
 
@@ -392,10 +394,7 @@ def write_real_csv(frame: pd.DataFrame, path: StrPath) -> Path:
     ValueError
         When a column is missing.
     """
-    _check_columns(frame, REAL_COLUMNS, "real")
-    out = Path(path)
-    frame.loc[:, list(REAL_COLUMNS)].to_csv(out, index=False, float_format="%.6f")
-    return out
+    return _write_layout(frame, path, REAL_COLUMNS, "real")
 
 
 def write_synth_csv(frame: pd.DataFrame, path: StrPath) -> Path:
@@ -417,10 +416,7 @@ def write_synth_csv(frame: pd.DataFrame, path: StrPath) -> Path:
     ValueError
         When a column is missing.
     """
-    _check_columns(frame, SYNTH_COLUMNS, "synth")
-    out = Path(path)
-    frame.loc[:, list(SYNTH_COLUMNS)].to_csv(out, index=False, float_format="%.6f")
-    return out
+    return _write_layout(frame, path, SYNTH_COLUMNS, "synth")
 
 
 def read_real_csv(path: StrPath) -> pd.DataFrame:
@@ -440,9 +436,7 @@ def read_real_csv(path: StrPath) -> pd.DataFrame:
     ValueError
         When a column is missing.
     """
-    frame = pd.read_csv(path, dtype={"video_i": str})
-    _check_columns(frame, REAL_COLUMNS, f"real CSV {path}")
-    return frame
+    return _read_layout(path, REAL_COLUMNS, "real")
 
 
 def read_synth_csv(path: StrPath) -> pd.DataFrame:
@@ -462,6 +456,17 @@ def read_synth_csv(path: StrPath) -> pd.DataFrame:
     ValueError
         When a column is missing.
     """
+    return _read_layout(path, SYNTH_COLUMNS, "synth")
+
+
+def _write_layout(frame: pd.DataFrame, path: StrPath, columns: Sequence[str], what: str) -> Path:
+    # One writer for both layouts; atomic, so a failed run never leaves a half-written submission.
+    _check_columns(frame, columns, what)
+    table = frame.loc[:, list(columns)]
+    return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6f"))
+
+
+def _read_layout(path: StrPath, columns: Sequence[str], what: str) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={"video_i": str})
-    _check_columns(frame, SYNTH_COLUMNS, f"synth CSV {path}")
+    _check_columns(frame, columns, f"{what} CSV {path}")
     return frame
