@@ -160,7 +160,9 @@ def from_pair_table(
     Parameters
     ----------
     df : DataFrame
-        One row per pair (a pair may repeat; its counts add up).
+        One row per pair (a pair may repeat; its counts add up). ``cond_a``/``cond_b``
+        are text ids (put in Unicode NFC, as :func:`analysis.frames.validate` does); an
+        empty one is an error.
     scale : str
         The pairwise scale of the votes (for ``dmos`` and the strength bound).
     graded : bool
@@ -178,8 +180,13 @@ def from_pair_table(
     problems = [f"missing column '{c}'" for c in ("cond_a", "cond_b") if c not in df.columns]
     if problems:
         raise ValueError("pair table: " + "; ".join(problems))
-    a = df["cond_a"].astype(str).to_numpy()
-    b = df["cond_b"].astype(str).to_numpy()
+    for col in ("cond_a", "cond_b"):
+        empty = frames.is_blank(df[col])
+        if empty.any():
+            raise ValueError(f"pair table: column '{col}' is empty in {int(empty.sum())} row(s)")
+    # Ids are text in NFC, as in vote frames: 'NA' is a name, 'café' typed two ways is one condition.
+    a = frames.normalize_ids(df["cond_a"].astype(str)).to_numpy()
+    b = frames.normalize_ids(df["cond_b"].astype(str)).to_numpy()
     if (a == b).any():
         raise ValueError("pair table: a row compares a condition with itself")
     top = scale_def.high

@@ -25,15 +25,37 @@ Up to ``SPARSE_ABOVE`` conditions the system is solved densely; beyond, ``J`` is
 
 Intervals
 ---------
-* **Hessian**: covariance of the centred scores ``= J⁺`` (Moore–Penrose inverse,
-  computed as ``(J + u uᵀ)⁻¹ − u uᵀ``), score block; Wald intervals ``± z_{1−α/2}·se``.
-  Votes are treated as independent.
-* **Bootstrap over raters** (clusters): per-rater pair counts are precomputed once;
-  each round draws multinomial rater weights (all rounds at once), forms the round's
-  counts by one matrix product and refits by a few batched Newton steps warm-started
-  at the full-data estimate. Percentile intervals; rounds whose refit does not
-  converge (e.g. a resample in which a condition never wins) are dropped and counted
-  in ``params["boot_failed"]``.
+One vote's outcome is not independent of the same rater's other votes: raters differ in
+how they read the scale, how decisive they are and what they look at. Every interval is
+therefore, by default, clustered by rater.
+
+* **Cluster-robust (sandwich), clustered by rater** — ``ci="cluster"``, the default:
+  ``V = c · J⁺ (Σ_r g_r g_rᵀ) J⁺`` with ``g_r`` rater r's contribution to the score
+  vector at the estimate and ``c = G/(G−1)`` for ``G`` raters (the CR1 small-sample
+  factor); intervals ``± t_{G−1, 1−α/2}·se`` (Liang & Zeger 1986, *Biometrika* 73:13;
+  Cameron & Miller 2015, *J. Human Resources* 50:317, §II.B and §VI). ``g_r`` is linear in
+  the rater's pair counts, so all of it is one sparse product. Up to ``SPARSE_ABOVE``
+  conditions ``V`` is floored at the model-based covariance, ``V + (V_H − V)_+`` (the
+  positive part of the difference): a panel that looks *less* variable than the model
+  allows — one rater, or every vote a tie under ``ties="split"`` — is not credited with
+  more precision than the votes' number gives. Fewer than 2 raters: NaN, with a note.
+* **Bootstrap over raters** — ``ci="bootstrap"``: per-rater pair counts are precomputed
+  once; each round draws ``G − 1`` raters with replacement (:mod:`analysis.resample`;
+  all rounds at once, as multinomial weights), forms the
+  round's counts by one matrix product and refits by a few batched Newton steps
+  warm-started at the full-data estimate. Expanded percentile intervals (percentiles at
+  ``Φ(±t_{G−1, 1−α/2})``, Hesterberg 2015, so a panel of ``G`` raters gets its t
+  quantile as the clustered interval does). A round whose counts have
+  no finite MLE (its win graph is not strongly connected: some group never wins or never
+  loses; or, with a tie model, no tie or no decided vote) is detected exactly, left out
+  and counted in ``params["boot_failed"]`` with non-converged rounds. When more than
+  ``MAX_BOOT_FAILED`` of the rounds fail, or the kept rounds do not vary, or there are
+  fewer than 2 raters, the bootstrap interval is refused: the fit falls back to the
+  clustered interval and says why in ``params["boot_refused"]`` and a warning.
+* **Hessian (model-based)** — ``ci="hessian"``: ``J⁺`` (Moore–Penrose inverse of the
+  observed information, ``(J + u uᵀ)⁻¹ − u uᵀ``), Wald intervals ``± z_{1−α/2}·se``.
+  Treats votes as independent: narrower than the truth whenever raters differ. The only
+  choice without rater ids (:func:`fit_counts`).
 
 Scores are centred to mean 0, or anchored (``score(anchor) = 0``), optionally on an
 Elo-like scale ``1500 + 400/ln 10 · s``.
@@ -41,23 +63,30 @@ Elo-like scale ``1500 + 400/ln 10 · s``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import sparse, stats
+from scipy import linalg, sparse, stats
 from scipy.sparse import csgraph
 from scipy.sparse import linalg as splinalg
 from scipy.special import expit, log_expit
 
-from analysis import frames, screening
+from analysis import frames, resample, screening
 
 TieModel = Literal["davidson", "rao-kupper", "split"]
-CiMethod = Literal["hessian", "bootstrap", "both", "none"]
+CiMethod = Literal["cluster", "bootstrap", "hessian", "none"]
 TIE_MODELS: tuple[str, ...] = ("davidson", "rao-kupper", "split")
-CI_METHODS: tuple[str, ...] = ("hessian", "bootstrap", "both", "none")
+CI_METHODS: tuple[str, ...] = ("cluster", "bootstrap", "hessian", "none")
+#: Interval methods a fit can report (``ci="none"`` reports none).
+INTERVAL_METHODS: tuple[str, ...] = ("cluster", "bootstrap", "hessian")
+#: Largest share of bootstrap rounds that may fail (no finite MLE, no convergence) before
+#: the bootstrap interval is refused: the kept rounds are conditioned on a finite MLE, and
+#: beyond a few per cent that conditioning visibly narrows the interval.
+MAX_BOOT_FAILED = 0.10
 #: Above this many conditions the Newton system is sparse and solved by CG.
 SPARSE_ABOVE = 400
 #: Elo-like scale: 400 points per factor 10 in odds.
@@ -207,10 +236,7 @@ class PairCounts:
             raise ValueError("counts must be finite and non-negative")
         if (w.diagonal() != 0).any() or (t.diagonal() != 0).any():
             raise ValueError("a condition cannot be compared with itself (non-zero diagonal)")
-        t = t.tocsr()
-        if (t != t.T).nnz == 0:
-            t = t / 2.0  # a symmetric tie matrix counts every tie twice
-        t = (t + t.T).tocoo()
+        t = _one_triangle(t.tocsr())
         # Pair key over i < j, with wins for both orientations.
         rows = np.concatenate([w.row, w.col, t.row])
         cols = np.concatenate([w.col, w.row, t.col])
@@ -230,6 +256,36 @@ class PairCounts:
             tot = wi + tt + wj
             n_votes = np.bincount(pi, tot, n) + np.bincount(pj, tot, n)
         return cls(conds, pi, pj, wi, tt, wj, np.asarray(n_votes))
+
+
+def _one_triangle(t: sparse.csr_array) -> sparse.coo_array:
+    """A tie matrix as symmetric counts ``T + Tᵀ`` with every tie once.
+
+    A matrix symmetric within float rounding (built as ``T + T.T`` from halves, read back
+    from a CSV) holds each tie in both cells: averaged and counted once. A triangular one
+    (each pair in at most one cell) is taken as it is. Anything else is ambiguous.
+    """
+    if _close(abs(t - t.T), abs(t) + abs(t.T)):
+        upper = sparse.triu((t + t.T) / 2.0, k=1)
+        return (upper + upper.T).tocoo()
+    both = t.multiply(t.T)
+    if both.nnz:
+        r, c = both.nonzero()
+        differ = np.abs(np.asarray(t[r, c]).ravel() - np.asarray(t[c, r]).ravel()) > 0
+        k = int(np.flatnonzero(differ)[0]) if differ.any() else 0
+        a, b = int(r[k]), int(c[k])
+        raise ValueError(f"the tie matrix is neither symmetric nor triangular (ties[{a}, {b}] = {t[a, b]:g}, "
+                         f"ties[{b}, {a}] = {t[b, a]:g}): give each tie once or in both cells")
+    return (t + t.T).tocoo()
+
+
+def _close(diff: sparse.csr_array, scale: sparse.csr_array) -> bool:
+    """Every cell of ``diff`` within 1e-9 of ``scale`` (relative), or 1e-12 absolute."""
+    if diff.nnz == 0:
+        return True
+    d = diff.tocoo()
+    ref = np.asarray(scale[d.row, d.col]).ravel()
+    return bool((d.data <= np.maximum(1e-9 * ref, 1e-12)).all())
 
 
 @dataclass(frozen=True, eq=False)
@@ -363,13 +419,17 @@ def check_graph(pc: PairCounts, model: str) -> None:
     k, labels = _components(n, rows, cols, strong=True)
     if k > 1:
         comps = _grouped(pc.conditions, labels)
+        # Splitting ties gives each side of a tie half a win: the same "did not lose" edges
+        # a tie model already counts, so it is no way out here; only more votes are.
         raise SeparationError(
             "no finite maximum-likelihood scores: some group of conditions never loses (or never "
-            f"wins) against the others (groups: {_listed(comps)}); collect more votes or use ties='split'",
+            f"wins) against the others (groups: {_listed(comps)}); collect more votes comparing these groups "
+            "or fit only the conditions of one group",
             comps,
         )
     if model != "bt" and pc.wins_i.sum() + pc.wins_j.sum() == 0:
-        raise SeparationError("only ties: the tie parameter has no finite estimate", [list(pc.conditions)])
+        raise SeparationError("only ties: the tie parameter has no finite estimate; ties='split' fits them as "
+                              "equal scores", [list(pc.conditions)])
 
 
 # ----------------------------------------------------------------------------------------
@@ -621,19 +681,28 @@ class BTResult:
     scores : ndarray
         Centred log-strengths (or anchored / Elo-like, see ``anchor`` and ``elo``).
     cov : ndarray or None
-        Hessian (observed-information) covariance of ``scores``; ``None`` when
-        ``ci="none"``.
+        Hessian (observed-information, model-based) covariance of ``scores``; ``None``
+        when not computed (``ci="none"``, or ``ci="cluster"`` above ``SPARSE_ABOVE``
+        conditions, where it would cost a dense inverse nobody asked for).
+    cluster_cov : ndarray or None
+        Rater-clustered (sandwich) covariance of ``scores``; ``None`` without per-rater
+        counts (:func:`fit_counts`) or with ``ci="hessian"``/``"none"``; all NaN with
+        fewer than 2 raters.
     boot : ndarray or None
-        Bootstrap replicates of ``scores`` (rounds × conditions), failed rounds removed.
+        Bootstrap replicates of ``scores`` (rounds × conditions), failed rounds removed;
+        ``None`` unless the bootstrap was asked for and not refused.
     n_votes : ndarray
         Votes involving each condition.
     loglik : float
         Maximised log-likelihood (multinomial kernel, no constant).
     params : dict
         Fitted tie parameter(s) (``nu`` for Davidson, ``eta``/``theta`` for Rao–Kupper),
-        iterations, convergence, number of raters and failed bootstrap rounds.
+        iterations, convergence, number of raters, failed bootstrap rounds
+        (``boot_failed``), why a bootstrap was refused (``boot_refused``) and ``notes``
+        (list of str) on anything a reader of the intervals must know.
     ties, graded, anchor, elo, ci, n_boot, seed, alpha
-        The settings that produced the fit.
+        The settings that produced the fit; ``ci`` is the interval method actually
+        reported (``"cluster"`` when a requested bootstrap was refused).
     """
 
     conditions: tuple[str, ...]
@@ -647,29 +716,35 @@ class BTResult:
     graded: bool = False
     anchor: str | None = None
     elo: bool = False
-    ci: str = "hessian"
+    ci: str = "cluster"
     n_boot: int = 0
     seed: int | None = 0
     alpha: float = 0.05
+    cluster_cov: np.ndarray | None = None
 
     @property
     def primary(self) -> str:
-        """Which interval method the ``se``/``ci_*`` columns use."""
-        return "bootstrap" if self.ci == "bootstrap" else "hessian"
+        """The interval method of the ``se``/``ci_*`` columns (``"none"`` without intervals)."""
+        return self.ci
+
+    @property
+    def n_raters(self) -> int | None:
+        """Raters behind the fit (``None`` for counts without rater ids)."""
+        return self.params.get("n_raters")
 
     def covariance(self, method: str | None = None) -> np.ndarray:
-        """Covariance of the scores by ``"hessian"`` or ``"bootstrap"`` (default: primary).
+        """Covariance of the scores by one interval method (default: :attr:`primary`).
 
         Parameters
         ----------
-        method : {"hessian", "bootstrap"}, optional
+        method : {"cluster", "bootstrap", "hessian"}, optional
             Default: :attr:`primary`.
 
         Returns
         -------
         ndarray, shape (n, n)
             On the scale of ``scores``; the bootstrap one is the sample covariance of the
-            replicates.
+            replicates; the clustered one is NaN with fewer than 2 raters.
 
         Raises
         ------
@@ -679,18 +754,30 @@ class BTResult:
         method = method or self.primary
         if method == "bootstrap":
             if self.boot is None:
-                raise ValueError("no bootstrap was run (fit with ci='bootstrap' or 'both')")
+                why = self.params.get("boot_refused") or "fit with ci='bootstrap'"
+                raise ValueError(f"no bootstrap intervals: {why}")
             return np.cov(self.boot, rowvar=False)
-        if self.cov is None:
-            raise ValueError("no Hessian covariance (fit with ci='hessian' or 'both')")
-        return self.cov
+        if method == "cluster":
+            if self.cluster_cov is None:
+                raise ValueError("no rater-clustered covariance (it needs votes with rater ids: fit(), "
+                                 "ci='cluster' or 'bootstrap')")
+            return self.cluster_cov
+        if method == "hessian":
+            if self.cov is None:
+                raise ValueError("no Hessian covariance (fit with ci='hessian')")
+            return self.cov
+        raise ValueError(f"method must be one of {INTERVAL_METHODS}, got {method!r}")
 
     def intervals(self, method: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(se, ci_low, ci_high)`` by ``"hessian"`` (Wald) or ``"bootstrap"`` (percentile).
+        """``(se, ci_low, ci_high)`` by one interval method (default: :attr:`primary`).
+
+        ``"cluster"``: ``score ± t_{G−1}·se`` (``G`` raters); ``"hessian"``: Wald,
+        ``score ± z·se``; ``"bootstrap"``: expanded percentile interval of the replicates
+        (percentiles at ``Φ(±t_{G−1})``, :func:`analysis.resample.expanded_percentiles`).
 
         Parameters
         ----------
-        method : {"hessian", "bootstrap"}, optional
+        method : {"cluster", "bootstrap", "hessian"}, optional
             Default: :attr:`primary`.
 
         Returns
@@ -704,13 +791,32 @@ class BTResult:
             When the fit has no covariance of that kind.
         """
         method = method or self.primary
+        cov = self.covariance(method)
+        se = np.sqrt(np.clip(np.diag(cov), 0, None))
         if method == "bootstrap":
-            cov = self.covariance("bootstrap")
-            lo, hi = np.quantile(self.boot, [self.alpha / 2, 1 - self.alpha / 2], axis=0)
-            return np.sqrt(np.diag(cov)), lo, hi
-        se = np.sqrt(np.clip(np.diag(self.covariance("hessian")), 0, None))
-        z = stats.norm.ppf(1 - self.alpha / 2)
-        return se, self.scores - z * se, self.scores + z * se
+            p_low, p_high = resample.expanded_percentiles(1 - self.alpha, self.n_raters or 0)
+            lo, hi = np.quantile(self.boot, [float(p_low), float(p_high)], axis=0)
+            return se, lo, hi
+        q = self.quantile(method)
+        return se, self.scores - q * se, self.scores + q * se
+
+    def quantile(self, method: str | None = None) -> float:
+        """The critical value of a symmetric interval: ``t_{G−1, 1−α/2}`` for ``"cluster"``
+        (``G`` raters; NaN below 2), ``z_{1−α/2}`` otherwise.
+
+        Parameters
+        ----------
+        method : {"cluster", "bootstrap", "hessian"}, optional
+            Default: :attr:`primary`.
+
+        Returns
+        -------
+        float
+        """
+        if (method or self.primary) == "cluster":
+            g = self.n_raters or 0
+            return float(stats.t.ppf(1 - self.alpha / 2, g - 1)) if g >= 2 else float("nan")
+        return float(stats.norm.ppf(1 - self.alpha / 2))
 
     @property
     def se(self) -> np.ndarray:
@@ -727,25 +833,29 @@ class BTResult:
         """Upper confidence bounds of the scores by the primary method."""
         return self.intervals()[2]
 
-    def to_frame(self) -> pd.DataFrame:
-        """``condition, score, se, ci_low, ci_high, n_votes`` (+ ``boot_*`` with ``ci="both"``).
+    def to_frame(self, method: str | None = None) -> pd.DataFrame:
+        """``condition, score, se, ci_low, ci_high, ci_method, n_votes``: one interval per condition.
+
+        Parameters
+        ----------
+        method : {"cluster", "bootstrap", "hessian"}, optional
+            Interval method of the ``se``/``ci_*`` columns (default: :attr:`primary`).
 
         Returns
         -------
         DataFrame
             One row per condition, in ``conditions`` order; ``se``/``ci_*`` are NaN with
-            ``ci="none"``.
+            ``ci="none"``; ``ci_method`` names the interval method.
         """
+        method = method or self.primary
         out = pd.DataFrame({"condition": list(self.conditions), "score": self.scores})
-        if self.ci != "none":
-            se, lo, hi = self.intervals()
+        if method != "none":
+            se, lo, hi = self.intervals(method)
             out["se"], out["ci_low"], out["ci_high"] = se, lo, hi
         else:
             out["se"] = out["ci_low"] = out["ci_high"] = np.nan
+        out["ci_method"] = method
         out["n_votes"] = np.asarray(self.n_votes, dtype=np.int64)
-        if self.ci == "both":
-            se, lo, hi = self.intervals("bootstrap")
-            out["boot_se"], out["boot_ci_low"], out["boot_ci_high"] = se, lo, hi
         return out
 
     def settings(self) -> dict[str, Any]:
@@ -812,6 +922,7 @@ class _Scale:
     def make(cls, conditions: Sequence[str], anchor: str | None, elo: bool) -> _Scale:
         k = None
         if anchor is not None:
+            anchor = frames.normalize_id(str(anchor))  # spelled as the votes' ids are
             if anchor not in conditions:
                 raise ValueError(f"anchor {anchor!r} is not a condition ({', '.join(conditions)})")
             k = list(conditions).index(anchor)
@@ -838,6 +949,135 @@ def _pseudo_inverse(info: np.ndarray | sparse.csr_array, u: np.ndarray) -> np.nd
     return full - np.outer(u, u)
 
 
+# ----------------------------------------------------------------------------------------
+# Rater-clustered (sandwich) covariance
+# ----------------------------------------------------------------------------------------
+
+
+def _unit_scores(pr: _Problem, theta: np.ndarray, ties: str) -> tuple[np.ndarray, np.ndarray]:
+    """Score contribution of one vote of each outcome on each pair, at ``theta``.
+
+    Returns ``gd (3, P)`` (derivative of the vote's log-likelihood in ``d = s_i − s_j``)
+    and ``gt (3, P)`` (in the tie parameter; zeros for plain BT), rows = win of i, tie,
+    win of j. Under ``ties="split"`` a tie is half a win for each side.
+    """
+    s = theta[: pr.n]
+    d = (s[pr.i] - s[pr.j])[None, :]
+    tie = theta[pr.n : pr.n + 1][None, :] if pr.model != "bt" else None
+    gd = np.zeros((3, len(pr.i)))
+    gt = np.zeros((3, len(pr.i)))
+    for k in range(3):
+        unit = [np.zeros_like(d) for _ in range(3)]
+        unit[k] = np.ones_like(d)
+        _, gdk, gtk, _, _, _ = _terms(pr.model, d, tie, *unit)
+        gd[k] = gdk[0]
+        if gtk is not None:
+            gt[k] = gtk[0]
+    if ties == "split":
+        gd[1] = (gd[0] + gd[2]) / 2
+    return gd, gt
+
+
+def _rater_scores(pr: _Problem, theta: np.ndarray, ties: str, per_rater: sparse.csr_array) -> np.ndarray:
+    """Each rater's contribution ``g_r`` to the score vector at ``theta``: (raters, m).
+
+    ``g_r`` is linear in the rater's counts, so it is one sparse product of the
+    ``(raters, 3·P)`` count matrix with a ``(3·P, m)`` matrix of unit contributions.
+    """
+    gd, gt = _unit_scores(pr, theta, ties)
+    n_pairs = len(pr.i)
+    row = np.arange(3 * n_pairs)
+    rows = [row, row]
+    cols = [np.tile(pr.i, 3), np.tile(pr.j, 3)]
+    vals = [gd.ravel(), -gd.ravel()]
+    if pr.model != "bt":
+        rows.append(row)
+        cols.append(np.full(3 * n_pairs, pr.n))
+        vals.append(gt.ravel())
+    unit = sparse.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                            shape=(3 * n_pairs, pr.m))
+    return np.asarray((per_rater @ unit).todense())
+
+
+def _sandwich(info: np.ndarray | sparse.csr_array, g: np.ndarray, n: int) -> np.ndarray:
+    """Cluster-robust covariance of the centred scores: ``c · J⁺ (Σ g_r g_rᵀ) J⁺`` (n, n).
+
+    Solved in the parametrisation with ``s_0 = 0`` (``J`` without row and column 0 is
+    positive definite when the graph is connected, so a Cholesky factor serves), then
+    centred: the centred scores are a linear map of the anchored ones, so the map carries
+    the covariance over exactly. ``c = G/(G−1)`` (CR1).
+    """
+    dense = info.toarray() if sparse.issparse(info) else np.asarray(info)
+    factor = linalg.cho_factor(dense[1:, 1:])
+    a = np.zeros((dense.shape[0], g.shape[0]))
+    a[1:] = linalg.cho_solve(factor, g[:, 1:].T)
+    scores = a[:n] - a[:n].mean(axis=0)
+    n_raters = g.shape[0]
+    return n_raters / (n_raters - 1) * (scores @ scores.T)
+
+
+def _floor(v: np.ndarray, v_model: np.ndarray) -> np.ndarray:
+    """``V + (V_model − V)_+``: no direction gets a smaller variance than the model gives.
+
+    The result is positive semi-definite and ⪰ both inputs (Löwner order); it differs
+    from ``V`` only where the panel looks less variable than independent votes would be.
+    """
+    diff = v_model - v
+    w, q = np.linalg.eigh((diff + diff.T) / 2)
+    keep = w > 1e-12 * max(1.0, float(np.abs(w).max()))
+    return v + (q[:, keep] * w[keep]) @ q[:, keep].T
+
+
+def _cluster_cov(
+    pr: _Problem,
+    ties: str,
+    info: np.ndarray | sparse.csr_array,
+    theta: np.ndarray,
+    rater_counts: VoteCounts,
+    v_model: np.ndarray | None,
+    notes: list[str],
+) -> np.ndarray:
+    """Rater-clustered covariance of the centred scores, floored at ``v_model`` when given.
+
+    NaN (and a note) with fewer than 2 raters: one cluster says nothing about the spread
+    between clusters.
+    """
+    g = _rater_scores(pr, theta, ties, rater_counts.per_rater)
+    g = g[np.asarray(rater_counts.per_rater.sum(axis=1)).ravel() > 0]
+    if len(g) < 2:
+        notes.append(f"{len(g)} rater: a rater-clustered interval needs at least 2 raters (reported as NaN)")
+        return np.full((pr.n, pr.n), np.nan)
+    v = _sandwich(info, g, pr.n)
+    return v if v_model is None else _floor(v, v_model)
+
+
+# ----------------------------------------------------------------------------------------
+# Rater bootstrap
+# ----------------------------------------------------------------------------------------
+
+
+def _finite_mle(pr: _Problem, counts: np.ndarray) -> np.ndarray:
+    """Which count sets ``(B, P, 3)`` have a finite maximum-likelihood estimate (B,) bool.
+
+    The condition of :func:`check_graph` (the "did not lose to" graph strongly connected;
+    with a tie model also at least one tie and one decided vote), per set. Sets in which
+    every pair of the full data still goes both ways are strongly connected at once;
+    only the others need a graph search.
+    """
+    a, t, b = counts[..., 0], counts[..., 1], counts[..., 2]
+    ok = np.ones(counts.shape[0], dtype=bool)
+    tie_both = np.zeros_like(a, dtype=bool)
+    if pr.model != "bt":
+        ok &= (t.sum(axis=1) > 0) & ((a + b).sum(axis=1) > 0)
+        tie_both = t > 0
+    fwd, bwd = (a > 0) | tie_both, (b > 0) | tie_both
+    for k in np.flatnonzero(ok & ~(fwd & bwd).all(axis=1)):
+        rows = np.concatenate([pr.j[fwd[k]], pr.i[bwd[k]]])
+        cols = np.concatenate([pr.i[fwd[k]], pr.j[bwd[k]]])
+        ok[k] = _components(pr.n, rows, cols, strong=True)[0] == 1
+    return ok
+
+
 def _bootstrap(
     pr: _Problem,
     model: str,
@@ -848,10 +1088,10 @@ def _bootstrap(
     seed: int | None,
     use_sparse: bool,
 ) -> tuple[np.ndarray, int]:
-    """Rater-cluster bootstrap: centred score replicates (rounds, n) and failed-round count."""
-    rng = np.random.default_rng(seed)
+    """Rater-cluster bootstrap: centred score replicates (kept rounds, n) and the number of
+    failed rounds (no finite MLE, or Newton did not converge)."""
     n_raters = per_rater.shape[0]
-    weights = rng.multinomial(n_raters, np.full(n_raters, 1.0 / n_raters), size=n_boot).astype(float)
+    weights = resample.rater_weights(n_raters, n_boot, seed)
     dense_rater = per_rater.toarray() if n_raters * per_rater.shape[1] <= 20_000_000 else None
     # Batch size keeps the (B, m, m) information arrays around 50 MB.
     batch = n_boot if use_sparse else max(1, min(n_boot, 6_000_000 // (pr.m * pr.m + 3 * n_pairs)))
@@ -861,18 +1101,35 @@ def _bootstrap(
         counts = w @ dense_rater if dense_rater is not None else (per_rater.T @ w.T).T
         counts = counts.reshape(len(w), 3, n_pairs).transpose(0, 2, 1)
         _, counts = _effective(model, counts)
+        finite = _finite_mle(pr, counts)
         if use_sparse:
-            for k in range(len(w)):
+            for k in np.flatnonzero(finite):
                 theta, _, _, _, ok = _newton_single(pr, counts[k], theta_hat, True)
                 if ok:
                     reps[start + k] = theta[: pr.n]
         else:
-            theta, ok = _newton_batched(pr, counts, theta_hat)
+            idx = np.flatnonzero(finite)
+            theta, ok = _newton_batched(pr, counts[idx], theta_hat)
             good = ok & np.isfinite(theta).all(axis=1)
-            reps[start : start + len(w)][good] = theta[good, : pr.n]
+            reps[start + idx[good]] = theta[good, : pr.n]
     failed = int(np.isnan(reps).any(axis=1).sum())
     reps = reps[~np.isnan(reps).any(axis=1)]
     return reps - reps.mean(axis=1, keepdims=True), failed
+
+
+def _boot_refusal(n_raters: int, reps: np.ndarray | None, failed: int, n_boot: int) -> str | None:
+    """Why a rater bootstrap cannot give an interval, or ``None`` when it can."""
+    if n_raters < 2:
+        return f"{n_raters} rater: resampling raters needs at least 2"
+    assert reps is not None
+    if failed > MAX_BOOT_FAILED * n_boot:
+        return (f"{failed} of {n_boot} resampled panels have no finite scores (some condition never wins or "
+                f"never loses in them), more than the {MAX_BOOT_FAILED:.0%} allowed: too few raters or votes "
+                "for a rater bootstrap")
+    if len(reps) < 2 or np.ptp(reps, axis=0).max() <= 1e-12:
+        return "every resampled panel gives the same scores (e.g. every vote a tie): the bootstrap cannot see " \
+               "the uncertainty"
+    return None
 
 
 def _check_options(ties: str, ci: str, alpha: float, n_boot: int, per_vote: bool) -> None:
@@ -883,9 +1140,9 @@ def _check_options(ties: str, ci: str, alpha: float, n_boot: int, per_vote: bool
         raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}")
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
-    if ci in ("bootstrap", "both") and not per_vote:
-        raise ValueError("the rater bootstrap needs per-vote rows with rater ids (use fit(), not fit_counts())")
-    if ci in ("bootstrap", "both") and n_boot < 2:
+    if ci in ("cluster", "bootstrap") and not per_vote:
+        raise ValueError(f"ci={ci!r} needs per-vote rows with rater ids (use fit(), not fit_counts())")
+    if ci == "bootstrap" and n_boot < 2:
         raise ValueError("n_boot must be at least 2")
 
 
@@ -912,32 +1169,46 @@ def _fit_pairs(
     pr = _Problem(fitted, n, pc.i, pc.j)
     theta, ll, info, iters, converged = _newton_single(pr, counts, _start(fitted, n, pc.i, pc.j, counts), use_sparse)
     scale = _Scale.make(pc.conditions, anchor, elo)
-    scores = scale.scores(theta[:n])
-    cov = None
-    if ci in ("hessian", "both"):
-        cov = scale.cov(_pseudo_inverse(info, _u(pr))[:n, :n])
-    boot = None
-    failed = 0
-    if ci in ("bootstrap", "both"):
+    notes: list[str] = []
+    n_raters = 0 if rater_counts is None else int((rater_counts.per_rater.sum(axis=1) > 0).sum())
+    hessian = None
+    # The model-based covariance is also the floor of the clustered one; above SPARSE_ABOVE
+    # it costs a dense inverse, paid only when asked for.
+    if ci == "hessian" or (ci != "none" and n <= SPARSE_ABOVE):
+        hessian = _pseudo_inverse(info, _u(pr))[:n, :n]
+    clustered = None
+    if ci in ("cluster", "bootstrap"):
         assert rater_counts is not None
-        reps, failed = _bootstrap(pr, ties, rater_counts.per_rater, len(pc.i), theta, n_boot, seed, use_sparse)
-        if len(reps) < 2:
-            raise ValueError(f"the bootstrap failed in {failed} of {n_boot} rounds (too few raters?)")
-        boot = scale.scores(reps)
+        clustered = scale.cov(_cluster_cov(pr, ties, info, theta, rater_counts, hessian, notes))
+    boot, failed, refused = None, 0, None
+    if ci == "bootstrap":
+        assert rater_counts is not None
+        reps = None
+        if n_raters >= 2:
+            reps, failed = _bootstrap(pr, ties, rater_counts.per_rater, len(pc.i), theta, n_boot, seed, use_sparse)
+        refused = _boot_refusal(n_raters, reps, failed, n_boot)
+        if refused is None:
+            boot = scale.scores(reps)
+        else:
+            notes.append(f"rater bootstrap refused ({refused}); the intervals are rater-clustered instead")
+            warnings.warn(f"rater bootstrap refused: {refused}; reporting rater-clustered intervals", stacklevel=5)
     params: dict[str, Any] = {
         **_tie_params(ties, fitted, theta, n),
         "fitted_model": fitted,
         "iterations": iters,
         "converged": converged,
         "solver": "sparse-cg" if use_sparse else "dense",
-        "n_raters": None if rater_counts is None else len(rater_counts.raters),
+        "n_raters": None if rater_counts is None else n_raters,
         "n_pairs": len(pc.i),
         "boot_failed": failed,
+        "boot_refused": refused,
+        "notes": notes,
     }
     return BTResult(
-        conditions=pc.conditions, scores=scores, cov=cov, boot=boot, n_votes=pc.n_votes, loglik=ll,
-        params=params, ties=ties, graded=graded, anchor=anchor, elo=elo, ci=ci,
-        n_boot=n_boot if boot is not None else 0, seed=seed, alpha=alpha,
+        conditions=pc.conditions, scores=scale.scores(theta[:n]),
+        cov=None if hessian is None else scale.cov(hessian), cluster_cov=clustered, boot=boot,
+        n_votes=pc.n_votes, loglik=ll, params=params, ties=ties, graded=graded, anchor=anchor, elo=elo,
+        ci="cluster" if refused else ci, n_boot=n_boot if boot is not None else 0, seed=seed, alpha=alpha,
     )
 
 
@@ -947,7 +1218,7 @@ def fit(
     graded: bool = False,
     anchor: str | None = None,
     elo: bool = False,
-    ci: CiMethod = "hessian",
+    ci: CiMethod = "cluster",
     n_boot: int = 1000,
     seed: int | None = 0,
     alpha: float = 0.05,
@@ -970,9 +1241,10 @@ def fit(
         Report ``score − score(anchor)`` instead of centred scores.
     elo : bool
         Report on the Elo-like scale ``1500 + 400/ln 10 · score``.
-    ci : {"hessian", "bootstrap", "both", "none"}
-        Interval method(s); the main ``se``/``ci_*`` columns use the bootstrap only for
-        ``"bootstrap"``.
+    ci : {"cluster", "bootstrap", "hessian", "none"}
+        Interval method (see the module docstring): rater-clustered sandwich (default),
+        rater bootstrap (the clustered covariance is computed too), or model-based
+        Hessian, which treats votes as independent.
     n_boot : int
         Bootstrap rounds (resampling raters).
     seed : int or None
@@ -1008,7 +1280,7 @@ def _fit_frame(df: pd.DataFrame, *, graded: bool = False, main_only: bool = True
 
 def _fit_votes(vc: VoteCounts, *, graded: bool = False, **kw: Any) -> BTResult:
     """:func:`fit` of votes already counted (``vc`` from :func:`count_votes` with the same ``graded``)."""
-    kw = {"ties": "davidson", "anchor": None, "elo": False, "ci": "hessian", "n_boot": 1000, "seed": 0,
+    kw = {"ties": "davidson", "anchor": None, "elo": False, "ci": "cluster", "n_boot": 1000, "seed": 0,
           "alpha": 0.05, "sparse_solver": None, **kw}
     return _fit_pairs(vc.pairs, graded=graded, rater_counts=vc, **kw)
 
@@ -1142,11 +1414,11 @@ def _fit_by_reason(
     """:func:`fit_by_reason` of an already validated frame."""
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
-    _check_options(kw.get("ties", "davidson"), kw.get("ci", "hessian"), kw.get("alpha", 0.05),
+    _check_options(kw.get("ties", "davidson"), kw.get("ci", "cluster"), kw.get("alpha", 0.05),
                    kw.get("n_boot", 1000), per_vote=True)
     codes, sets = _reason_sets(df["reason"])
     present = sorted(set().union(*sets))
-    wanted = present if reasons is None else [str(r) for r in reasons]
+    wanted = present if reasons is None else [frames.normalize_id(str(r)) for r in reasons]
     out: dict[str, BTResult] = {}
     for reason in wanted:
         rows = np.isin(codes, [k for k, s in enumerate(sets) if reason in s])

@@ -50,9 +50,11 @@ def _fail(exc: Exception) -> click.ClickException:
 
 
 def _bootstrap_rounds(ctx: click.Context, param: click.Parameter, value: int) -> int:
-    """``--bootstrap``: 0 (none) or at least 2 rounds, checked before any input is read."""
+    """``--bootstrap``: at least 2 rounds with ``--ci bootstrap``, checked before any input is read."""
+    if value < 2 and ctx.params.get("ci") == "bootstrap":
+        raise click.BadParameter("the rater bootstrap needs at least 2 rounds", ctx=ctx, param=param)
     if value == 1:
-        raise click.BadParameter("use 0 (no bootstrap) or at least 2 rounds", ctx=ctx, param=param)
+        raise click.BadParameter("use at least 2 rounds", ctx=ctx, param=param)
     return value
 
 
@@ -64,8 +66,12 @@ def _analysis_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--ties", type=click.Choice(bradley_terry.TIE_MODELS), default="davidson", show_default=True,
                      help="How 'no preference' votes enter the Bradley–Terry fit."),
         click.option("--graded", is_flag=True, help="Count a strong preference as two wins (pairwise)."),
+        click.option("--ci", type=click.Choice(report.CI_CHOICES), default="cluster", show_default=True,
+                     is_eager=True,
+                     help="Interval method: rater-clustered (sandwich), rater bootstrap, or model-based (Hessian / "
+                          "Student-t, which treat votes as independent)."),
         click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
-                     callback=_bootstrap_rounds, help="Rater-bootstrap rounds (0: none)."),
+                     callback=_bootstrap_rounds, help="Rater-bootstrap rounds (with --ci bootstrap)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap."),
         click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
                      show_default=True, help="1 − confidence level; family-wise level of the tests."),
@@ -128,6 +134,7 @@ def run_analysis(
     alpha: float = 0.05,
     no_screening: bool = False,
     reference: str | None = None,
+    ci: str = "cluster",
 ) -> None:
     """The body of ``analyze`` / ``analyze-study``: analyse, write the report, echo a summary.
 
@@ -158,7 +165,7 @@ def run_analysis(
     graded : bool
         A vote of strength ``|pref|`` counts as that many wins.
     bootstrap : int
-        Rater-bootstrap rounds (0: none).
+        Rater-bootstrap rounds (with ``ci="bootstrap"``).
     seed : int
         Seed of the bootstrap.
     alpha : float
@@ -167,6 +174,8 @@ def run_analysis(
         Keep every rater (``ScreeningRules.none()``).
     reference : str, optional
         Hidden-reference condition of an ACR-HR study.
+    ci : {"cluster", "bootstrap", "model"}
+        Interval method (see :func:`analysis.report.analyze`).
 
     Raises
     ------
@@ -190,7 +199,7 @@ def run_analysis(
         except SCORER_ERRORS as exc:
             raise _fail(exc) from exc
         try:
-            result = report.analyze(df, ties=ties, bootstrap=bootstrap, seed=seed, screening_rules=rules,
+            result = report.analyze(df, ties=ties, ci=ci, bootstrap=bootstrap, seed=seed, screening_rules=rules,
                                     graded=graded, alpha=alpha, reference=reference, published=published,
                                     tiebreak=tb)
         except (frames.FrameError, bradley_terry.ComparisonGraphError, *SCORER_ERRORS) as exc:
@@ -216,10 +225,10 @@ def run_analysis(
 @click.option("--stimuli", "stimuli_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV content,condition,path of the stimulus files (needed by --tiebreak NAME).")
 @tiebreak_options
-def analyze_command(votes: Path, out_dir: Path, ties: str, graded: bool, bootstrap: int, seed: int, alpha: float,
-                    no_screening: bool, reference: str | None, stimuli_path: Path | None, tiebreak: str | None,
-                    s_obj_path: Path | None, scorer_options: tuple[str, ...], cache_dir: Path | None,
-                    workers: int) -> None:
+def analyze_command(votes: Path, out_dir: Path, ties: str, graded: bool, ci: str, bootstrap: int, seed: int,
+                    alpha: float, no_screening: bool, reference: str | None, stimuli_path: Path | None,
+                    tiebreak: str | None, s_obj_path: Path | None, scorer_options: tuple[str, ...],
+                    cache_dir: Path | None, workers: int) -> None:
     """Rank the conditions of VOTES and write a report directory.
 
     VOTES is a pairwise or ratings vote file (.csv or .parquet, as `panelrank export`
@@ -237,7 +246,7 @@ def analyze_command(votes: Path, out_dir: Path, ties: str, graded: bool, bootstr
         raise _fail(exc) from exc
     run_analysis(df, out_dir, published=published, tiebreak=tiebreak, stimuli=stimuli, s_obj_path=s_obj_path,
                  scorer_options=scorer_options, cache_dir=cache_dir, workers=workers, ties=ties, graded=graded,
-                 bootstrap=bootstrap, seed=seed, alpha=alpha, no_screening=no_screening, reference=reference)
+                 ci=ci, bootstrap=bootstrap, seed=seed, alpha=alpha, no_screening=no_screening, reference=reference)
 
 
 @click.command("simulate", short_help="Write a synthetic votes file with a known truth.")

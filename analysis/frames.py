@@ -10,10 +10,16 @@ Two layouts exist (see DESIGN.md):
 This module owns the schema. Every frame that enters :mod:`analysis` — an export
 from the web app or a CSV from any other tool — goes through :func:`validate`,
 which raises one :class:`FrameError` listing *every* problem it found.
+
+Identifiers (study, rater, session, content, conditions, reason) are text. A CSV is
+read with :func:`read_table`: a condition or rater called ``NA``, ``None``, ``null``
+or ``nan`` is that name, and only an empty cell is missing. :func:`validate` puts every
+identifier in Unicode NFC, so ``café`` typed composed or decomposed is one id.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +105,13 @@ _REQUIRED_VALUES = {
     "ratings": ("rater", "trial", "content", "cond", "score", "scale"),
 }
 _STRING_COLUMNS = ("study", "rater", "session", "content", "cond_a", "cond_b", "cond", "scale", "reason")
+#: Columns a CSV reader must take as text, verbatim: only an empty cell is missing there.
+TEXT_COLUMNS: tuple[str, ...] = (*_STRING_COLUMNS, "shown_left")
+#: Cells pandas reads as missing by default; still missing in the numeric and time columns.
+NA_TOKENS: tuple[str, ...] = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+    "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)
 _INT_COLUMNS = ("trial", "repeat_of", "watch_ms", "stalls")
 SHOWN_LEFT_VALUES = ("a", "b")
 
@@ -219,15 +232,18 @@ def _to_nullable_int(s: pd.Series) -> pd.Series:
     return num.astype("Int64") if bool(whole.all()) else num
 
 
-def _problems(df: pd.DataFrame, kind: Kind) -> list[str]:
+def _problems(df: pd.DataFrame, kind: Kind, raw: pd.DataFrame | None = None) -> list[str]:
+    """Every schema problem of ``df`` (ids already in NFC; ``raw``: the frame as given)."""
     problems: list[str] = []
     missing = [c for c in columns_for(kind) if c not in df.columns]
     if missing:
         problems.append(f"missing column(s): {', '.join(missing)}")
     present = set(df.columns)
     for col in _REQUIRED_VALUES[kind]:
-        if col in present and df[col].isna().any():
-            problems.append(_rows_msg(df[col].isna(), f"column '{col}' is empty"))
+        if col in present:
+            empty = is_blank(df[col])
+            if empty.any():
+                problems.append(_rows_msg(empty, f"column '{col}' is empty"))
     if "scale" in present:
         problems += _scale_problems(df, kind)
     for col in ("trial", "repeat_of", "watch_ms", "stalls", "gold_expected", "pref"):
@@ -239,9 +255,16 @@ def _problems(df: pd.DataFrame, kind: Kind) -> list[str]:
             if neg.any():
                 problems.append(_rows_msg(neg.fillna(False), f"column '{col}' is negative"))
     if kind == "pairwise" and {"cond_a", "cond_b"} <= present:
-        same = (df["cond_a"] == df["cond_b"]).fillna(False)
-        if same.any():
-            problems.append(_rows_msg(same, "cond_a equals cond_b"))
+        same = (df["cond_a"] == df["cond_b"]).fillna(False).astype(bool)
+        lookalike = pd.Series(False, index=df.index)
+        if raw is not None and raw is not df:
+            lookalike = same & (raw["cond_a"] != raw["cond_b"]).fillna(False).astype(bool)
+        if (same & ~lookalike).any():
+            problems.append(_rows_msg(same & ~lookalike, "cond_a equals cond_b"))
+        if lookalike.any():
+            names = ", ".join(repr(str(v)) for v in sorted(set(df.loc[lookalike, "cond_a"]))[:5])
+            problems.append(_rows_msg(lookalike, f"cond_a and cond_b are one condition ({names}) written in two "
+                                                 "Unicode forms (ids are compared in NFC)"))
     if kind == "pairwise" and "shown_left" in present:
         bad = df["shown_left"].notna() & ~df["shown_left"].astype("string").str.lower().isin(SHOWN_LEFT_VALUES)
         if bad.any():
@@ -257,6 +280,70 @@ def _problems(df: pd.DataFrame, kind: Kind) -> list[str]:
         if dup.any():
             problems.append(_rows_msg(dup, "duplicate (session, trial): one row per answered trial"))
     return problems
+
+
+def is_blank(s: pd.Series) -> pd.Series:
+    """Which values of an id column are empty: missing, or text with nothing but white space.
+
+    Parameters
+    ----------
+    s : Series
+
+    Returns
+    -------
+    Series of bool
+        Same index. ``"NA"`` or ``"None"`` are names, not blanks.
+    """
+    blank = s.isna()
+    if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+        blank = blank | s.astype("string").str.strip().eq("").fillna(False)
+    return blank.astype(bool)
+
+
+def normalize_id(value: str) -> str:
+    """An identifier in Unicode NFC, the form :func:`validate` gives every id.
+
+    Parameters
+    ----------
+    value : str
+
+    Returns
+    -------
+    str
+        ``unicodedata.normalize("NFC", value)``: ``"cafe\u0301"`` becomes ``"caf\u00e9"``.
+    """
+    return unicodedata.normalize("NFC", value)
+
+
+def normalize_ids(s: pd.Series) -> pd.Series:
+    """A column of identifiers with every text value in Unicode NFC (others untouched).
+
+    Parameters
+    ----------
+    s : Series
+
+    Returns
+    -------
+    Series
+        ``s`` itself when nothing needs normalising, else a normalised copy. Only the
+        distinct values are checked, so a long column costs little.
+    """
+    changed = {v: normalize_id(v) for v in s.dropna().unique()
+               if isinstance(v, str) and not unicodedata.is_normalized("NFC", v)}
+    return s.replace(changed) if changed else s
+
+
+def _normalised(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its text columns in NFC (a copy only when something changes)."""
+    out = df
+    for col in _STRING_COLUMNS:
+        if col in df.columns:
+            s = normalize_ids(df[col])
+            if s is not df[col]:
+                if out is df:
+                    out = df.copy()
+                out[col] = s
+    return out
 
 
 def _scale_problems(df: pd.DataFrame, kind: Kind) -> list[str]:
@@ -316,23 +403,64 @@ def validate(df: pd.DataFrame, kind: Kind | None = None) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        The same rows, layout columns first in schema order, with canonical dtypes.
+        The same rows, layout columns first in schema order, with canonical dtypes;
+        identifiers in Unicode NFC (see :func:`normalize_id`).
 
     Raises
     ------
     FrameError
-        Listing every problem found (missing columns, empty required values,
-        values off their scale, non-integers, duplicate trials, ...).
+        Listing every problem found (missing columns, empty or blank required values,
+        values off their scale, non-integers, duplicate trials, a pair whose two
+        conditions differ only in their Unicode form, ...).
     """
     if not isinstance(df, pd.DataFrame):
         raise FrameError([f"expected a pandas DataFrame, got {type(df).__name__}"])
     kind = kind or detect_kind(df)
-    problems = _problems(df, kind)
+    raw, df = df, _normalised(df)
+    problems = _problems(df, kind, raw)
     if problems:
         raise FrameError(problems, kind)
     cols = list(columns_for(kind))
     extra = [c for c in df.columns if c not in cols]
     return coerce(df[cols + extra], kind).reset_index(drop=True)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a votes file or pair table (``.csv`` or ``.parquet``) as it is, without validating it.
+
+    In a CSV the text columns (:data:`TEXT_COLUMNS`: ids, scale, reason, shown_left)
+    are read verbatim as strings: ``NA``, ``None``, ``null``, ``nan`` there are names and
+    only an empty cell is missing. Every other column parses missing values as pandas
+    does by default (:data:`NA_TOKENS`), so ``repeat_of`` or ``gold_expected`` written
+    as ``NA`` are still missing.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.parquet`` is read as Parquet (its strings are strings already), anything
+        else as CSV.
+
+    Returns
+    -------
+    DataFrame
+
+    Raises
+    ------
+    FrameError
+        If the file is missing or cannot be parsed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FrameError([f"{path}: no such file"])
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        header = pd.read_csv(path, nrows=0).columns
+        text = [c for c in header if c in TEXT_COLUMNS]
+        na_values = {c: [""] if c in text else list(NA_TOKENS) for c in header}
+        return pd.read_csv(path, dtype=dict.fromkeys(text, "string"), keep_default_na=False, na_values=na_values)
+    except Exception as exc:  # any parser failure means a bad file to the user
+        raise FrameError([f"{path}: cannot be read as {path.suffix or 'csv'}: {exc}"]) from exc
 
 
 def read_votes(path: str | Path, kind: Kind | None = None) -> pd.DataFrame:
@@ -341,7 +469,8 @@ def read_votes(path: str | Path, kind: Kind | None = None) -> pd.DataFrame:
     Parameters
     ----------
     path : str or Path
-        ``.parquet`` is read as Parquet, anything else as CSV (id columns as strings).
+        ``.parquet`` is read as Parquet, anything else as CSV (text columns verbatim,
+        see :func:`read_table`).
     kind : {"pairwise", "ratings"}, optional
         Expected layout (detected from the columns when omitted).
 
@@ -355,19 +484,7 @@ def read_votes(path: str | Path, kind: Kind | None = None) -> pd.DataFrame:
     FrameError
         If the file is missing, cannot be parsed or does not follow the schema.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FrameError([f"{path}: no such file"])
-    try:
-        if path.suffix.lower() == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, dtype={"rater": "string", "session": "string", "content": "string",
-                                          "cond_a": "string", "cond_b": "string", "cond": "string",
-                                          "study": "string"})
-    except Exception as exc:  # any parser failure means a bad file to the user
-        raise FrameError([f"{path}: cannot be read as {path.suffix or 'csv'}: {exc}"]) from exc
-    return validate(df, kind)
+    return validate(read_table(path), kind)
 
 
 def write_votes(df: pd.DataFrame, path: str | Path) -> Path:

@@ -1,13 +1,25 @@
 """Mean opinion scores (MOS) and ACR-HR differential scores (DMOS) with 95% intervals.
 
-Two intervals are offered:
+Three intervals are offered; every table reports one, named in its ``ci_method`` column:
 
-* **Student-t** — the classical P.910/BT.500 interval ``mean ± t(0.975, n−1)·sd/√n``
-  over the individual scores of a group. It treats every score as independent.
-* **bootstrap over raters** — resample raters with replacement (all of a rater's
-  scores go together, because scores of one rater are not independent) and take
-  the percentile interval of the group means. Vectorised: one matrix product of
-  the (n_boot × raters) resampling counts with the (raters × groups) sums.
+* **rater-clustered** (``ci="cluster"``, the default) — the cluster-robust variance of
+  a mean when each rater's scores form one cluster: for a group with ``N`` scores from
+  ``R`` raters, ``Var = R/(R−1) · Σ_r (S_r − n_r·mean)² / N²`` (``S_r``, ``n_r``: the
+  rater's sum and count in the group), interval ``mean ± t(0.975, R−1)·√Var``
+  (Liang & Zeger 1986, *Biometrika* 73:13; the CR1 factor and ``R−1`` degrees of freedom
+  as in Cameron & Miller 2015, *J. Human Resources* 50:317, §VI). With one score per
+  rater it *is* the Student-t interval; with several scores per rater it widens by how
+  much they share the rater's bias. NaN with fewer than 2 raters in a group.
+* **bootstrap over raters** (``ci="bootstrap"``) — resample ``R − 1`` of ``R`` raters
+  with replacement (all of a rater's scores go together; ``R − 1`` makes the bootstrap
+  variance of a mean unbiased, see :mod:`analysis.resample`) and take the expanded
+  percentile interval of the group means (percentiles at ``Φ(±t(0.975, R−1))``,
+  Hesterberg 2015). Vectorised: one matrix product of the (n_boot × raters) resampling counts with
+  the (raters × groups) sums. NaN with fewer than 2 raters in a group.
+* **Student-t** (``ci="t"``) — the classical P.910/BT.500 interval
+  ``mean ± t(0.975, n−1)·sd/√n`` over the individual scores of a group. It treats every
+  score as independent, so it is too narrow whenever raters differ and each rates a
+  condition more than once (e.g. one condition over many contents).
 
 Repeat and gold rows never enter a MOS: both functions fit
 :func:`analysis.screening.main_votes`.
@@ -15,18 +27,21 @@ Repeat and gold rows never enter a MOS: both functions fit
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 
-from analysis import frames, normalize
+from analysis import frames, normalize, resample
 from analysis.screening import main_votes
 
-CI = Literal["t", "bootstrap", "both"]
+CI = Literal["cluster", "bootstrap", "t"]
+#: Interval methods of :func:`mos` and :func:`dmos`.
+CI_METHODS: tuple[str, ...] = ("cluster", "bootstrap", "t")
 Normalisation = Literal["minmax", "zscore", "zscore-rescaled"] | None
 
 #: Scales on which ACR-HR differential scores are defined (five categories, 1..5).
@@ -43,27 +58,29 @@ class MOSResult:
     Attributes
     ----------
     table : DataFrame
-        One row per group: the ``by`` columns, ``mos, sd, n, n_raters, ci_low,
-        ci_high`` and, with ``ci="both"``, ``boot_se, boot_ci_low,
-        boot_ci_high``. ``ci_low``/``ci_high`` hold the Student-t interval for
-        ``ci="t"``/``"both"`` and the bootstrap interval for ``ci="bootstrap"``.
+        One row per group: the ``by`` columns, ``mos, sd, n, n_raters, se, ci_low,
+        ci_high, ci_method`` — one interval, by the method ``ci`` named.
     kind : {"mos", "dmos"}
     params : dict
-        ``by, ci, n_boot, seed, level, normalize`` and, for DMOS, ``reference``
+        ``by, ci, n_boot, seed, level, normalize, notes`` and, for DMOS, ``reference``
         and ``n_unpaired`` (scores without the same rater's reference score).
+    cov : ndarray or None
+        Covariance of the group means by the interval method (``keep_cov=True``): the
+        clustered one, or the sample covariance of the bootstrap means, or — for
+        ``"t"`` — diagonal (independent scores).
     """
 
     table: pd.DataFrame
     kind: str
     params: dict = field(default_factory=dict)
-    boot: np.ndarray | None = field(default=None, repr=False, compare=False)
+    cov: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def covariance(self) -> np.ndarray:
-        """Rater-bootstrap covariance of the group means (table order).
+        """Covariance of the group means (table order) by the interval method.
 
         Scores of one rater are shared between groups, so the means are correlated;
         this is the covariance to test differences with (it is how the report ranks
-        ratings). Rounds in which some group had no drawn rater are left out.
+        ratings).
 
         Returns
         -------
@@ -72,15 +89,11 @@ class MOSResult:
         Raises
         ------
         ValueError
-            When the replicates were not kept (``keep_boot=False``) or fewer than two
-            rounds cover every group.
+            When it was not kept (``keep_cov=False``).
         """
-        if self.boot is None:
-            raise ValueError("no bootstrap replicates kept: call with ci='bootstrap' or 'both' and keep_boot=True")
-        full = self.boot[np.isfinite(self.boot).all(axis=1)]
-        if len(full) < 2:
-            raise ValueError("fewer than two bootstrap rounds cover every group: no covariance")
-        return np.atleast_2d(np.cov(full, rowvar=False))
+        if self.cov is None:
+            raise ValueError("no covariance kept: call with keep_cov=True")
+        return self.cov
 
     def to_frame(self) -> pd.DataFrame:
         """The table, with the parameters in ``DataFrame.attrs``.
@@ -143,10 +156,13 @@ def rater_bootstrap(
     Returns
     -------
     se, low, high : ndarray, shape (n_groups,)
-        Bootstrap standard error and percentile interval. A round in which no
-        drawn rater scored a group does not count for that group.
+        Bootstrap standard error and expanded percentile interval (percentiles at
+        ``Φ(±t_{R−1})`` for a group of ``R`` raters, see
+        :func:`analysis.resample.expanded_percentiles`). A round in which no drawn rater
+        scored a group does not count for that group.
     """
-    return _summarise(bootstrap_means(sums, counts, n_boot, seed), level)
+    n_raters = (np.asarray(counts) > 0).sum(axis=0)
+    return _summarise(bootstrap_means(sums, counts, n_boot, seed), level, n_raters)
 
 
 def bootstrap_means(sums: np.ndarray, counts: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -168,22 +184,23 @@ def bootstrap_means(sums: np.ndarray, counts: np.ndarray, n_boot: int, seed: int
         raise ValueError(f"sums and counts must be 2-D arrays of one shape, got {sums.shape} and {counts.shape}")
     if n_boot < 2:
         raise ValueError(f"n_boot must be at least 2, got {n_boot}")
-    n_raters = sums.shape[0]
-    rng = np.random.default_rng(seed)
-    # How often each rater is drawn in each round; a multinomial draw is exactly
-    # n_raters draws with replacement, without materialising the indices.
-    weights = rng.multinomial(n_raters, np.full(n_raters, 1.0 / n_raters), size=n_boot).astype(float)
+    weights = resample.rater_weights(sums.shape[0], n_boot, seed)
     with np.errstate(divide="ignore", invalid="ignore"):
         return (weights @ sums) / (weights @ counts)
 
 
-def _summarise(means: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    alpha = (1 - level) / 2
-    if np.isnan(means).any():  # nanquantile is ~10x slower; only pay for it when needed
-        low, high = np.nanquantile(means, [alpha, 1 - alpha], axis=0)
+def _summarise(means: np.ndarray, level: float, n_raters: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standard error and expanded percentile interval of each group's replicates (columns)."""
+    _, p_high = resample.expanded_percentiles(level, n_raters)
+    low, high = np.full(means.shape[1], np.nan), np.full(means.shape[1], np.nan)
+    # nanquantile is ~10x slower: pay for it only when some round missed a group.
+    quantile = np.nanquantile if np.isnan(means).any() else np.quantile
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a group no round covers is NaN, as it should be
+        for p in np.unique(p_high[np.isfinite(p_high)]):  # one quantile call per distinct panel size
+            cols = p_high == p
+            low[cols], high[cols] = quantile(means[:, cols], [1 - p, p], axis=0)
         return np.nanstd(means, axis=0, ddof=1), low, high
-    low, high = np.quantile(means, [alpha, 1 - alpha], axis=0)
-    return np.std(means, axis=0, ddof=1), low, high
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -197,38 +214,97 @@ def _check_by(by: Sequence[str]) -> tuple[str, ...]:
     return by
 
 
+def cluster_variance(
+    sums: sparse.sparray, counts: sparse.sparray, means: np.ndarray, *, keep_cov: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rater-clustered (CR1) variance of group means, and optionally their covariance.
+
+    Parameters
+    ----------
+    sums, counts : sparse array, shape (n_raters, n_groups)
+        Per rater and group: the sum of the rater's scores and how many there are.
+    means : ndarray, shape (n_groups,)
+        The group means (``sums.sum(0) / counts.sum(0)``).
+    keep_cov : bool
+        Also return the covariance of the means.
+
+    Returns
+    -------
+    var : ndarray, shape (n_groups,)
+        ``R_g/(R_g−1) · Σ_r (S_rg − n_rg·mean_g)² / N_g²`` with ``R_g`` raters in group g;
+        NaN where ``R_g < 2`` (source: the module docstring).
+    cov : ndarray, shape (n_groups, n_groups), or None
+        ``D EᵀE D`` with ``E_rg = S_rg − n_rg·mean_g`` and ``D = diag(√(R_g/(R_g−1))/N_g)``:
+        positive semi-definite, with ``var`` on its diagonal.
+    """
+    counts = sparse.csr_array(counts)
+    resid = sparse.csr_array(sums) - counts.multiply(means[None, :])
+    total = np.asarray(counts.sum(axis=0)).ravel()
+    n_raters = np.asarray((counts > 0).sum(axis=0)).ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(n_raters >= 2, np.sqrt(n_raters / (n_raters - 1.0)) / total, np.nan)
+    var = np.asarray(resid.multiply(resid).sum(axis=0)).ravel() * scale**2
+    if not keep_cov:
+        return var, None
+    gram = (resid.T @ resid).toarray()
+    return var, gram * scale[:, None] * scale[None, :]
+
+
+def _rater_cells(values: pd.DataFrame, table: pd.DataFrame, by: tuple[str, ...]):
+    """Per (rater, group) sums and counts as sparse ``(n_raters, n_groups)`` arrays."""
+    group = pd.MultiIndex.from_frame(values[list(by)]) if len(by) > 1 else pd.Index(values[by[0]])
+    col = table.index.get_indexer(group)
+    row, raters = pd.factorize(values["rater"])
+    shape = (len(raters), len(table))
+    sums = sparse.csr_array((values["v"].to_numpy(dtype=float), (row, col)), shape=shape)
+    counts = sparse.csr_array((np.ones(len(row)), (row, col)), shape=shape)
+    sums.sum_duplicates()
+    counts.sum_duplicates()
+    return sums, counts
+
+
 def _aggregate(
-    values: pd.DataFrame, by: tuple[str, ...], ci: CI, n_boot: int, seed: int, level: float
-) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """Group ``values`` (columns: rater, the ``by`` columns, ``v``) into a MOS table, and
-    the bootstrap replicates of its means (``None`` without a bootstrap)."""
+    values: pd.DataFrame, by: tuple[str, ...], ci: CI, n_boot: int, seed: int, level: float, keep_cov: bool
+) -> tuple[pd.DataFrame, np.ndarray | None, list[str]]:
+    """Group ``values`` (columns: rater, the ``by`` columns, ``v``) into a MOS table with the
+    interval of ``ci``, the covariance of its means (``keep_cov``) and notes for the reader."""
     values = values[np.isfinite(values["v"].to_numpy(dtype=float))]
     if len(values) == 0:
         raise ValueError("no scores left to average")
-    if ci not in ("t", "bootstrap", "both"):
-        raise ValueError(f"ci must be 't', 'bootstrap' or 'both', got {ci!r}")
-    g = values.groupby(list(by), observed=True, sort=True)["v"]
-    table = pd.DataFrame({"mos": g.mean(), "sd": g.std(ddof=1), "n": g.size()})
-    table["n_raters"] = values.groupby(list(by), observed=True, sort=True)["rater"].nunique()
-    t_low, t_high = t_interval(table["mos"].to_numpy(), table["sd"].to_numpy(), table["n"].to_numpy(), level)
-    boot = None
-    if ci in ("bootstrap", "both"):
-        group = pd.MultiIndex.from_frame(values[list(by)]) if len(by) > 1 else pd.Index(values[by[0]])
-        col = table.index.get_indexer(group)
-        row, raters = pd.factorize(values["rater"])
-        shape = (len(raters), len(table))
-        cell = row * len(table) + col
-        sums = np.bincount(cell, values["v"].to_numpy(dtype=float), shape[0] * shape[1]).reshape(shape)
-        counts = np.bincount(cell, minlength=shape[0] * shape[1]).astype(float).reshape(shape)
-        boot = bootstrap_means(sums, counts, n_boot, seed)
-        se, b_low, b_high = _summarise(boot, level)
-    if ci == "bootstrap":
-        table["ci_low"], table["ci_high"] = b_low, b_high
+    if ci not in CI_METHODS:
+        raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}")
+    g = values.groupby(list(by), observed=True, sort=True)
+    table = pd.DataFrame({"mos": g["v"].mean(), "sd": g["v"].std(ddof=1), "n": g["v"].size(),
+                          "n_raters": g["rater"].nunique()})
+    mean, n_raters = table["mos"].to_numpy(), table["n_raters"].to_numpy()
+    cov = None
+    if ci == "t":
+        se = table["sd"].to_numpy() / np.sqrt(table["n"].to_numpy(dtype=float))
+        low, high = t_interval(mean, table["sd"].to_numpy(), table["n"].to_numpy(), level)
+        cov = np.diag(se**2) if keep_cov else None
     else:
-        table["ci_low"], table["ci_high"] = t_low, t_high
-    if ci == "both":
-        table["boot_se"], table["boot_ci_low"], table["boot_ci_high"] = se, b_low, b_high
-    return table.reset_index(), boot
+        sums, counts = _rater_cells(values, table, by)
+        if ci == "cluster":
+            var, cov = cluster_variance(sums, counts, mean, keep_cov=keep_cov)
+            se = np.sqrt(var)
+            with np.errstate(invalid="ignore"):
+                half = stats.t.ppf(0.5 + level / 2, n_raters - 1) * se
+            low, high = mean - half, mean + half
+        else:
+            boot = (bootstrap_means(sums.toarray(), counts.toarray(), n_boot, seed) if sums.shape[0] >= 2
+                    else np.full((n_boot, len(mean)), np.nan))
+            se, low, high = _summarise(boot, level, n_raters)
+            few = n_raters < 2  # resampling one rater gives a zero-width interval: undefined instead
+            se, low, high = (np.where(few, np.nan, x) for x in (se, low, high))
+            if keep_cov:
+                full = boot[np.isfinite(boot).all(axis=1)]
+                cov = np.atleast_2d(np.cov(full, rowvar=False)) if len(full) >= 2 else np.full((len(mean),) * 2, np.nan)
+    table["se"], table["ci_low"], table["ci_high"], table["ci_method"] = se, low, high, ci
+    notes = []
+    few = int((n_raters < 2).sum())
+    if few and ci != "t":
+        notes.append(f"{few} group(s) scored by fewer than 2 raters: no {ci} interval (NaN)")
+    return table.reset_index(), cov, notes
 
 
 def _scores(df: pd.DataFrame, normalise: Normalisation) -> np.ndarray:
@@ -264,13 +340,13 @@ def _one_scale(df: pd.DataFrame, normalise: Normalisation) -> None:
 def mos(
     votes: pd.DataFrame,
     by: Sequence[str] = ("cond",),
-    ci: CI = "t",
+    ci: CI = "cluster",
     n_boot: int = 1000,
     seed: int = 0,
     *,
     level: float = 0.95,
     normalize: Normalisation = None,
-    keep_boot: bool = False,
+    keep_cov: bool = False,
 ) -> MOSResult:
     """Mean opinion score per condition or per (content, condition).
 
@@ -280,8 +356,9 @@ def mos(
         A ratings frame (validated here). Repeat and gold rows are left out.
     by : ("cond",) or ("content", "cond")
         Grouping.
-    ci : {"t", "bootstrap", "both"}
-        Which interval(s) to compute (see the module docstring).
+    ci : {"cluster", "bootstrap", "t"}
+        The interval method (see the module docstring): rater-clustered (default),
+        rater bootstrap, or Student-t over independent scores.
     n_boot : int
         Bootstrap rounds (resampling raters).
     seed : int
@@ -292,17 +369,16 @@ def mos(
         Per-rater normalisation applied to the main votes before averaging
         (see :mod:`analysis.normalize`; raters with a single value throughout
         drop out under all three).
-    keep_boot : bool
-        Keep the bootstrap replicates of the means in ``MOSResult.boot`` (rounds ×
-        groups), so :meth:`MOSResult.covariance` can give their covariance. Off by
-        default: per (content, condition) they can be large.
+    keep_cov : bool
+        Keep the covariance of the group means (by the interval method) in
+        ``MOSResult.cov``, to test differences with. Off by default: per (content,
+        condition) it can be large.
 
     Returns
     -------
     MOSResult
-        ``.to_frame()`` columns: the ``by`` columns, ``mos, sd, n, n_raters,
-        ci_low, ci_high`` (+ ``boot_se, boot_ci_low, boot_ci_high`` for
-        ``ci="both"``).
+        ``.to_frame()`` columns: the ``by`` columns, ``mos, sd, n, n_raters, se,
+        ci_low, ci_high, ci_method``.
 
     Raises
     ------
@@ -310,25 +386,28 @@ def mos(
         Invalid frame, a pairwise frame, or raw scores on several scales.
     """
     by = _check_by(by)
-    return _mos(_ratings_main(votes), by, ci, n_boot, seed, level=level, normalize=normalize, keep_boot=keep_boot)
+    return _mos(_ratings_main(votes), by, ci, n_boot, seed, level=level, normalize=normalize,
+                keep_cov=keep_cov)
 
 
 def _mos(df: pd.DataFrame, by: tuple[str, ...], ci: CI, n_boot: int, seed: int, *, level: float,
-         normalize: Normalisation, keep_boot: bool) -> MOSResult:
+         normalize: Normalisation, keep_cov: bool) -> MOSResult:
     """:func:`mos` of validated main ratings (``screening._main`` of a validated frame)."""
     _require_ratings(df)
     _one_scale(df, normalize)
     values = pd.DataFrame({"rater": df["rater"].astype(str), "v": _scores(df, normalize)})
     for col in by:
         values[col] = df[col].astype(str)
-    table, boot = _aggregate(values, by, ci, n_boot, seed, level)
-    params = {"by": by, "ci": ci, "n_boot": n_boot, "seed": seed, "level": level, "normalize": normalize}
-    return MOSResult(table, "mos", params, boot if keep_boot else None)
+    table, cov, notes = _aggregate(values, by, ci, n_boot, seed, level, keep_cov)
+    params = {"by": by, "ci": ci, "n_boot": n_boot, "seed": seed, "level": level, "normalize": normalize,
+              "notes": notes}
+    return MOSResult(table, "mos", params, cov)
 
 
 def _reference_name(df: pd.DataFrame, reference: str | None) -> str:
     """The hidden-reference condition: the argument, or the rows a ``role`` column marks."""
     if reference is not None:
+        reference = frames.normalize_id(str(reference))  # spelled as the votes' ids are
         if not (df["cond"] == reference).any():
             raise ValueError(f"reference condition {reference!r} has no ratings")
         return reference
@@ -347,12 +426,12 @@ def dmos(
     votes: pd.DataFrame,
     reference: str | None = None,
     by: Sequence[str] = ("cond",),
-    ci: CI = "t",
+    ci: CI = "cluster",
     n_boot: int = 1000,
     seed: int = 0,
     *,
     level: float = 0.95,
-    keep_boot: bool = False,
+    keep_cov: bool = False,
 ) -> MOSResult:
     """Differential MOS for ACR with hidden reference (ITU-T P.910, PROTOCOL.md §1).
 
@@ -369,7 +448,7 @@ def dmos(
     reference : str, optional
         Name of the reference condition; when omitted it is read from a
         ``role`` column (rows with role ``reference``).
-    by, ci, n_boot, seed, level, keep_boot
+    by, ci, n_boot, seed, level, keep_cov
         As in :func:`mos`.
 
     Returns
@@ -386,11 +465,11 @@ def dmos(
         When the reference cannot be determined.
     """
     by = _check_by(by)
-    return _dmos(_ratings_main(votes), reference, by, ci, n_boot, seed, level=level, keep_boot=keep_boot)
+    return _dmos(_ratings_main(votes), reference, by, ci, n_boot, seed, level=level, keep_cov=keep_cov)
 
 
 def _dmos(df: pd.DataFrame, reference: str | None, by: tuple[str, ...], ci: CI, n_boot: int, seed: int, *,
-          level: float, keep_boot: bool) -> MOSResult:
+          level: float, keep_cov: bool) -> MOSResult:
     """:func:`dmos` of validated main ratings."""
     _require_ratings(df)
     off = sorted(set(map(str, df["scale"].unique())) - set(DMOS_SCALES))
@@ -407,7 +486,7 @@ def _dmos(df: pd.DataFrame, reference: str | None, by: tuple[str, ...], ci: CI, 
     values = pd.DataFrame({"rater": pvs["rater"].to_numpy(), "v": dv})
     for col in by:
         values[col] = pvs[col].to_numpy()
-    table, boot = _aggregate(values, by, ci, n_boot, seed, level)
+    table, cov, notes = _aggregate(values, by, ci, n_boot, seed, level, keep_cov)
     params = {"by": by, "ci": ci, "n_boot": n_boot, "seed": seed, "level": level, "normalize": None,
-              "reference": ref, "n_unpaired": int(np.isnan(ref_of).sum())}
-    return MOSResult(table, "dmos", params, boot if keep_boot else None)
+              "reference": ref, "n_unpaired": int(np.isnan(ref_of).sum()), "notes": notes}
+    return MOSResult(table, "dmos", params, cov)

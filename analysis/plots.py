@@ -251,6 +251,7 @@ _QC_LABELS = {
     "consistency": "consistency on repeats (share agreeing)",
     "gold_accuracy": "gold accuracy (share correct)",
     "loo_corr": "correlation with the other raters (leave-one-out)",
+    "bt_agreement": "share of decided votes agreeing with the other raters' Bradley–Terry fit",
     "left_share": "share of decided votes for the left clip",
     "median_answer_ms": "median answer time (ms)",
     "median_watch_ms": "median watch time (ms)",
@@ -274,7 +275,7 @@ def rater_qc(
         statistics).
     x, y : str
         Statistics on the axes. When a study has no data for one (e.g. no gold
-        trials), the first of ``loo_corr``, ``left_share``, ``median_answer_ms`` with
+        trials), the first of ``loo_corr``, ``bt_agreement``, ``left_share``, ``median_answer_ms`` with
         data is used instead and the axis says so.
     jitter : float
         Deterministic jitter (in axis units) so raters with equal shares do not hide
@@ -292,7 +293,7 @@ def rater_qc(
     if missing:
         raise ValueError(f"rater_qc needs columns rater, kept (missing: {', '.join(missing)})")
     df = raters_frame.copy()
-    spare = ("loo_corr", "left_share", "median_answer_ms", "median_watch_ms")
+    spare = ("loo_corr", "bt_agreement", "left_share", "median_answer_ms", "median_watch_ms")
     x = _axis(df, x, [c for c in spare if c != y])
     y = _axis(df, y, [c for c in spare if c != x])
     for col in (x, y):

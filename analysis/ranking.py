@@ -14,9 +14,18 @@ From a :class:`~analysis.bradley_terry.BTResult` (or any scores with a covarianc
    is never placed above one that beats it significantly); the remaining freedom is
    resolved by the tie-breaker (highest value first) or, without one, left in score
    order and marked ``unresolved``;
-5. **rank intervals**: condition ``i`` can rank no better than
+5. **ranks**: a condition the votes or the tie-breaker separate from the one above it
+   takes its position as rank. Without a tie-breaker, conditions joined by
+   ``unresolved`` share a rank — but only while *no two of them* are separated by
+   votes: "unresolved" is not transitive (A ≈ B and B ≈ C while A beats C), so a
+   condition separated from any member of the shared rank starts a new rank at its
+   position. Sharing along the whole unresolved chain would give C the rank of A,
+   which beats it: a rank outside C's own rank interval;
+6. **rank intervals**: condition ``i`` can rank no better than
    ``1 + #(conditions significantly above i)`` and no worse than
-   ``n − #(conditions significantly below i)``.
+   ``n − #(conditions significantly below i)``. Every rank lies in its interval: the
+   order places every condition after all that beat it and before all it beats, and
+   a shared rank never includes two separated conditions.
 """
 
 from __future__ import annotations
@@ -88,7 +97,9 @@ def pairwise_tests(conditions: Sequence[str], scores: np.ndarray, cov: np.ndarra
     DataFrame
         ``cond_i, cond_j, diff, se, z, p_value, p_adjusted`` (``diff = s_i − s_j``), one
         row per pair ``i < j`` in :func:`numpy.triu_indices` order. A pair with zero
-        standard error has ``z = ±inf`` (``0`` when ``diff = 0``).
+        standard error has ``z = ±inf`` (``0`` when ``diff = 0``); one whose standard
+        error is unknown (NaN, e.g. a rater-clustered covariance of a single rater) has
+        ``z = NaN`` and ``p = 1``: no evidence, so it separates nothing.
 
     Raises
     ------
@@ -106,7 +117,8 @@ def pairwise_tests(conditions: Sequence[str], scores: np.ndarray, cov: np.ndarra
     se = np.sqrt(np.clip(var, 0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, diff / se, np.where(diff == 0, 0.0, np.inf * np.sign(diff)))
-    p = 2 * stats.norm.sf(np.abs(z))
+    z = np.where(np.isnan(se), np.nan, z)
+    p = np.where(np.isnan(z), 1.0, 2 * stats.norm.sf(np.abs(z)))
     names = np.asarray(list(conditions), dtype=object)
     return pd.DataFrame(
         {"cond_i": names[i], "cond_j": names[j], "diff": diff, "se": se, "z": z, "p_value": p,
@@ -246,7 +258,10 @@ def rank(
     Ranking
         ``separated_by`` of a row (relative to the row above; ``top`` for the first) is
         ``votes``, ``tiebreak:<name>@<version>`` or ``unresolved``. Without a tie-breaker,
-        conditions joined by ``unresolved`` share a rank (the better one).
+        conditions joined by ``unresolved`` share a rank (the better one) as long as no
+        two of them are separated by votes; otherwise a row takes its position as rank.
+        ``rank_low <= rank <= rank_high`` always holds, and a condition significantly
+        below another always has a larger rank.
     """
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
@@ -328,12 +343,21 @@ def rank_scores(
     label = _tiebreak_label(tiebreak) if tiebreak is not None else "unresolved"
     separated_by = ["top"]
     ranks = [1]
+    sharing = [order[0]] if n else []  # the conditions holding the current rank
     for k in range(1, n):
         up, low = order[k - 1], order[k]
         by_votes = group[up] != group[low] or (sep[up, low] and scores[up] > scores[low])
         how = "votes" if by_votes else label
         separated_by.append(how)
-        ranks.append(ranks[-1] if how == "unresolved" else k + 1)
+        # "Not separated" is not transitive: share the rank only with conditions none of
+        # which the votes separate from this one (else a chain A≈B≈C ranks C level with A
+        # although A beats C, and C's rank falls outside its rank interval).
+        if how == "unresolved" and not sep[low, sharing].any():
+            ranks.append(ranks[-1])
+            sharing.append(low)
+        else:
+            ranks.append(k + 1)
+            sharing = [low]
 
     better = (sep & (scores[:, None] > scores[None, :])).sum(axis=0)  # significantly above each condition
     worse = (sep & (scores[:, None] < scores[None, :])).sum(axis=0)

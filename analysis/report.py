@@ -4,14 +4,14 @@
 intermediate result and parameter; :func:`write_report` writes
 
 ``scores.csv``
-    ``condition, score, se, ci_low, ci_high, n_votes`` — BT: Hessian (Wald) intervals,
-    plus ``boot_se, boot_ci_low, boot_ci_high`` from the rater bootstrap; ratings: the
-    MOS (or DMOS) with Student-t intervals, plus the bootstrap columns and
-    ``n_raters, sd``.
+    ``condition, score, se, ci_low, ci_high, ci_method, n_votes`` (ratings: + ``n_raters,
+    sd``): Bradley–Terry scores or MOS (DMOS), one interval per condition, named by its
+    method in ``ci_method``.
 ``ranking.csv``
     ``rank, condition, score, ci_low, ci_high, group, separated_by`` (+ ``rank_low,
-    rank_high``), see :func:`analysis.ranking.rank`. The intervals are those of the
-    method the significance tests used (``params["rank_by"]``).
+    rank_high``), see :func:`analysis.ranking.rank`: the same intervals as ``scores.csv``,
+    and the significance tests use the covariance of the same method
+    (``params["rank_by"]``).
 ``raters.csv``
     One row per rater: the screening statistics, ``kept`` and ``dropped_by``.
 ``report.html``
@@ -19,23 +19,29 @@ intermediate result and parameter; :func:`write_report` writes
     the package version, input row counts, who was dropped and why, the tie groups and
     the adjacent pairs the votes could not separate.
 
+Intervals
+---------
+One rater's votes are not independent (raters differ in bias, decisiveness and taste), so
+every interval, test and rank interval is **rater-clustered** by default (``ci="cluster"``:
+the cluster-robust sandwich covariance, see :mod:`analysis.bradley_terry` and
+:mod:`analysis.mos` for the formulas and sources). ``ci="bootstrap"`` resamples raters
+instead (``bootstrap`` rounds); ``ci="model"`` gives the model-based intervals that treat
+votes as independent (Hessian for Bradley–Terry, Student-t for MOS) — narrower than the
+truth whenever raters differ. Whatever the method, every output carries one interval per
+condition and names it.
+
 The three inputs
 ----------------
 * **pairwise votes** (``cond_a, cond_b, pref``): screen raters → fit Bradley–Terry on
-  the kept raters' main votes (Hessian intervals, plus the rater bootstrap when
-  ``bootstrap > 0``) → one fit per decision factor (``reason``) → rank. With a
-  bootstrap the tests use the bootstrap covariance, because a rater's votes are not
-  independent and the Hessian intervals ignore that.
+  the kept raters' main votes → one fit per decision factor (``reason``) → rank with the
+  covariance of the interval method.
 * **ratings** (``cond, score``): screen → MOS per condition (and per content) → DMOS
   when the scale is ``acr-hr`` and the hidden reference is known → optional subject
-  model → rank conditions by MOS (DMOS). With ``bootstrap > 0`` the tests use the
-  rater-bootstrap covariance of the condition means (:meth:`analysis.mos.MOSResult.covariance`):
-  raters who scored several conditions correlate their means, and a difference is judged
-  with that correlation. Without a bootstrap: ``diag(se²)`` of the Student-t standard
-  errors (conditions treated as independent).
+  model → rank conditions by MOS (DMOS), testing differences with the covariance of the
+  condition means (raters who scored several conditions correlate them).
 * **pair table** (``cond_a, cond_b`` and counts or a mean vote, no ``pref``; see
   :func:`analysis.aggregate.from_pair_table`): no raters, so no screening and no
-  bootstrap — Hessian intervals only.
+  rater-clustered interval — Hessian intervals only, and a note says so.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import html
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -61,7 +68,13 @@ from analysis import bradley_terry as bt
 REPORT_FILES = ("scores.csv", "ranking.csv", "raters.csv", "report.html")
 #: Leading columns of ``ranking.csv`` and ``scores.csv``.
 RANKING_COLUMNS = ("rank", "condition", "score", "ci_low", "ci_high", "group", "separated_by")
-SCORE_COLUMNS = ("condition", "score", "se", "ci_low", "ci_high", "n_votes")
+SCORE_COLUMNS = ("condition", "score", "se", "ci_low", "ci_high", "ci_method", "n_votes")
+#: Interval choices of :func:`analyze`: ``model`` is Hessian (Bradley–Terry) or Student-t (MOS).
+CI_CHOICES = ("cluster", "bootstrap", "model")
+#: How each interval method (``ci_method``, ``params["rank_by"]``) reads in a sentence.
+METHOD_LABELS = {"cluster": "rater-clustered", "bootstrap": "rater-bootstrap",
+                 "hessian": "model-based (Hessian; votes treated as independent)",
+                 "t": "Student-t (scores treated as independent)"}
 #: Names that mark the hidden reference of an ACR-HR study when no ``role`` column says so.
 _REFERENCE_NAMES = ("ref", "reference", "source", "src")
 
@@ -76,7 +89,7 @@ class AnalysisResult:
     source : {"votes", "pair-table"}
         Per-vote rows or an aggregated pair table.
     scores : DataFrame
-        ``condition, score, se, ci_low, ci_high, n_votes`` (+ method-specific columns).
+        ``condition, score, se, ci_low, ci_high, ci_method, n_votes`` (ratings: + ``n_raters, sd``).
     ranking : Ranking
         Final order, tie groups, pairwise tests and adjacent pairs.
     raters : DataFrame
@@ -168,8 +181,8 @@ def read_input(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     Parameters
     ----------
     path : str or Path
-        ``.txt`` is read as an NTIRE result file, ``.parquet`` as Parquet, anything else
-        as CSV (id columns as strings).
+        ``.txt`` is read as an NTIRE result file, anything else by
+        :func:`analysis.frames.read_table` (Parquet, or CSV with ids read as text).
 
     Returns
     -------
@@ -184,22 +197,18 @@ def read_input(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         When the file is missing or cannot be parsed.
     """
     path = Path(path)
+    if path.suffix.lower() != ".txt":
+        return frames.read_table(path), None  # ids as text: a condition named "NA" is that name
     if not path.is_file():
         raise frames.FrameError([f"{path}: no such file"])
-    suffix = path.suffix.lower()
     try:
-        if suffix == ".txt":
-            res = aggregate.read_ntire(path)
-            pub = None
-            if len(res.published):
-                pub = res.published[["condition", "log_vote"]].rename(columns={"log_vote": "score"})
-            return res.pairs[["cond_a", "cond_b", "n", "mean_pref"]].copy(), pub
-        if suffix == ".parquet":
-            return pd.read_parquet(path), None
-        ids = ("study", "rater", "session", "content", "cond_a", "cond_b", "cond")
-        return pd.read_csv(path, dtype={c: "string" for c in ids}), None
-    except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
+        res = aggregate.read_ntire(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise frames.FrameError([f"{path}: cannot be read: {exc}"]) from exc
+    pub = None
+    if len(res.published):
+        pub = res.published[["condition", "log_vote"]].rename(columns={"log_vote": "score"})
+    return res.pairs[["cond_a", "cond_b", "n", "mean_pref"]].copy(), pub
 
 
 # ----------------------------------------------------------------------------------------
@@ -223,6 +232,7 @@ def analyze(
     subject_model: bool = False,
     pair_table: Mapping[str, Any] | None = None,
     published: pd.DataFrame | None = None,
+    ci: str = "cluster",
 ) -> AnalysisResult:
     """Screen, fit, rank: the whole analysis of one study.
 
@@ -234,7 +244,7 @@ def analyze(
     ties : {"davidson", "rao-kupper", "split"}
         Bradley–Terry tie model (pairwise).
     bootstrap : int
-        Rater-bootstrap rounds; 0 for none (intervals from the Hessian / Student-t only).
+        Rater-bootstrap rounds, used with ``ci="bootstrap"`` (at least 2).
     seed : int or None
         Seed of every bootstrap.
     screening_rules : ScreeningRules, optional
@@ -259,6 +269,8 @@ def analyze(
         ``tie_share``, ``strength``) for a pair table.
     published : DataFrame, optional
         ``condition, score`` on our scale, drawn next to our scores in the report.
+    ci : {"cluster", "bootstrap", "model"}
+        Interval method of every interval and test (see the module docstring).
 
     Returns
     -------
@@ -275,13 +287,16 @@ def analyze(
     """
     if not isinstance(votes, pd.DataFrame):
         raise frames.FrameError([f"expected a pandas DataFrame, got {type(votes).__name__}"])
-    if bootstrap < 0 or bootstrap == 1:
-        raise ValueError("bootstrap must be 0 (none) or at least 2 rounds")
+    if ci not in CI_CHOICES:
+        raise ValueError(f"ci must be one of {', '.join(CI_CHOICES)}, got {ci!r}")
+    if ci == "bootstrap" and bootstrap < 2:
+        raise ValueError("the rater bootstrap needs at least 2 rounds")
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
     if ties not in bt.TIE_MODELS:
         raise ValueError(f"ties must be one of {', '.join(bt.TIE_MODELS)}, got {ties!r}")
-    common = {"version": analysis.__version__, "alpha": alpha, "bootstrap": bootstrap, "seed": seed,
+    common = {"version": analysis.__version__, "alpha": alpha, "ci": ci,
+              "bootstrap": bootstrap if ci == "bootstrap" else 0, "seed": seed,
               "tiebreak": None if tiebreak is None else ranking.tiebreak_id(tiebreak)}
     if is_pair_table(votes):
         res = _analyze_pair_table(votes, ties, graded, alpha, tiebreak, dict(pair_table or {}), common, published)
@@ -298,14 +313,20 @@ def analyze(
     if len(main) == 0:
         raise ValueError("no main votes left after screening (only repeats and gold trials)")
     counts = _row_counts(df, sr, main)
-    common |= {"kind": kind, "source": "votes", "screening": asdict(rules), "loo_level": sr.loo_level}
+    common |= {"kind": kind, "source": "votes", "screening": asdict(rules), "loo_level": sr.loo_level,
+               "screening.agreement_min_n": dict(sr.agreement_min_n)}
     if kind == "pairwise":
-        res = _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, tiebreak, reasons,
+        res = _analyze_pairwise(main, sr, counts, ties, graded, (ci, bootstrap), seed, alpha, tiebreak, reasons,
                                 common, published)
-        return _with_objective(res, tiebreak, main)
-    res = _analyze_ratings(main, sr, counts, bootstrap, seed, alpha, tiebreak, normalize_scores, reference,
+        return _with_objective(_with_screening_notes(res, sr), tiebreak, main)
+    res = _analyze_ratings(main, sr, counts, (ci, bootstrap), seed, alpha, tiebreak, normalize_scores, reference,
                            subject_model, common, published)
-    return _with_objective(res, tiebreak, None)
+    return _with_objective(_with_screening_notes(res, sr), tiebreak, None)
+
+
+def _with_screening_notes(res: AnalysisResult, sr: screening.ScreeningResult) -> AnalysisResult:
+    """The screening's notes (rules held back, raters too few votes to judge) first in ``notes``."""
+    return replace(res, notes=[f"screening: {n}" for n in sr.notes] + list(res.notes)) if sr.notes else res
 
 
 def _row_counts(df: pd.DataFrame, sr: screening.ScreeningResult, main: pd.DataFrame) -> dict[str, int]:
@@ -326,53 +347,58 @@ def _row_counts(df: pd.DataFrame, sr: screening.ScreeningResult, main: pd.DataFr
     }
 
 
-def _interval_frame(res: bt.BTResult, method: str) -> pd.DataFrame:
-    """``condition, score, se, ci_low, ci_high, n_votes`` with the intervals of ``method``."""
-    se, lo, hi = res.intervals(method)
-    return pd.DataFrame({"condition": list(res.conditions), "score": res.scores, "se": se, "ci_low": lo,
-                         "ci_high": hi, "n_votes": np.asarray(res.n_votes, dtype=np.int64)})
+def _interval_frame(res: bt.BTResult) -> pd.DataFrame:
+    """``condition, score, se, ci_low, ci_high, ci_method, n_votes`` of a fit."""
+    return res.to_frame()
 
 
-#: Below this many raters a rater bootstrap cannot see between-rater variation (one rater
-#: resampled gives zero-width intervals), so the Hessian intervals are used instead.
+#: Below this many raters a rater bootstrap sees too few distinct panels to give an interval
+#: (3 raters resample into 10 panels), so it is refused and the clustered interval used.
 MIN_BOOTSTRAP_RATERS = 5
 
 
-def _bootstrap_rounds(main: pd.DataFrame, bootstrap: int, notes: list[str], fallback: str) -> int:
-    """``bootstrap``, or 0 (with a note) when too few raters are left for a rater bootstrap."""
+def _method(main: pd.DataFrame, ci: tuple[str, int], model: str, notes: list[str]) -> tuple[str, int]:
+    """The interval method to fit with (``model`` names the model-based one) and its rounds."""
+    method, rounds = ci
+    if method == "model":
+        return model, 0
     n_raters = int(main["rater"].nunique())
-    if bootstrap and n_raters < MIN_BOOTSTRAP_RATERS:
-        notes.append(f"only {n_raters} rater(s) left after screening: the rater bootstrap was skipped and the "
-                     f"intervals and tests use the {fallback} — read them as optimistic")
-        return 0
-    return bootstrap
+    if method == "bootstrap" and n_raters < MIN_BOOTSTRAP_RATERS:
+        notes.append(f"only {n_raters} rater(s) left after screening: the rater bootstrap was refused and the "
+                     "intervals are rater-clustered instead")
+        return "cluster", 0
+    return method, rounds if method == "bootstrap" else 0
 
 
-def _analyze_pairwise(main, sr, counts, ties, graded, bootstrap, seed, alpha, tiebreak, reasons, common, published):
+def _analyze_pairwise(main, sr, counts, ties, graded, ci, seed, alpha, tiebreak, reasons, common, published):
     notes: list[str] = []
-    bootstrap = _bootstrap_rounds(main, bootstrap, notes,
-                                  "observed information (Hessian), which treats votes as independent")
-    ci = "both" if bootstrap else "hessian"
-    rank_by = "bootstrap" if bootstrap else "hessian"
+    method, rounds = _method(main, ci, "hessian", notes)
     # ``main`` holds main votes already: count them once, for the fit and the win-rate matrix.
     votes = bt._count(main, graded)
-    fit_kw = {"ties": ties, "graded": graded, "ci": ci, "n_boot": max(bootstrap, 2), "seed": seed, "alpha": alpha}
-    fit = bt._fit_votes(votes, **fit_kw)
-    if fit.params.get("boot_failed"):
-        notes.append(f"{fit.params['boot_failed']} of {bootstrap} bootstrap rounds did not converge and were "
-                     "left out of the bootstrap intervals")
-    rk = ranking.rank(fit, alpha=alpha, tiebreak=tiebreak, method=rank_by)
-    wanted = bt.present_reasons(main) if reasons is None else [str(r) for r in reasons]
+    fit_kw = {"ties": ties, "graded": graded, "ci": method, "n_boot": max(rounds, 2), "seed": seed, "alpha": alpha}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a refused bootstrap is said in the notes instead
+        fit = bt._fit_votes(votes, **fit_kw)
+    notes.extend(fit.params.get("notes", []))
+    if fit.params.get("boot_failed") and fit.boot is not None:
+        notes.append(f"{fit.params['boot_failed']} of {rounds} bootstrap rounds had no finite scores or did not "
+                     "converge and were left out of the bootstrap intervals")
+    rk = ranking.rank(fit, alpha=alpha, tiebreak=tiebreak)
+    wanted = bt.present_reasons(main) if reasons is None else [frames.normalize_id(str(r)) for r in reasons]
     # A factor named by too few raters to determine every score is left out (and said so);
     # the other factors and the overall fit stand.
     failed: dict[str, str] = {}
-    reason_fits = bt._fit_by_reason(main, wanted, on_error="skip", failures=failed, main_only=False, **fit_kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reason_fits = bt._fit_by_reason(main, wanted, on_error="skip", failures=failed, main_only=False, **fit_kw)
     notes.extend(f"factor {reason!r} not fitted: {msg}" for reason, msg in failed.items())
-    params = {**common, **{f"bt.{k}": v for k, v in fit.settings().items()}, "ties": ties, "graded": graded,
-              "rank_by": rank_by, "reasons": wanted, **{f"ranking.{k}": v for k, v in rk.params.items()}}
+    notes.extend(f"factor {reason!r}: {note}" for reason, f in reason_fits.items() for note in f.params["notes"])
+    params = {**common, **{f"bt.{k}": v for k, v in fit.settings().items() if k != "notes"}, "ties": ties,
+              "graded": graded, "rank_by": fit.ci, "reasons": wanted,
+              **{f"ranking.{k}": v for k, v in rk.params.items()}}
     return AnalysisResult(
         kind="pairwise", source="votes", scores=fit.to_frame(), ranking=rk, raters=sr.raters.copy(),
-        by_reason={r: _interval_frame(f, rank_by) for r, f in reason_fits.items()}, counts=counts,
+        by_reason={r: _interval_frame(f) for r, f in reason_fits.items()}, counts=counts,
         params=params, notes=notes, fit=fit, reason_fits=reason_fits, screening=sr,
         pair_counts=bt._count(main, graded=False).pairs if graded else votes.pairs, published=published,
     )
@@ -386,57 +412,47 @@ def _reference_for(main: pd.DataFrame, reference: str | None) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def _analyze_ratings(main, sr, counts, bootstrap, seed, alpha, tiebreak, normalise, reference, subject_model,
+def _analyze_ratings(main, sr, counts, ci, seed, alpha, tiebreak, normalise, reference, subject_model,
                      common, published):
     level = 1 - alpha
     notes: list[str] = []
-    bootstrap = _bootstrap_rounds(main, bootstrap, notes, "Student-t intervals, which treat scores as independent")
-    ci = "both" if bootstrap else "t"
-    rank_by = "bootstrap" if bootstrap else "t"
+    method, rounds = _method(main, ci, "t", notes)
     seed = 0 if seed is None else seed
-    boot_kw = {"n_boot": max(bootstrap, 2), "seed": seed, "level": level, "keep_boot": bool(bootstrap)}
-    m = mos._mos(main, ("cond",), ci, normalize=normalise, **boot_kw)
-    m_content = mos._mos(main, ("content", "cond"), "t", 2, seed, level=level, normalize=normalise,
-                         keep_boot=False)
+    boot_kw = {"n_boot": max(rounds, 2), "seed": seed, "level": level}
+    m = mos._mos(main, ("cond",), method, normalize=normalise, keep_cov=True, **boot_kw)
+    m_content = mos._mos(main, ("content", "cond"), method, normalize=normalise, keep_cov=False, **boot_kw)
     measure, result, extra = "mos", m, dict(m.params)
     scales = sorted(map(str, main["scale"].unique()))
     if scales == ["acr-hr"]:
         ref = _reference_for(main, reference)
         try:
-            d = mos._dmos(main, ref, ("cond",), ci, **boot_kw)
+            d = mos._dmos(main, ref, ("cond",), method, keep_cov=True, **boot_kw)
             measure, result, extra = "dmos", d, dict(d.params)
             if d.params.get("n_unpaired"):
                 notes.append(f"DMOS: {d.params['n_unpaired']} scores had no same-rater reference score and "
                              "were left out")
         except ValueError as exc:
             notes.append(f"DMOS not computed ({exc}); conditions ranked by MOS")
+    notes.extend(result.params.get("notes", []))
     table = result.table
     scores = pd.DataFrame({
         "condition": table["cond"].astype(str).to_numpy(), "score": table["mos"].to_numpy(dtype=float),
-        "se": table["sd"].to_numpy(dtype=float) / np.sqrt(table["n"].to_numpy(dtype=float)),
+        "se": table["se"].to_numpy(dtype=float),
         "ci_low": table["ci_low"].to_numpy(dtype=float), "ci_high": table["ci_high"].to_numpy(dtype=float),
+        "ci_method": method,
         "n_votes": table["n"].to_numpy(dtype=np.int64), "n_raters": table["n_raters"].to_numpy(dtype=np.int64),
         "sd": table["sd"].to_numpy(dtype=float),
     })
-    for col in ("boot_se", "boot_ci_low", "boot_ci_high"):
-        if col in table.columns:
-            scores[col] = table[col].to_numpy(dtype=float)
-    prefix = "boot_" if bootstrap else ""
-    if bootstrap:
-        # Shared raters correlate the condition means: test differences with the rater-bootstrap
-        # covariance, which carries that correlation.
-        cov, how = result.covariance(), "bootstrap (rater covariance)"
-    else:
-        cov, how = np.diag(scores["se"].to_numpy(dtype=float) ** 2), "t (independent conditions)"
+    # Shared raters correlate the condition means: differences are tested with the covariance of
+    # the interval method, which carries that correlation (Student-t: none, by its assumption).
     rk = ranking.rank_scores(
-        scores["condition"], scores["score"].to_numpy(), cov, alpha=alpha, tiebreak=tiebreak,
-        ci_low=scores[f"{prefix}ci_low"].to_numpy(), ci_high=scores[f"{prefix}ci_high"].to_numpy(),
-        method=how,
+        scores["condition"], scores["score"].to_numpy(), result.covariance(), alpha=alpha, tiebreak=tiebreak,
+        ci_low=scores["ci_low"].to_numpy(), ci_high=scores["ci_high"].to_numpy(), method=method,
     )
     subject = None
     if subject_model:
         subject = normalize.subject_model(main)
-    params = {**common, "measure": measure, "rank_by": rank_by,
+    params = {**common, "measure": measure, "rank_by": method,
               **{f"{measure}.{k}": v for k, v in extra.items()}, "subject_model": subject_model,
               **{f"ranking.{k}": v for k, v in rk.params.items()}}
     return AnalysisResult(
@@ -457,7 +473,7 @@ def _analyze_pair_table(df, ties, graded, alpha, tiebreak, options, common, publ
     fit = bt.fit_counts(pt.conditions, pt.wins, pt.ties, tie_model=ties, ci="hessian", alpha=alpha,
                         n_votes=pt.n_votes)
     rk = ranking.rank(fit, alpha=alpha, tiebreak=tiebreak, method="hessian")
-    notes = ["a pair table has no rater ids: no screening and no rater bootstrap (Hessian intervals treat "
+    notes = ["a pair table has no rater ids: no screening and no rater-clustered intervals (Hessian intervals treat "
              "votes as independent)"]
     if pt.layout == "mean":
         notes.append("the table gives only the number of votes and the mean vote per pair: win/tie/loss counts "
@@ -468,9 +484,10 @@ def _analyze_pair_table(df, ties, graded, alpha, tiebreak, options, common, publ
     raters = pd.DataFrame({c: pd.Series(dtype="object") for c in screening.RATER_COLUMNS})
     params = {**common, "kind": "pairwise", "source": "pair-table", "layout": pt.layout, "ties": ties,
               "graded": graded, "rank_by": "hessian", **{f"pair_table.{k}": v for k, v in pt.assumption.items()},
-              **{f"bt.{k}": v for k, v in fit.settings().items()},
+              **{f"bt.{k}": v for k, v in fit.settings().items() if k != "notes"},
               **{f"ranking.{k}": v for k, v in rk.params.items()}}
     params["bootstrap"] = 0
+    params["ci"] = "model"
     pc = pt.pair_counts()
     return AnalysisResult(
         kind="pairwise", source="pair-table", scores=fit.to_frame(), ranking=rk, raters=raters, counts=counts,
@@ -829,7 +846,7 @@ def _figures(result: AnalysisResult) -> list[tuple[str, str, Any]]:
     order = list(result.ranking.table["condition"])
     score_label = ("Bradley–Terry score (centred log-strength)" if result.kind == "pairwise"
                    else f"{result.params.get('measure', 'mos').upper()} (scale points)")
-    method = result.params.get("rank_by", "")
+    method = METHOD_LABELS.get(result.params.get("rank_by", ""), result.params.get("rank_by", ""))
     main_frame = result.ranking.table[["condition", "score", "ci_low", "ci_high"]]
     if "n_votes" in result.scores.columns:
         main_frame = main_frame.merge(result.scores[["condition", "n_votes"]], on="condition", how="left")
@@ -843,7 +860,7 @@ def _figures(result: AnalysisResult) -> list[tuple[str, str, Any]]:
         figs.append(("winrate", "Share of votes preferring the row condition (ties count half), best first.",
                      plots.winrate_heatmap(result.pair_counts, order=order)))
     if result.mos_content is not None:
-        figs.append(("mos-content", "MOS per content (Student-t 95% intervals).",
+        figs.append(("mos-content", f"MOS per content (95% intervals, {method}).",
                      plots.mos_per_content(result.mos_content)))
     if len(result.raters):
         figs.append(("rater-qc", "Each rater's screening statistics; dropped raters are crosses (hover: rule).",
@@ -928,10 +945,16 @@ def _screening_section(result: AnalysisResult) -> str:
     if counts:
         parts.append("<p>Dropped per rule (a rater may be dropped by several): "
                      + ", ".join(f"<code>{_esc(r)}</code> {n}" for r, n in counts.items()) + ".</p>")
-        cols = [c for c in ("rater", "dropped_by", "n_votes", "consistency", "gold_accuracy", "loo_corr",
-                            "left_share", "position_p", "median_watch_ms", "median_answer_ms", "kurtosis")
-                if c in dropped.columns]
+        cols = [c for c in ("rater", "dropped_by", "n_votes", "consistency", "gold_accuracy", "bt_agreement",
+                            "bt_p", "loo_corr", "loo_p", "left_share", "position_p", "median_watch_ms",
+                            "median_answer_ms", "kurtosis")
+                if c in dropped.columns and dropped[c].notna().any()]
         parts.append("<h3>Dropped raters and why</h3>" + _table(dropped[cols]))
+    parts.extend(f'<p class="note">{_esc(n)}</p>' for n in result.screening.notes)
+    if result.screening.agreement_min_n:
+        parts.append("<p>Votes (or items) a rater needs before an agreement rule can judge them: "
+                     + ", ".join(f"<code>{_esc(k)}</code> {v:g}" for k, v in result.screening.agreement_min_n.items())
+                     + ".</p>")
     parts.append("<h3>Rules (None = disabled)</h3>" + _kv(asdict(result.screening.rules)))
     return "\n".join(parts)
 
@@ -998,11 +1021,14 @@ def summary(result: AnalysisResult, conditions: Sequence[str] | None = None) -> 
     Returns
     -------
     str
-        One line per condition: rank, name, score, interval, group and ``separated_by``.
+        A line naming the interval method, then one line per condition: rank, name, score,
+        interval, group and ``separated_by``.
     """
     table = ranking_frame(result)
     if conditions is not None:
         table = table[table["condition"].isin(list(conditions))]
-    lines = [f"{r.rank:>3}  {r.condition:<20} {r.score:+.3f}  [{r.ci_low:+.3f}, {r.ci_high:+.3f}]  "
-             f"group {r.group}  {r.separated_by}" for r in table.itertuples()]
+    method = result.params.get("rank_by", "")
+    lines = [f"{1 - result.params.get('alpha', 0.05):.0%} intervals: {METHOD_LABELS.get(method, method)}"]
+    lines += [f"{r.rank:>3}  {r.condition:<20} {r.score:+.3f}  [{r.ci_low:+.3f}, {r.ci_high:+.3f}]  "
+              f"group {r.group}  {r.separated_by}" for r in table.itertuples()]
     return "\n".join(lines)

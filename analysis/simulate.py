@@ -6,21 +6,26 @@ Two generators, both fully vectorised (350,000 votes in a fraction of a second):
   Bradley–Terry or Thurstone rater;
 * :func:`simulate_ratings` — single-stimulus scores (``acr5``, ``acr-hr``, ``dcr5``,
   ``slider100``) from the subject model ``score = quality + bias_r + inconsistency_r · ε``
-  (the model of SUREAL / ITU-T P.913 §12), rounded and clipped to the scale.
+  (the model of SUREAL / ITU-T P.913 §12), rounded and clipped to the scale; optionally
+  each rater stretches or compresses the quality range (``rater_scale_sd``).
 
 Both return a :class:`Simulation`: the votes, the truth and the parameters.
 
 The pairwise response model
 ---------------------------
 A rater ``r`` comparing A (shown on the ``left`` or right) with B forms a latent
-difference ``z = (s_A + u_rA) - (s_B + u_rB) ± position_bias + ε``, with ``u`` the
-rater's own view of the conditions (sd ``rater_noise``, constant over a rater's votes,
-which is what makes a rater's votes correlated) and ``ε`` standard logistic (``"bt"``)
-or standard normal (``"thurstone"``). The answer is a category of ``z``: "no
-preference" when ``|z| < t_0``, otherwise the side of ``z`` and a strength chosen by
-thresholds ``t_0 < t_1 < …``. The thresholds give, at ``z``'s centre 0, the tie share
-``tie_rate`` and equal shares to every non-tie category. With the logistic ε this is
-exactly the Rao–Kupper model (``P(A ≻ B) = σ(s_A − s_B − t_0)``), so a Rao–Kupper (or,
+difference ``z = c_r·[(s_A + u_rA) - (s_B + u_rB)] ± (position_bias + l_r) + ε``, with
+``u`` the rater's own view of the conditions (sd ``rater_noise``, constant over a rater's
+votes, which is what makes a rater's votes correlated), ``c_r`` the rater's
+discrimination (``rater_scale_sd``), ``l_r`` their own lean to the left clip
+(``rater_position_sd``) and ``ε`` standard logistic (``"bt"``) or standard normal
+(``"thurstone"``). The answer is a category of ``k_r·z``: "no preference" when
+``|k_r·z| < t_0``, otherwise the side of ``z`` and a strength chosen by thresholds
+``t_0 < t_1 < …``; ``k_r`` is the rater's decisiveness (``rater_decisiveness_sd``),
+which moves answers between "no preference", weak and strong without changing their
+side. The thresholds give, at ``z``'s centre 0, the tie share ``tie_rate`` and equal
+shares to every non-tie category. With the logistic ε (and every ``c_r = k_r = 1``) this
+is exactly the Rao–Kupper model (``P(A ≻ B) = σ(s_A − s_B − t_0)``), so a Rao–Kupper (or,
 without ties, plain BT) fit recovers the true scores unbiasedly.
 
 Special rows
@@ -120,6 +125,11 @@ def condition_names(n: int) -> list[str]:
 def _check(cond: bool, msg: str) -> None:
     if not cond:
         raise ValueError(msg)
+
+
+def _lognormal(rng: np.random.Generator, sd: float, n: int) -> np.ndarray:
+    """Per-rater factors ``exp(N(0, sd²))``; ones without a draw when ``sd`` is 0 (seeded streams unchanged)."""
+    return np.exp(rng.normal(0.0, sd, n)) if sd > 0 else np.ones(n)
 
 
 def _spread(n_items: int, n_per: np.ndarray) -> np.ndarray:
@@ -294,6 +304,9 @@ def simulate_pairwise(
     scale: Literal["pc5", "2afc", "ccr7"] = "pc5",
     tie_rate: float = 0.2,
     rater_noise: float = 0.0,
+    rater_scale_sd: float = 0.0,
+    rater_decisiveness_sd: float = 0.0,
+    rater_position_sd: float = 0.0,
     position_bias: float = 0.0,
     spammer_fraction: float = 0.0,
     spammer_style: Literal["random", "left"] = "random",
@@ -327,6 +340,11 @@ def simulate_pairwise(
     rater_noise : float
         Sd of each rater's own perturbation of the condition scores (fixed per rater);
         > 0 makes a rater's votes correlated (cluster effect).
+    rater_scale_sd, rater_decisiveness_sd : float
+        Sd of the log of each rater's discrimination ``c_r`` and decisiveness ``k_r``
+        (log-normal, median 1; 0 gives every rater 1).
+    rater_position_sd : float
+        Sd of each rater's own lean ``l_r`` to the left clip (added to ``position_bias``).
     position_bias : float
         Latent advantage of the clip shown on the left.
     spammer_fraction : float
@@ -365,6 +383,7 @@ def simulate_pairwise(
     _check(0 <= tie_rate < 1, "tie_rate must be in [0, 1)")
     _check(scale_def.allows_zero or tie_rate == 0, f"{scale} has no 'no preference': set tie_rate=0")
     _check(0 <= spammer_fraction <= 1, "spammer_fraction must be in [0, 1]")
+    _check(min(rater_scale_sd, rater_decisiveness_sd, rater_position_sd) >= 0, "rater sds must be >= 0")
     _check(spammer_style in ("random", "left"), "spammer_style must be 'random' or 'left'")
     rng = np.random.default_rng(seed)
     top = scale_def.high
@@ -392,6 +411,9 @@ def simulate_pairwise(
     spammer = np.zeros(n_raters, dtype=bool)
     spammer[rng.choice(n_raters, round(spammer_fraction * n_raters), replace=False)] = True
     view = scores[None, :] + rng.normal(0.0, rater_noise, (n_raters, n_conditions)) * (rater_noise > 0)
+    scale_r = _lognormal(rng, rater_scale_sd, n_raters)
+    decisive_r = _lognormal(rng, rater_decisiveness_sd, n_raters)
+    lean_r = rng.normal(0.0, rater_position_sd, n_raters) if rater_position_sd > 0 else np.zeros(n_raters)
 
     # Regular trials.
     rater_of = rng.permutation(np.arange(n_votes) % n_raters)
@@ -424,9 +446,9 @@ def simulate_pairwise(
     r_main, a_m, b_m = all_rater[:n_main], a_all[:n_main], b_all[:n_main]
     side = np.where(left_all[:n_main], 1.0, -1.0)
     noise = rng.logistic(size=n_main) if model == "bt" else rng.standard_normal(n_main)
-    z = view[r_main, a_m] - view[r_main, b_m] + position_bias * side + noise
+    z = scale_r[r_main] * (view[r_main, a_m] - view[r_main, b_m]) + (position_bias + lean_r[r_main]) * side + noise
     thresholds = pairwise_thresholds(model, scale, tie_rate)
-    strength = np.searchsorted(thresholds, np.abs(z), side="right")
+    strength = np.searchsorted(thresholds, decisive_r[r_main] * np.abs(z), side="right")
     pref = (np.sign(z) * np.minimum(strength, top)).astype(np.int64)
     if not scale_def.allows_zero:
         pref = np.where(pref == 0, np.where(z >= 0, 1, -1), pref)
@@ -481,12 +503,15 @@ def simulate_pairwise(
     truth = pd.DataFrame({"condition": list(cond_names), "score": scores})
     raters = pd.DataFrame(
         {"rater": pd.array(rater_names, dtype="string"), "spammer": spammer,
-         "noise": np.full(n_raters, float(rater_noise))}
+         "noise": np.full(n_raters, float(rater_noise)), "scale": scale_r, "decisiveness": decisive_r,
+         "lean": lean_r}
     )
     params = {
         "kind": "pairwise", "n_conditions": n_conditions, "n_contents": n_contents, "n_votes": n_votes,
         "n_raters": n_raters, "model": model, "scale": scale, "tie_rate": tie_rate,
-        "rater_noise": rater_noise, "position_bias": position_bias, "spammer_fraction": spammer_fraction,
+        "rater_noise": rater_noise, "rater_scale_sd": rater_scale_sd,
+        "rater_decisiveness_sd": rater_decisiveness_sd, "rater_position_sd": rater_position_sd,
+        "position_bias": position_bias, "spammer_fraction": spammer_fraction,
         "spammer_style": spammer_style, "repeats_per_rater": repeats_per_rater,
         "gold_per_rater": gold_per_rater, "gold_slip": gold_slip, "score_sd": score_sd,
         "true_scores": None if true_scores is None else list(map(float, true_scores)),
@@ -512,6 +537,8 @@ def simulate_ratings(
     n_votes: int | None = None,
     rater_bias_sd: float | None = None,
     rater_inconsistency: float | None = None,
+    rater_inconsistency_cv: float = 0.5,
+    rater_scale_sd: float = 0.0,
     condition_sd: float | None = None,
     content_sd: float | None = None,
     stimulus_sd: float | None = None,
@@ -530,8 +557,10 @@ def simulate_ratings(
     ``score = round(clip(q_{content,cond} + b_r + v_r · ε))`` with stimulus quality
     ``q = mid + condition offset + content effect + interaction``, rater bias
     ``b_r ~ N(0, rater_bias_sd²)`` and per-rater inconsistency
-    ``v_r = rater_inconsistency · Gamma(4, 1/4)`` (mean ``rater_inconsistency``,
-    coefficient of variation 0.5). All sds are in scale points; ``None`` means a
+    ``v_r = rater_inconsistency · Gamma(1/cv², cv²)`` (mean ``rater_inconsistency``,
+    coefficient of variation ``cv = rater_inconsistency_cv``, 0.5 by default). With ``rater_scale_sd > 0`` rater r sees
+    ``mid + c_r·(q − mid)`` instead of ``q``, ``c_r = exp(N(0, rater_scale_sd²))``: some
+    raters use the whole scale, others stay near its middle. All sds are in scale points; ``None`` means a
     default relative to the scale's quarter-range ``u`` (1 point on 5-point scales, 25
     on ``slider100``): bias 0.3u, inconsistency 0.5u, conditions 0.6u, contents 0.3u,
     interaction 0.1u.
@@ -548,6 +577,10 @@ def simulate_ratings(
         stimuli; ``None`` means every rater rates every stimulus once.
     rater_bias_sd, rater_inconsistency, condition_sd, content_sd, stimulus_sd : float, optional
         See above.
+    rater_inconsistency_cv : float
+        Coefficient of variation of the raters' inconsistencies (0: all equal).
+    rater_scale_sd : float
+        Sd of the log of each rater's stretch ``c_r`` of the quality range (0: none).
     spammer_fraction : float
         Share of raters that answer uniformly at random (and fast).
     repeats_per_rater, gold_per_rater : int
@@ -568,6 +601,7 @@ def simulate_ratings(
     _check(scale_def is not None and scale_def.kind == "ratings", f"scale must be a ratings scale, got {scale!r}")
     _check(n_conditions >= 1 and n_contents >= 1 and n_raters >= 1, "sizes must be positive")
     _check(0 <= spammer_fraction <= 1, "spammer_fraction must be in [0, 1]")
+    _check(min(rater_scale_sd, rater_inconsistency_cv) >= 0, "rater_scale_sd and rater_inconsistency_cv must be >= 0")
     rng = np.random.default_rng(seed)
     low, high, unit = _rating_defaults(scale)
     bias_sd = 0.3 * unit if rater_bias_sd is None else float(rater_bias_sd)
@@ -597,7 +631,9 @@ def simulate_ratings(
     spammer = np.zeros(n_raters, dtype=bool)
     spammer[rng.choice(n_raters, round(spammer_fraction * n_raters), replace=False)] = True
     bias = rng.normal(0.0, bias_sd, n_raters)
-    incons = inconsistency * rng.gamma(4.0, 0.25, n_raters)
+    cv = float(rater_inconsistency_cv)
+    incons = inconsistency * (rng.gamma(1.0 / cv**2, cv**2, n_raters) if cv > 0 else np.ones(n_raters))
+    stretch = _lognormal(rng, rater_scale_sd, n_raters)
 
     if n_votes is None:
         rater_of = np.repeat(np.arange(n_raters), n_stim)
@@ -624,7 +660,8 @@ def simulate_ratings(
     stim_main = np.concatenate([stim_of, stim_of[orig]])
     content_idx, cond_idx = stim_main // n_cond, stim_main % n_cond
     r_main = all_rater[: n_reg + n_rep]
-    latent = quality[content_idx, cond_idx] + bias[r_main] + incons[r_main] * rng.standard_normal(len(r_main))
+    seen = mid + stretch[r_main] * (quality[content_idx, cond_idx] - mid)
+    latent = seen + bias[r_main] + incons[r_main] * rng.standard_normal(len(r_main))
     score = np.clip(np.round(latent / step) * step, low, high)
 
     # Gold: "select N" cards, N inside the scale and away from its ends.
@@ -666,11 +703,13 @@ def simulate_ratings(
         }
     )
     raters = pd.DataFrame(
-        {"rater": pd.array(rater_names, dtype="string"), "spammer": spammer, "bias": bias, "inconsistency": incons}
+        {"rater": pd.array(rater_names, dtype="string"), "spammer": spammer, "bias": bias, "inconsistency": incons,
+         "scale": stretch}
     )
     params = {
         "kind": "ratings", "n_conditions": n_conditions, "n_contents": n_contents, "n_raters": n_raters,
         "scale": scale, "n_votes": n_votes, "rater_bias_sd": bias_sd, "rater_inconsistency": inconsistency,
+        "rater_inconsistency_cv": rater_inconsistency_cv, "rater_scale_sd": rater_scale_sd,
         "condition_sd": cond_sd, "content_sd": cont_sd, "stimulus_sd": stim_sd,
         "spammer_fraction": spammer_fraction, "repeats_per_rater": repeats_per_rater,
         "gold_per_rater": gold_per_rater, "gold_slip": gold_slip,

@@ -234,16 +234,19 @@ def leaderboard(slug: str) -> Response:
     ties = request.args.get("ties", "davidson")
     if ties not in bt.TIE_MODELS:
         raise ApiError(400, f"ties must be one of {', '.join(bt.TIE_MODELS)}, not '{ties}'")
-    bootstrap = int_arg("bootstrap", DEFAULT_BOOTSTRAP, 0, MAX_BOOTSTRAP)
-    if bootstrap == 1:
-        raise ApiError(400, "bootstrap must be 0 (no bootstrap) or at least 2 rounds")
+    ci = request.args.get("ci", "cluster")
+    if ci not in report.CI_CHOICES:
+        raise ApiError(400, f"ci must be one of {', '.join(report.CI_CHOICES)}, not '{ci}'")
+    bootstrap = int_arg("bootstrap", DEFAULT_BOOTSTRAP, 2, MAX_BOOTSTRAP)
     rules = selected_rules()
     try:
-        result = livestats.leaderboard(db, found, livestats.rules_from(rules), ties=ties, bootstrap=bootstrap)
+        result = livestats.leaderboard(db, found, livestats.rules_from(rules), ties=ties, ci=ci,
+                                       bootstrap=bootstrap)
     except ValueError as exc:  # FrameError, ComparisonGraphError, "screening dropped every rater"
         raise ApiError(409, f"no leaderboard yet: {exc}") from exc
     head = {"study": found.slug, "kind": "pairwise" if found.pairwise else "ratings", "ties": ties,
-            "bootstrap": bootstrap, "rules": rules, "votes": livestats.fingerprint(db, found).votes}
+            "ci": ci, "bootstrap": bootstrap if ci == "bootstrap" else 0, "rules": rules,
+            "votes": livestats.fingerprint(db, found).votes}
     if result is None:
         return jsonify({**head, "model": None, "interval": None, "confidence": 0.95, "rows": [], "groups": [],
                         "unresolved": [], "raters": {"total": 0, "kept": 0, "dropped": 0},
@@ -269,7 +272,7 @@ def selected_rules() -> list[str]:
 def result_body(study: Study, result: report.AnalysisResult) -> dict[str, Any]:
     rank_by = result.params.get("rank_by")
     scores = result.scores.set_index("condition")
-    se = scores["boot_se" if rank_by == "bootstrap" and "boot_se" in scores else "se"]
+    se = scores["se"]
     conditions = {c.key: c for c in study.conditions}
     rows = []
     for r in report.ranking_frame(result).to_dict("records"):

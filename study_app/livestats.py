@@ -33,7 +33,8 @@ RULE_FIELDS: dict[str, tuple[str, ...]] = {
     "consistency": ("min_consistency",),
     "gold": ("min_gold_accuracy",),
     "bt500": ("bt500_fraction",),
-    "loo_corr": ("min_loo_corr",),
+    "loo_corr": ("loo_alpha",),
+    "bt_agreement": ("bt_alpha",),
     "position_bias": ("max_position_p",),
     "too_fast": ("min_median_watch_ms", "min_median_answer_ms"),
 }
@@ -134,10 +135,12 @@ def screen(db: DBSession, study: Study, rules: screening.ScreeningRules) -> scre
 
 
 def leaderboard(db: DBSession, study: Study, rules: screening.ScreeningRules, ties: bt.TieModel = "davidson",
-                bootstrap: int = 200) -> report.AnalysisResult | None:
+                ci: str = "cluster", bootstrap: int = 200) -> report.AnalysisResult | None:
     """The study's ranking with 95% intervals (Bradley–Terry or MOS), or None before the first vote.
 
-    Seeded with the study's seed, so the same votes always give the same intervals.
+    Intervals are rater-clustered unless ``ci`` says otherwise (``bootstrap`` rounds are
+    used with ``ci="bootstrap"``). Seeded with the study's seed, so the same votes always
+    give the same intervals.
     Errors of :func:`analysis.report.analyze` (screening left nobody, comparisons that
     do not determine the scores yet) propagate and are not cached: the next vote may fix them.
     """
@@ -149,8 +152,8 @@ def leaderboard(db: DBSession, study: Study, rules: screening.ScreeningRules, ti
         frame = frame[~frame["rater"].isin(rejected)]
     if frame.empty:
         return None
-    key = ("leaderboard", study.id, *fp, rules_key(rules), ties, bootstrap, rejected)
-    return cached(key, lambda: report.analyze(frame, ties=ties, bootstrap=bootstrap, seed=study.seed,
+    key = ("leaderboard", study.id, *fp, rules_key(rules), ties, ci, bootstrap, rejected)
+    return cached(key, lambda: report.analyze(frame, ties=ties, ci=ci, bootstrap=bootstrap, seed=study.seed,
                                               screening_rules=rules))
 
 

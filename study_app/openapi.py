@@ -123,9 +123,12 @@ LEADERBOARD_ROW = obj({
 LEADERBOARD = obj({
     "study": STRING, "kind": {"type": "string", "enum": ["pairwise", "ratings"]},
     "model": nullable({"type": "string", "enum": ["bradley-terry", "mos", "dmos"]}),
-    "interval": {**STRING_OR_NULL, "description": "Where the intervals come from: bootstrap, hessian or t."},
+    "interval": {**STRING_OR_NULL, "description": "The interval method used: cluster (rater-clustered sandwich), "
+                 "bootstrap (rater bootstrap), hessian or t (model-based: votes treated as independent)."},
     "confidence": NUMBER, "ties": {"type": "string", "enum": list(TIE_MODELS)},
-    "bootstrap": INTEGER, "rules": {"type": "array", "items": {"type": "string", "enum": list(RULE_FIELDS)}},
+    "ci": {"type": "string", "enum": ["cluster", "bootstrap", "model"]},
+    "bootstrap": {"type": "integer", "description": "Rater-bootstrap rounds (0 unless ci=bootstrap)."},
+    "rules": {"type": "array", "items": {"type": "string", "enum": list(RULE_FIELDS)}},
     "votes": {"type": "integer", "description": "Votes in the study when the leaderboard was computed."},
     "rows": {"type": "array", "items": ref("LeaderboardRow"), "description": "Best first; empty before any vote."},
     "groups": {"type": "array", "items": {"type": "array", "items": STRING}},
@@ -211,9 +214,11 @@ PATHS: dict[str, Schema] = {
         params=[SLUG,
                 query("ties", {"type": "string", "enum": list(TIE_MODELS), "default": "davidson"},
                       "Bradley–Terry tie model (pairwise studies)."),
-                query("bootstrap", {"type": "integer", "minimum": 0, "maximum": 1000, "default": 200},
-                      "Rater-bootstrap rounds (0 = none, else at least 2); with rounds the intervals and tests "
-                      "use the bootstrap."),
+                query("ci", {"type": "string", "enum": ["cluster", "bootstrap", "model"], "default": "cluster"},
+                      "Interval method of the intervals and tests: rater-clustered (sandwich), rater bootstrap, or "
+                      "model-based (Hessian / Student-t; treats votes as independent)."),
+                query("bootstrap", {"type": "integer", "minimum": 2, "maximum": 1000, "default": 200},
+                      "Rater-bootstrap rounds, used with ci=bootstrap."),
                 query("rule", {"type": "array", "items": {"type": "string", "enum": list(RULE_FIELDS)}},
                       "Screening rules to apply, repeated (rule=gold&rule=bt500). Without rule and rules: the "
                       "default rules.", style="form", explode=True),

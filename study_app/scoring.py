@@ -402,7 +402,7 @@ def _num(v: Any) -> str:
 @acli.tiebreak_options
 @click.option("--no-tiebreak", is_flag=True, help="Ignore the manifest's scorer: leave ties unresolved.")
 @with_appcontext
-def analyze_study_command(study: str, out_dir: Path, ties: str, graded: bool, bootstrap: int, seed: int,
+def analyze_study_command(study: str, out_dir: Path, ties: str, graded: bool, ci: str, bootstrap: int, seed: int,
                           alpha: float, no_screening: bool, reference: str | None, tiebreak: str | None,
                           s_obj_path: Path | None, scorer_options: tuple[str, ...], cache_dir: Path | None,
                           workers: int, no_tiebreak: bool) -> None:
@@ -419,7 +419,7 @@ def analyze_study_command(study: str, out_dir: Path, ties: str, graded: bool, bo
         spec = manifest_scorer
     acli.run_analysis(votes, out_dir, tiebreak=spec, stimuli=stimuli, s_obj_path=s_obj_path,
                       scorer_options=scorer_options, cache_dir=cache_dir or default_cache_dir(),
-                      workers=workers, ties=ties, graded=graded, bootstrap=bootstrap, seed=seed, alpha=alpha,
+                      workers=workers, ties=ties, graded=graded, ci=ci, bootstrap=bootstrap, seed=seed, alpha=alpha,
                       no_screening=no_screening, reference=reference)
 
 

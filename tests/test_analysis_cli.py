@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from analysis import cli, frames, report
+from tests.shared_data import DATA
 
-NTIRE_FINAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ntire2025-vqe" / "final.txt"
+NTIRE_FINAL = DATA / "ntire2025-vqe" / "final.txt"
 
 
 @pytest.fixture
@@ -33,13 +32,17 @@ def test_simulate_then_analyze(runner, tmp_path):
     assert len(df) == 1200 + 12 * (2 + 2)
     t = pd.read_csv(truth)
     assert list(t.columns[:2]) == ["condition", "score"] and len(t) == 4
-    res = runner.invoke(cli.analyze_command, [str(votes), "--out", str(out), "--bootstrap", "50",
+    res = runner.invoke(cli.analyze_command, [str(votes), "--out", str(out), "--ci", "bootstrap", "--bootstrap", "50",
                                               "--ties", "rao-kupper", "--seed", "2"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == sorted(report.REPORT_FILES)
     assert "rao-kupper" in (out / "report.html").read_text(encoding="utf-8")
     ranked = pd.read_csv(out / "ranking.csv")["condition"].tolist()
     assert ranked == t.sort_values("score", ascending=False)["condition"].tolist()
+    assert (pd.read_csv(out / "scores.csv")["ci_method"] == "bootstrap").all()
+    res = runner.invoke(cli.analyze_command, [str(votes), "--out", str(tmp_path / "default"), "--seed", "2"])
+    assert res.exit_code == 0, res.output
+    assert (pd.read_csv(tmp_path / "default" / "scores.csv")["ci_method"] == "cluster").all()   # the default
 
 
 def test_simulate_ratings_scale_parquet(runner, tmp_path):
@@ -52,6 +55,11 @@ def test_simulate_ratings_scale_parquet(runner, tmp_path):
     res = runner.invoke(cli.analyze_command, [str(out), "--out", str(tmp_path / "rep"), "--bootstrap", "0",
                                               "--no-screening"])
     assert res.exit_code == 0, res.output
+    assert (pd.read_csv(tmp_path / "rep" / "scores.csv")["ci_method"] == "cluster").all()
+    res = runner.invoke(cli.analyze_command, [str(out), "--out", str(tmp_path / "t"), "--ci", "model",
+                                              "--no-screening"])
+    assert res.exit_code == 0, res.output
+    assert (pd.read_csv(tmp_path / "t" / "scores.csv")["ci_method"] == "t").all()
 
 
 def test_bad_csv_lists_every_problem_and_writes_nothing(runner, tmp_path):
@@ -75,6 +83,11 @@ def test_missing_file_and_bad_options(runner, tmp_path):
                                          "--out", str(votes)])
     res = runner.invoke(cli.analyze_command, [str(votes), "--out", str(tmp_path / "o"), "--bootstrap", "1"])
     assert res.exit_code == 2 and "--bootstrap" in res.output
+    res = runner.invoke(cli.analyze_command, [str(votes), "--out", str(tmp_path / "o"), "--bootstrap", "0",
+                                              "--ci", "bootstrap"])
+    assert res.exit_code == 2 and "--bootstrap" in res.output
+    res = runner.invoke(cli.analyze_command, [str(votes), "--out", str(tmp_path / "o"), "--ci", "both"])
+    assert res.exit_code == 2 and "--ci" in res.output
     res = runner.invoke(cli.analyze_command, [str(votes), "--out", str(tmp_path / "o"), "--ties", "nope"])
     assert res.exit_code == 2
     res = runner.invoke(cli.simulate_command, ["--scale", "2afc", "--tie-rate", "0.3", "--votes", "30",

@@ -220,7 +220,8 @@ def test_votes_of_a_study_without_votes(world: World) -> None:
 
 def test_leaderboard_one_row_per_condition_inside_its_interval(world: World) -> None:
     body = world.get("/api/v1/studies/{slug}/leaderboard").json
-    assert body["model"] == "bradley-terry" and body["interval"] == "bootstrap" and body["confidence"] == 0.95
+    assert body["model"] == "bradley-terry" and body["interval"] == "cluster" and body["confidence"] == 0.95
+    assert body["ci"] == "cluster" and body["bootstrap"] == 0                 # rater-clustered by default
     assert body["rules"] == list(livestats.DEFAULT_ON)
     rows = body["rows"]
     assert sorted(r["condition"] for r in rows) == sorted(frame_of(world.app)[["cond_a", "cond_b"]].stack().unique())
@@ -233,7 +234,9 @@ def test_leaderboard_one_row_per_condition_inside_its_interval(world: World) -> 
 
 
 @pytest.mark.parametrize(("query", "check"), [
-    ("ties=split&bootstrap=0", lambda b: b["ties"] == "split" and b["interval"] == "hessian"),
+    ("ties=split&ci=model", lambda b: b["ties"] == "split" and b["ci"] == "model" and b["interval"] == "hessian"),
+    ("ci=bootstrap&bootstrap=50", lambda b: b["ci"] == b["interval"] == "bootstrap" and b["bootstrap"] == 50),
+    ("ci=cluster&bootstrap=50", lambda b: b["ci"] == b["interval"] == "cluster" and b["bootstrap"] == 0),
     ("rules=none", lambda b: b["rules"] == [] and b["raters"]["dropped"] == 0),
     ("rule=gold&rule=too_fast", lambda b: b["rules"] == ["gold", "too_fast"]),
 ])
@@ -242,7 +245,8 @@ def test_leaderboard_parameters(world: World, query: str, check: Any) -> None:
     assert r.status_code == 200 and check(r.json)
 
 
-@pytest.mark.parametrize("query", ["ties=probit", "bootstrap=1", "bootstrap=-3", "bootstrap=5000", "rule=vibes"])
+@pytest.mark.parametrize("query", ["ties=probit", "bootstrap=1", "bootstrap=-3", "bootstrap=5000", "rule=vibes",
+                                   "ci=both", "ci=hessian", "ci=bootstrap&bootstrap=0"])
 def test_leaderboard_bad_parameters(world: World, query: str) -> None:
     r = world.get(f"/api/v1/studies/{{slug}}/leaderboard?{query}")
     assert r.status_code == 400 and set(r.json) == {"error"}
@@ -354,7 +358,8 @@ def check(value: Any, schema: dict[str, Any], doc: dict[str, Any], where: str = 
     (f"/api/v1/studies/{OTHER}/progress", "bob", 200),
     ("/api/v1/studies/{slug}/votes?limit=50", "alice", 200),
     ("/api/v1/studies/{slug}/leaderboard", "alice", 200),
-    ("/api/v1/studies/{slug}/leaderboard?bootstrap=0&ties=rao-kupper", "alice", 200),
+    ("/api/v1/studies/{slug}/leaderboard?ci=model&ties=rao-kupper", "alice", 200),
+    ("/api/v1/studies/{slug}/leaderboard?ci=bootstrap&bootstrap=20", "alice", 200),
     (f"/api/v1/studies/{OTHER}/leaderboard", "bob", 200),
     ("/api/v1/studies/{slug}", "bob", 404),
     ("/api/v1/studies/{slug}/votes?format=xml", "alice", 400),

@@ -50,8 +50,12 @@ def test_recovers_the_order_with_every_tie_model(study, ties):
     tau = stats.kendalltau(res.scores, study.truth["score"]).statistic
     assert tau == pytest.approx(1.0)
     frame = res.to_frame()
-    assert list(frame.columns) == ["condition", "score", "se", "ci_low", "ci_high", "n_votes"]
+    assert list(frame.columns) == ["condition", "score", "se", "ci_low", "ci_high", "ci_method", "n_votes"]
+    assert res.ci == "cluster" and (frame["ci_method"] == "cluster").all()  # rater-clustered by default
     assert (frame["ci_low"] < frame["score"]).all() and (frame["score"] < frame["ci_high"]).all()
+    hessian = res.to_frame("hessian")
+    assert (hessian["ci_method"] == "hessian").all()
+    assert (hessian["ci_low"] < hessian["score"]).all() and (hessian["score"] < hessian["ci_high"]).all()
     assert frame["n_votes"].sum() == 2 * 20_000
     assert np.isfinite(res.loglik)
 
@@ -83,7 +87,8 @@ def test_graded_counts_strength_and_split_halves_ties():
 
 
 def test_fit_counts_matches_fit_and_accepts_sparse(study):
-    res = bt.fit(study.votes, ties="rao-kupper")
+    # Counts have no rater ids: fit_counts gives the Hessian interval, as fit(ci="hessian") does.
+    res = bt.fit(study.votes, ties="rao-kupper", ci="hessian")
     pc = bt.count_votes(study.votes).pairs
     wins, ties = pc.matrices()
     from scipy import sparse
@@ -92,14 +97,17 @@ def test_fit_counts_matches_fit_and_accepts_sparse(study):
         again = bt.fit_counts(pc.conditions, w, ties, tie_model="rao-kupper")
         np.testing.assert_allclose(again.scores, res.scores, atol=1e-10)
         np.testing.assert_allclose(again.se, res.se, rtol=1e-8)
-    with pytest.raises(ValueError, match="per-vote rows"):
-        bt.fit_counts(pc.conditions, wins, ties, ci="bootstrap")
+        assert again.ci == "hessian" and again.cluster_cov is None
+    np.testing.assert_allclose(bt.fit(study.votes, ties="rao-kupper").intervals("hessian")[0], res.se, rtol=1e-12)
+    for ci in ("bootstrap", "cluster"):
+        with pytest.raises(ValueError, match="per-vote rows"):
+            bt.fit_counts(pc.conditions, wins, ties, ci=ci)
 
 
 def test_sparse_solver_agrees_with_dense():
     sim = simulate.simulate_pairwise(40, 10, 6000, 30, tie_rate=0.2, seed=5)
-    dense = bt.fit(sim.votes, sparse_solver=False)
-    sp = bt.fit(sim.votes, sparse_solver=True)
+    dense = bt.fit(sim.votes, sparse_solver=False, ci="hessian")
+    sp = bt.fit(sim.votes, sparse_solver=True, ci="hessian")
     assert sp.params["solver"] == "sparse-cg"
     np.testing.assert_allclose(sp.scores, dense.scores, atol=1e-8)
     np.testing.assert_allclose(sp.se, dense.se, rtol=1e-6)
@@ -121,23 +129,34 @@ def test_anchor_and_elo(study):
 
 
 def test_bootstrap_columns_seed_and_width(study):
-    a = bt.fit(study.votes, ci="both", n_boot=300, seed=4)
-    b = bt.fit(study.votes, ci="both", n_boot=300, seed=4)
+    a = bt.fit(study.votes, ci="bootstrap", n_boot=300, seed=4)
+    b = bt.fit(study.votes, ci="bootstrap", n_boot=300, seed=4)
     np.testing.assert_array_equal(a.boot, b.boot)
+    assert a.ci == "bootstrap" and a.boot.shape == (300, 12)
     frame = a.to_frame()
-    assert {"boot_se", "boot_ci_low", "boot_ci_high"} <= set(frame.columns)
-    # Honest raters without personal noise: the cluster bootstrap agrees with the Hessian.
-    np.testing.assert_allclose(frame["boot_se"], frame["se"], rtol=0.25)
-    only = bt.fit(study.votes, ci="bootstrap", n_boot=300, seed=4)
-    np.testing.assert_allclose(only.to_frame()["se"], frame["boot_se"])
-    assert a.params["boot_failed"] == 0
+    assert list(frame.columns) == ["condition", "score", "se", "ci_low", "ci_high", "ci_method", "n_votes"]
+    assert (frame["ci_method"] == "bootstrap").all()
+    pd.testing.assert_frame_equal(a.to_frame("bootstrap"), frame)
+    # Honest raters without personal noise: the cluster bootstrap agrees with the Hessian
+    # and with the rater-clustered sandwich.
+    hessian, cluster = a.to_frame("hessian"), a.to_frame("cluster")
+    np.testing.assert_allclose(frame["se"], hessian["se"], rtol=0.25)
+    np.testing.assert_allclose(frame["se"], cluster["se"], rtol=0.25)
+    # The Hessian and clustered intervals of a bootstrap fit are those of a fit by that method.
+    np.testing.assert_allclose(bt.fit(study.votes, ci="hessian").se, hessian["se"], rtol=1e-12)
+    np.testing.assert_allclose(bt.fit(study.votes).se, cluster["se"], rtol=1e-12)
+    assert a.params["boot_failed"] == 0 and a.params["boot_refused"] is None
+    assert not np.allclose(bt.fit(study.votes, ci="bootstrap", n_boot=300, seed=5).ci_low, a.ci_low)
 
 
 def test_bootstrap_widens_when_raters_disagree():
     sim = simulate.simulate_pairwise(6, 10, 6000, 30, rater_noise=0.6, true_scores=np.linspace(-1, 1, 6), seed=2)
-    res = bt.fit(sim.votes, ci="both", n_boot=300, seed=1)
-    frame = res.to_frame()
-    assert (frame["boot_se"] > 1.5 * frame["se"]).all()
+    res = bt.fit(sim.votes, ci="bootstrap", n_boot=300, seed=1)
+    hessian = res.intervals("hessian")[0]
+    assert (res.se > 1.5 * hessian).all()
+    # The default rater-clustered interval sees the same disagreement.
+    assert (res.intervals("cluster")[0] > 1.5 * hessian).all()
+    np.testing.assert_allclose(res.intervals("cluster")[0], res.se, rtol=0.3)
 
 
 def test_disconnected_graph_names_the_components():
@@ -240,8 +259,8 @@ def test_duplicating_every_rater_narrows_hessian_intervals_by_sqrt2(seed, ties):
     sim = simulate.simulate_pairwise(5, 5, 800, 10, seed=seed)
     v = sim.votes
     dup = v.assign(rater=v["rater"] + "-twin", session=v["session"] + "-twin")
-    a = bt.fit(v, ties=ties)
-    b = bt.fit(pd.concat([v, dup], ignore_index=True), ties=ties)
+    a = bt.fit(v, ties=ties, ci="hessian")
+    b = bt.fit(pd.concat([v, dup], ignore_index=True), ties=ties, ci="hessian")
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-9)
     np.testing.assert_allclose(a.se / b.se, np.sqrt(2), rtol=1e-7)
     width_a, width_b = a.ci_high - a.ci_low, b.ci_high - b.ci_low
@@ -252,24 +271,27 @@ def test_duplicating_every_rater_narrows_hessian_intervals_by_sqrt2(seed, ties):
 
 
 @pytest.mark.slow
-def test_hessian_and_bootstrap_intervals_cover_95_percent():
+def test_hessian_cluster_and_bootstrap_intervals_cover_95_percent():
     """400 small tie-free studies (fixed seeds), 6 conditions each → 2,400 intervals per method.
 
     Small studies keep it cheap (most time is frame validation); 80 raters × 25 votes so
     the cluster bootstrap's (R−1)/R variance shrinkage is negligible; 400 rounds keep the
-    percentile noise small; no rater noise, so votes are independent and both methods
+    percentile noise small; no rater noise, so votes are independent and all methods
     target the same variance. 2afc data: every tie model is plain BT, so the true
-    centred scores are the estimand.
+    centred scores are the estimand. The rater-clustered interval (the default) is checked too.
     """
     truth = np.linspace(-1, 1, 6)
-    hit_h, hit_b = [], []
+    hit_h, hit_b, hit_c = [], [], []
     for seed in range(400):
         sim = simulate.simulate_pairwise(6, 20, 2000, 80, scale="2afc", tie_rate=0, true_scores=truth, seed=seed)
-        res = bt.fit(sim.votes, ci="both", n_boot=400, seed=seed)
+        res = bt.fit(sim.votes, ci="bootstrap", n_boot=400, seed=seed)
         true = sim.truth["score"].to_numpy()
         _, lo, hi = res.intervals("hessian")
         hit_h.append((lo <= true) & (true <= hi))
         _, lo, hi = res.intervals("bootstrap")
         hit_b.append((lo <= true) & (true <= hi))
+        _, lo, hi = res.intervals("cluster")
+        hit_c.append((lo <= true) & (true <= hi))
     assert 0.93 <= np.mean(hit_h) <= 0.97
     assert 0.93 <= np.mean(hit_b) <= 0.97
+    assert 0.93 <= np.mean(hit_c) <= 0.97

@@ -58,3 +58,28 @@ def test_simulated_demo_study_is_fully_answered(tmp_path: Path) -> None:
         assert len(votes_frame(s, live)) == 0  # the live demo study stays empty for real voting
     scores = bradley_terry.fit(votes, ci="none").to_frame().set_index("condition")["score"]
     assert scores["enhanced"] > scores["dark"] > scores["compressed"]
+
+
+def test_live_leaderboard_of_the_simulated_demo_has_sensible_per_factor_intervals(tmp_path: Path) -> None:
+    # The per-factor fits rest on a few dozen votes each: their rater-clustered intervals must
+    # still be finite and of the size the votes allow (a kept separated bootstrap once gave ±30).
+    import numpy as np
+
+    from study_app import db, livestats
+    from study_app.demo import SIMULATED_SLUG
+    from study_app.studies import get_study
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite'}", "INSTANCE_DIR": str(tmp_path),
+                      "TESTING": True})
+    assert app.test_cli_runner().invoke(args=["demo", "--no-serve", "--small"]).exit_code == 0
+    with app.app_context(), db.transaction(app) as s:
+        study = get_study(s, SIMULATED_SLUG)
+        result = livestats.leaderboard(s, study, livestats.rules_from(list(livestats.DEFAULT_ON)))
+    assert result is not None and result.params["rank_by"] == "cluster"
+    assert set(result.by_reason) == {"brightness", "colours", "skin tone"}
+    for frame in [result.scores, *result.by_reason.values()]:
+        bounds = frame[["ci_low", "ci_high"]].to_numpy()
+        width = bounds[:, 1] - bounds[:, 0]
+        assert np.isfinite(bounds).all() and (np.abs(bounds) < 5).all()
+        assert ((width > 0.2) & (width < 4)).all()
+        assert (frame["ci_method"] == "cluster").all()

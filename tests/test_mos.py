@@ -1,4 +1,4 @@
-"""MOS and DMOS with Student-t and rater-bootstrap intervals."""
+"""MOS and DMOS with rater-clustered, Student-t and rater-bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -41,16 +41,22 @@ def normal_panel(n_raters=40, n_stim=30, rater_sd=0.0, seed=0) -> pd.DataFrame:
 def test_t_interval_equals_scipy_on_a_hand_example():
     scores_a, scores_b = [4, 5, 3, 4, 4, 2], [1, 2, 2, 3, 1, 2]
     df = ratings_frame(list("uvwxyz") * 2, ["v1"] * 12, ["A"] * 6 + ["B"] * 6, scores_a + scores_b)
-    table = mos(df).to_frame().set_index("cond")
-    for cond, scores in (("A", scores_a), ("B", scores_b)):
-        x = np.asarray(scores, dtype=float)
-        low, high = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
-        row = table.loc[cond]
-        assert row["mos"] == pytest.approx(x.mean())
-        assert row["sd"] == pytest.approx(x.std(ddof=1))
-        assert row["n"] == 6 and row["n_raters"] == 6
-        assert row["ci_low"] == pytest.approx(low) and row["ci_high"] == pytest.approx(high)
-    assert list(mos(df).to_frame().columns) == ["cond", "mos", "sd", "n", "n_raters", "ci_low", "ci_high"]
+    # One score per rater and condition: the rater-clustered default *is* the Student-t interval.
+    for ci in ("t", "cluster"):
+        table = mos(df, ci=ci).to_frame().set_index("cond")
+        assert (table["ci_method"] == ci).all()
+        for cond, scores in (("A", scores_a), ("B", scores_b)):
+            x = np.asarray(scores, dtype=float)
+            low, high = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+            row = table.loc[cond]
+            assert row["mos"] == pytest.approx(x.mean())
+            assert row["sd"] == pytest.approx(x.std(ddof=1))
+            assert row["n"] == 6 and row["n_raters"] == 6
+            assert row["se"] == pytest.approx(stats.sem(x))
+            assert row["ci_low"] == pytest.approx(low) and row["ci_high"] == pytest.approx(high)
+    assert mos(df).params["ci"] == "cluster"
+    assert list(mos(df).to_frame().columns) == ["cond", "mos", "sd", "n", "n_raters", "se", "ci_low", "ci_high",
+                                                "ci_method"]
 
 
 def test_mos_per_content_and_condition():
@@ -89,34 +95,54 @@ def test_normalisation_choice():
 
 
 def test_bootstrap_is_close_to_t_on_independent_normal_scores():
-    table = mos(normal_panel(), ci="both", n_boot=2000, seed=1).to_frame()
+    panel = normal_panel()
+    table = mos(panel, ci="t").to_frame()
+    boot = mos(panel, ci="bootstrap", n_boot=2000, seed=1).to_frame()
+    cluster = mos(panel).to_frame()
     t_width = table["ci_high"] - table["ci_low"]
-    b_width = table["boot_ci_high"] - table["boot_ci_low"]
-    assert ((b_width / t_width).between(0.85, 1.15)).all()
-    centre = (table["boot_ci_high"] + table["boot_ci_low"]) / 2
+    b_width = boot["ci_high"] - boot["ci_low"]
+    # Both rater-level methods estimate the variance from 40 rater totals (relative sd of the
+    # se ≈ 1/√78 ≈ 11%) and use t(39) where Student-t over 1200 scores is nearly z.
+    assert ((b_width / t_width).between(0.7, 1.3)).all()
+    centre = (boot["ci_high"] + boot["ci_low"]) / 2
     assert (np.abs(centre - table["mos"]) < 0.1 * t_width).all()
     t_se = table["sd"] / np.sqrt(table["n"])
-    assert ((table["boot_se"] / t_se).between(0.85, 1.15)).all()
+    np.testing.assert_allclose(table["se"], t_se)
+    assert ((boot["se"] / t_se).between(0.7, 1.3)).all()
+    # Independent scores: the rater-clustered default agrees with both, with the same noise.
+    assert (((cluster["ci_high"] - cluster["ci_low"]) / t_width).between(0.7, 1.3)).all()
+    assert ((cluster["se"] / t_se).between(0.7, 1.3)).all()
+    # The two rater-level methods see the same rater totals: they agree closely.
+    assert ((boot["se"] / cluster["se"]).between(0.9, 1.1)).all()
 
 
 def test_bootstrap_widens_when_raters_disagree_systematically():
     """Rater offsets correlate a rater's scores; the t interval ignores that, the rater bootstrap does not."""
-    table = mos(normal_panel(rater_sd=8.0, seed=2), ci="both", n_boot=1000).to_frame()
-    ratio = (table["boot_ci_high"] - table["boot_ci_low"]) / (table["ci_high"] - table["ci_low"])
+    panel = normal_panel(rater_sd=8.0, seed=2)
+    t = mos(panel, ci="t").to_frame()
+    boot = mos(panel, ci="bootstrap", n_boot=1000).to_frame()
+    ratio = (boot["ci_high"] - boot["ci_low"]) / (t["ci_high"] - t["ci_low"])
     assert (ratio > 2.0).all()
+    # So does the rater-clustered default.
+    cluster = mos(panel).to_frame()
+    assert ((cluster["ci_high"] - cluster["ci_low"]) / (t["ci_high"] - t["ci_low"]) > 2.0).all()
 
 
 def test_bootstrap_only_and_reproducibility():
     df = normal_panel(n_raters=12, n_stim=5)
     boot = mos(df, ci="bootstrap", n_boot=500, seed=7).to_frame()
-    assert "boot_ci_low" not in boot.columns
+    assert "boot_ci_low" not in boot.columns and (boot["ci_method"] == "bootstrap").all()
     again = mos(df, ci="bootstrap", n_boot=500, seed=7).to_frame()
     pd.testing.assert_frame_equal(boot, again)
-    both = mos(df, ci="both", n_boot=500, seed=7).to_frame()
-    np.testing.assert_allclose(both["boot_ci_low"], boot["ci_low"])
+    # The bootstrap interval is the percentile interval of the rater-resampled means.
+    se, low, high = rater_bootstrap(*_sums_counts(df), n_boot=500, seed=7)
+    np.testing.assert_allclose(boot["ci_low"], low)
+    np.testing.assert_allclose(boot["ci_high"], high)
+    np.testing.assert_allclose(boot["se"], se)
     assert not np.allclose(mos(df, ci="bootstrap", n_boot=500, seed=8).to_frame()["ci_low"], boot["ci_low"])
-    with pytest.raises(ValueError, match="ci must be"):
-        mos(df, ci="wald")
+    for bad in ("wald", "both"):
+        with pytest.raises(ValueError, match="ci must be"):
+            mos(df, ci=bad)
 
 
 def test_vectorised_bootstrap_equals_explicit_resampling():
@@ -124,15 +150,18 @@ def test_vectorised_bootstrap_equals_explicit_resampling():
     sums = rng.integers(0, 20, (5, 3)).astype(float)
     counts = rng.integers(1, 4, (5, 3)).astype(float)
     se, low, high = rater_bootstrap(sums, counts, n_boot=200, seed=3)
-    # Same draws, done the slow way: list the drawn raters and pool their sums and counts.
-    weights = np.random.default_rng(3).multinomial(5, np.full(5, 0.2), size=200)
+    # Same draws, done the slow way: G − 1 = 4 of the 5 raters drawn with replacement
+    # (analysis.resample), list them and pool their sums and counts.
+    weights = np.random.default_rng(3).multinomial(4, np.full(5, 0.2), size=200)
     means = []
     for w in weights:
         drawn = np.repeat(np.arange(5), w)
         means.append(sums[drawn].sum(axis=0) / counts[drawn].sum(axis=0))
     means = np.array(means)
-    np.testing.assert_allclose(low, np.quantile(means, 0.025, axis=0))
-    np.testing.assert_allclose(high, np.quantile(means, 0.975, axis=0))
+    # Expanded percentile interval: percentiles at Φ(±t(0.975, G − 1)) for G = 5 raters.
+    p = stats.norm.cdf(stats.t.ppf(0.975, 4))
+    np.testing.assert_allclose(low, np.quantile(means, 1 - p, axis=0))
+    np.testing.assert_allclose(high, np.quantile(means, p, axis=0))
     np.testing.assert_allclose(se, means.std(axis=0, ddof=1))
 
 
@@ -167,12 +196,16 @@ def test_dmos_reference_is_per_rater_and_content():
 
 def test_dmos_on_a_simulated_acr_hr_study():
     sim = simulate_ratings(6, 20, 24, scale="acr-hr", gold_per_rater=2, repeats_per_rater=2, seed=5)
-    result = dmos(sim.votes, reference=sim.params["reference"], ci="both", n_boot=300)
+    result = dmos(sim.votes, reference=sim.params["reference"], ci="bootstrap", n_boot=300)
     table = result.to_frame().set_index("cond")
     truth = sim.truth.set_index("condition")["score"].drop(sim.params["reference"])
     assert stats.spearmanr(table.loc[truth.index, "mos"], truth).statistic > 0.9
     assert result.params["n_unpaired"] == 0
-    assert (table["boot_ci_low"] < table["mos"]).all() and (table["mos"] < table["boot_ci_high"]).all()
+    assert (table["ci_method"] == "bootstrap").all()
+    assert (table["ci_low"] < table["mos"]).all() and (table["mos"] < table["ci_high"]).all()
+    default = dmos(sim.votes, reference=sim.params["reference"]).to_frame().set_index("cond")
+    assert (default["ci_method"] == "cluster").all()
+    assert (default["ci_low"] < default["mos"]).all() and (default["mos"] < default["ci_high"]).all()
 
 
 def test_dmos_needs_a_reference_and_an_acr_scale():
@@ -212,18 +245,26 @@ def test_bad_input():
 def test_bootstrap_covariance_carries_the_shared_raters():
     """Rater offsets move a rater's A and B scores together: the bootstrap covariance sees it."""
     df = normal_panel(rater_sd=8.0, seed=4)
-    res = mos(df, ci="both", n_boot=800, seed=2, keep_boot=True)
-    assert res.boot.shape == (800, 2)
+    res = mos(df, ci="bootstrap", n_boot=800, seed=2, keep_cov=True)
     cov = res.covariance()
-    np.testing.assert_allclose(np.sqrt(np.diag(cov)), res.table["boot_se"], rtol=1e-12)
+    assert cov.shape == (2, 2)
+    np.testing.assert_allclose(np.sqrt(np.diag(cov)), res.table["se"], rtol=1e-12)
     corr = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])
     assert corr > 0.8
     se, _, _ = rater_bootstrap(*_sums_counts(df), n_boot=800, seed=2)
-    np.testing.assert_allclose(se, res.table["boot_se"])
-    with pytest.raises(ValueError, match="keep_boot"):
-        mos(df, ci="both", n_boot=50).covariance()
-    with pytest.raises(ValueError, match="keep_boot"):
-        mos(df, ci="t", keep_boot=True).covariance()
+    np.testing.assert_allclose(se, res.table["se"])
+    # The rater-clustered covariance (the default) carries the same correlation.
+    clustered = mos(df, keep_cov=True)
+    ccov = clustered.covariance()
+    np.testing.assert_allclose(np.sqrt(np.diag(ccov)), clustered.table["se"], rtol=1e-12)
+    assert ccov[0, 1] / np.sqrt(ccov[0, 0] * ccov[1, 1]) > 0.8
+    # Student-t treats every score as independent: a diagonal covariance.
+    t = mos(df, ci="t", keep_cov=True)
+    np.testing.assert_allclose(t.covariance(), np.diag(t.table["se"] ** 2))
+    with pytest.raises(ValueError, match="keep_cov"):
+        mos(df, ci="bootstrap", n_boot=50).covariance()
+    with pytest.raises(ValueError, match="keep_cov"):
+        mos(df).covariance()
 
 
 def _sums_counts(df):

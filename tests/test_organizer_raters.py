@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from study_app import db, livestats
-from study_app.models import Rater, Session
+from study_app.models import Rater, Response, Session, Trial
 from tests.organizer_support import client_of, fill, owned_demo_study
 from tests.test_organizer import _csrf
 
@@ -110,3 +110,43 @@ def test_rules_from_names() -> None:
     rules = livestats.rules_from(["gold"])
     assert rules.min_gold_accuracy is not None and rules.bt500_fraction is None
     assert livestats.rules_from(["consistency_rank"]).drop_least_consistent == 3
+
+
+def test_approval_csv_follows_each_gold_items_tolerance(filled: Flask, ann: FlaskClient) -> None:
+    """Who gets paid follows ``|answer − expected| ≤ that gold item's tolerance`` (the manifest's,
+    stored per trial), not the sign of the answer: expected +2 with tolerance 0 answered +1 is a
+    failure, tolerance 2 answered "no preference" a pass."""
+    with filled.app_context(), db.transaction(filled) as s:
+        strict, lenient = s.scalars(select(Rater).order_by(Rater.id).limit(2)).all()
+        gold = s.execute(select(Trial, Response, Session.rater_id).join(Response, Response.trial_id == Trial.id)
+                         .join(Session, Trial.session_id == Session.id).where(Trial.kind == "gold")).all()
+        for trial, response, rater_id in gold:
+            if rater_id == strict.id:
+                trial.gold_tolerance, response.value = 0, 1
+            elif rater_id == lenient.id:
+                trial.gold_tolerance, response.value = 2, 0
+            else:
+                response.value = trial.gold_expected
+        assert {rid for _, _, rid in gold} >= {strict.id, lenient.id}
+        strict_id, lenient_id = strict.panel_id, lenient.panel_id
+    response = ann.get("/organizer/studies/demo/approvals.csv?panel=prolific&rules=1&rule=gold")
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    verdicts = {(r["participant_id"], r["decision"]) for r in rows}
+    assert {d for pid, d in verdicts if pid == strict_id} == {"REJECT"}
+    assert {d for pid, d in verdicts if pid == lenient_id} == {"APPROVE"}
+    assert all("gold" in r["reason"] for r in rows if r["participant_id"] == strict_id)
+    assert {d for pid, d in verdicts if pid not in (strict_id, lenient_id)} == {"APPROVE"}
+    page = ann.get("/organizer/studies/demo/raters?rules=1&rule=gold").get_data(as_text=True)
+    assert page.count("dropped by gold") == 1
+
+
+def test_a_rule_failing_most_raters_is_shown_not_applied(filled: Flask, ann: FlaskClient) -> None:
+    """Every gold answer one step off a tolerance-0 item: the gold rule would reject the whole
+    panel, so it is not applied and the raters page says why."""
+    with filled.app_context(), db.transaction(filled) as s:
+        for trial, response in s.execute(select(Trial, Response).join(Response, Response.trial_id == Trial.id)
+                                         .where(Trial.kind == "gold")).all():
+            trial.gold_tolerance, response.value = 0, 1
+    page = ann.get("/organizer/studies/demo/raters?rules=1&rule=gold").get_data(as_text=True)
+    assert "Screening notes" in page and "rule &#39;gold&#39; would have dropped" in page
+    assert "dropped by" not in page

@@ -46,6 +46,7 @@ def test_leaderboard_ranks_every_condition_with_intervals(study_app: Flask, ann:
     html = ann.get("/organizer/studies/demo/leaderboard").get_data(as_text=True)
     assert html.count("<tr><td class=\"num\">") == 6
     assert "figure-data" in html and "/organizer/plotly.min.js" in html
+    assert "rater-clustered intervals" in html                                # the default, named
     split = ann.get("/organizer/studies/demo/leaderboard?ties=split").get_data(as_text=True)
     assert split.count("<tr><td class=\"num\">") == 6
     assert ann.get("/organizer/studies/demo/leaderboard?ties=coinflip").status_code == 400
@@ -57,7 +58,8 @@ def test_exports_are_the_analyze_files(study_app: Flask, ann: FlaskClient) -> No
     assert list(ranking.columns[:7]) == ["rank", "condition", "score", "ci_low", "ci_high", "group", "separated_by"]
     assert len(ranking) == 6 and (ranking["ci_low"] <= ranking["score"]).all()
     scores = pd.read_csv(io.BytesIO(ann.get("/organizer/studies/demo/export/scores.csv").data))
-    assert {"condition", "score", "se", "ci_low", "ci_high", "n_votes"} <= set(scores.columns)
+    assert {"condition", "score", "se", "ci_low", "ci_high", "ci_method", "n_votes"} <= set(scores.columns)
+    assert (scores["ci_method"] == "cluster").all()
     raters = pd.read_csv(io.BytesIO(ann.get("/organizer/studies/demo/export/raters.csv").data))
     assert len(raters) == 15
     html = ann.get("/organizer/studies/demo/export/report.html")

@@ -19,7 +19,7 @@ def pairwise():
 
 @pytest.fixture(scope="module")
 def result(pairwise):
-    return report.analyze(pairwise.votes, bootstrap=200, seed=1)
+    return report.analyze(pairwise.votes, ci="bootstrap", bootstrap=200, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,20 @@ def test_pairwise_analysis_recovers_the_truth_and_drops_spammers(pairwise, resul
     assert result.counts["rows"] == len(pairwise.votes)
     assert result.counts["votes_fitted"] < result.counts["main_rows"]      # dropped raters' votes left out
     assert result.params["rank_by"] == "bootstrap" and result.params["bt.n_boot"] == 200
+    assert result.params["ci"] == "bootstrap" and (result.scores["ci_method"] == "bootstrap").all()
     assert result.params["version"] == analysis.__version__
     assert set(result.by_reason) == {"colours", "brightness", "skin tone"}
     for frame in result.by_reason.values():
         assert list(frame.columns[:5]) == ["condition", "score", "se", "ci_low", "ci_high"]
+        assert (frame["ci_method"] == "bootstrap").all()
+
+
+def test_intervals_are_rater_clustered_by_default(pairwise, result):
+    res = report.analyze(pairwise.votes, seed=1)
+    assert res.params["ci"] == "cluster" and res.params["rank_by"] == "cluster" and res.params["bootstrap"] == 0
+    assert (res.scores["ci_method"] == "cluster").all() and res.fit.boot is None
+    assert list(res.ranking.table["condition"]) == ["C01", "C02", "C03", "C04", "C05"]
+    pd.testing.assert_frame_equal(res.scores, result.fit.to_frame("cluster"))
 
 
 def test_report_directory_has_the_documented_files_and_columns(result, written):
@@ -50,8 +60,9 @@ def test_report_directory_has_the_documented_files_and_columns(result, written):
     assert ranking["separated_by"].iloc[0] == "top"
     assert set(ranking["separated_by"].iloc[1:]) <= {"votes", "unresolved"}
     scores = pd.read_csv(written / "scores.csv")
-    assert list(scores.columns[:6]) == ["condition", "score", "se", "ci_low", "ci_high", "n_votes"]
-    assert {"boot_se", "boot_ci_low", "boot_ci_high"} <= set(scores.columns)
+    assert list(scores.columns[:7]) == ["condition", "score", "se", "ci_low", "ci_high", "ci_method", "n_votes"]
+    assert (scores["ci_method"] == "bootstrap").all()                         # one interval, named
+    assert not {"boot_se", "boot_ci_low", "boot_ci_high"} & set(scores.columns)
     raters = pd.read_csv(written / "raters.csv", keep_default_na=False)
     assert len(raters) == raters["rater"].nunique() == len(result.raters)
     assert {"kept", "dropped_by"} <= set(raters.columns)
@@ -74,11 +85,12 @@ def test_report_html_is_self_contained_and_says_what_was_done(result, written):
 
 def test_unresolved_pairs_and_tie_groups_are_listed(tmp_path):
     sim = simulate.simulate_pairwise(3, 5, 300, 6, true_scores=[0.05, 0.0, -0.05], seed=2)
-    res = report.analyze(sim.votes, bootstrap=0, screening_rules=screening.ScreeningRules.none())
-    assert res.params["rank_by"] == "hessian"
-    assert len(res.groups) == 1 and len(res.unresolved) == 2
-    page = report.render_html(res)
-    assert "not resolved" in page and "Statistically tied groups" in page
+    for ci, rank_by in (("cluster", "cluster"), ("model", "hessian")):
+        res = report.analyze(sim.votes, ci=ci, screening_rules=screening.ScreeningRules.none())
+        assert res.params["rank_by"] == rank_by
+        assert len(res.groups) == 1 and len(res.unresolved) == 2
+        page = report.render_html(res)
+        assert "not resolved" in page and "Statistically tied groups" in page
 
 
 class _Objective:
@@ -115,7 +127,8 @@ def test_ratings_analysis_ranks_by_mos_and_dmos(tmp_path):
     res = report.analyze(sim.votes, bootstrap=100, subject_model=True)
     assert res.kind == "ratings" and res.params["measure"] == "mos"
     assert list(res.ranking.table["condition"]) == ["C01", "C02", "C03", "C04"]
-    assert list(res.scores.columns[:6]) == list(report.SCORE_COLUMNS)
+    assert list(res.scores.columns[:7]) == list(report.SCORE_COLUMNS)
+    assert res.params["rank_by"] == "cluster" and (res.scores["ci_method"] == "cluster").all()
     assert res.subject is not None and res.mos_content is not None
     report.write_report(res, tmp_path / "r")
     page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
@@ -144,14 +157,19 @@ def test_bad_frames_and_bad_parameters():
         report.analyze(bad)
     assert len(info.value.problems) >= 3                         # missing columns, off-scale, A vs A
     with pytest.raises(ValueError, match="bootstrap"):
-        report.analyze(simulate.simulate_pairwise(3, 2, 30, 2).votes, bootstrap=1)
+        report.analyze(simulate.simulate_pairwise(3, 2, 30, 2).votes, ci="bootstrap", bootstrap=1)
+    for ci in ("both", "hessian"):
+        with pytest.raises(ValueError, match="ci must be"):
+            report.analyze(simulate.simulate_pairwise(3, 2, 30, 2).votes, ci=ci)
 
 
 def test_screening_that_drops_everyone_is_an_error():
     votes = simulate.simulate_pairwise(3, 3, 90, 3, seed=0).votes
+    # By default a rule that would drop more than half the panel is not applied (it says so in
+    # the screening notes); max_drop_share=None lets it, and then nobody is left.
     with pytest.raises(ValueError, match="dropped every rater"):
         report.analyze(votes, bootstrap=0, screening_rules=screening.ScreeningRules(drop_least_consistent=None,
-                       min_median_watch_ms=10**9))
+                       min_median_watch_ms=10**9, max_drop_share=None))
 
 
 def test_disconnected_design_is_reported():
@@ -179,15 +197,18 @@ def test_write_report_is_atomic(result, tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == sorted(report.REPORT_FILES)
 
 
-def test_too_few_raters_fall_back_to_hessian_intervals() -> None:
+def test_too_few_raters_fall_back_to_clustered_intervals() -> None:
     from analysis import report, screening, simulate
 
     sim = simulate.simulate_pairwise(n_conditions=4, n_contents=5, n_votes=600, n_raters=2, seed=1)
-    result = report.analyze(sim.votes, bootstrap=100, screening_rules=screening.ScreeningRules.none())
-    assert result.params["rank_by"] == "hessian"
-    assert any("rater bootstrap was skipped" in n for n in result.notes)
+    result = report.analyze(sim.votes, ci="bootstrap", bootstrap=100, screening_rules=screening.ScreeningRules.none())
+    assert result.params["rank_by"] == "cluster" and result.fit.boot is None
+    assert any("rater bootstrap was refused" in n for n in result.notes)
     table = result.ranking.table
     assert (table["ci_high"] > table["ci_low"]).all()
+    default = report.analyze(sim.votes, screening_rules=screening.ScreeningRules.none())
+    assert default.params["rank_by"] == "cluster" and not any("bootstrap" in n for n in default.notes)
+    pd.testing.assert_frame_equal(default.scores, result.scores)
 
 
 def test_ratings_are_ranked_with_the_rater_bootstrap_covariance():
@@ -207,14 +228,18 @@ def test_ratings_are_ranked_with_the_rater_bootstrap_covariance():
     df = df.assign(study="s", session=df["rater"] + "-1", trial=df.groupby("rater").cumcount() + 1,
                    scale="slider100", repeat_of=None, gold_expected=None, answered_at=None, watch_ms=10_000,
                    stalls=0)
-    res = report.analyze(df, bootstrap=500, screening_rules=screening.ScreeningRules.none())
-    assert "rater covariance" in res.ranking.params["method"]
+    res = report.analyze(df, ci="bootstrap", bootstrap=500, screening_rules=screening.ScreeningRules.none())
+    assert res.ranking.params["method"] == "bootstrap"
     assert res.ranking.groups == [["A"], ["B"]]
-    se = res.scores["boot_se"].to_numpy()
+    se = res.scores["se"].to_numpy()
     z_independent = abs(res.scores["score"].diff().iloc[1]) / np.sqrt((se**2).sum())
     assert z_independent < 1.96                                  # diag(se²) would have called it a tie
-    t_only = report.analyze(df, bootstrap=0, screening_rules=screening.ScreeningRules.none())
-    assert "independent" in t_only.ranking.params["method"]
+    clustered = report.analyze(df, screening_rules=screening.ScreeningRules.none())   # the default
+    assert clustered.ranking.params["method"] == "cluster" and clustered.ranking.groups == [["A"], ["B"]]
+    se = clustered.scores["se"].to_numpy()
+    assert abs(clustered.scores["score"].diff().iloc[1]) / np.sqrt((se**2).sum()) < 1.96
+    t_only = report.analyze(df, ci="model", screening_rules=screening.ScreeningRules.none())
+    assert t_only.ranking.params["method"] == "t" and t_only.params["rank_by"] == "t"
 
 
 def test_the_frame_is_validated_once(monkeypatch, pairwise):

@@ -429,15 +429,18 @@ def read_s_obj_csv(path: str | Path) -> dict[str, float]:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p}: no such S_obj file")
-    df = pd.read_csv(p, dtype={"condition": str})
+    # Condition names are text ('NA' is a name), in NFC like the votes they are matched with.
+    df = pd.read_csv(p, dtype=str, keep_default_na=False)
     missing = [c for c in ("condition", "s_obj") if c not in df.columns]
     if missing:
         raise ValueError(f"{p}: missing column(s) {missing} (need condition, s_obj)")
+    if frames.is_blank(df["condition"]).any():
+        raise ValueError(f"{p}: {int(frames.is_blank(df['condition']).sum())} row(s) without a condition")
     values = pd.to_numeric(df["s_obj"], errors="coerce")
     bad = df.loc[values.isna(), "condition"].tolist()
     if bad:
         raise ValueError(f"{p}: S_obj missing or not a number for condition(s) {bad}")
-    return dict(zip(df["condition"].astype(str), values.astype(float), strict=True))
+    return dict(zip(frames.normalize_ids(df["condition"]), values.astype(float), strict=True))
 
 
 def _metadata_columns(stim: pd.DataFrame) -> set[str]:

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import frames
+
 from .base import Scorer, pair_key
 from .cache import ScoreCache, score_pairs
 
@@ -49,7 +51,8 @@ def stimuli_frame(stimuli: pd.DataFrame | Mapping[tuple[str, str], Any]) -> pd.D
     Returns
     -------
     DataFrame
-        Exactly ``content, condition, path``, all strings (a copy).
+        Exactly ``content, condition, path``, all strings (a copy); ``content`` and
+        ``condition`` in Unicode NFC, as :func:`analysis.frames.validate` gives them.
 
     Raises
     ------
@@ -65,8 +68,9 @@ def stimuli_frame(stimuli: pd.DataFrame | Mapping[tuple[str, str], Any]) -> pd.D
         frame = pd.DataFrame(
             [(str(c), str(k), str(p)) for (c, k), p in stimuli.items()], columns=["content", "condition", "path"]
         )
-    frame["content"] = frame["content"].astype(str)
-    frame["condition"] = frame["condition"].astype(str)
+    # Ids in NFC, as analysis.frames.validate gives the votes they are matched with.
+    frame["content"] = frames.normalize_ids(frame["content"].astype(str))
+    frame["condition"] = frames.normalize_ids(frame["condition"].astype(str))
     frame["path"] = frame["path"].astype(str)
     dup = frame.duplicated(["content", "condition"])
     if dup.any():

@@ -68,8 +68,10 @@ def _num(value: Any) -> float | None:
 def raters(slug: str) -> str:
     study = own_study(slug)
     rules = selected_rules()
+    result = livestats.screen(get_db(), study, livestats.rules_from(rules))  # cached: rater_rows reuses it
     return render_template("organizer/raters.html", me=me(), study=study, rows=rater_rows(study, rules),
-                           rules=rules, all_rules=list(livestats.RULE_FIELDS))
+                           rules=rules, all_rules=list(livestats.RULE_FIELDS),
+                           notes=result.notes if result is not None else ())
 
 
 @bp.post("/studies/<slug>/raters/<int:rater_id>/decision")

@@ -22,8 +22,6 @@ from study_app.organizer.quality import selected_rules
 TIE_MODELS = ("davidson", "rao-kupper", "split")
 REPORT_FILES = ("ranking.csv", "scores.csv", "raters.csv", "report.html")
 VOTE_FILES = ("votes.csv", "votes.parquet")
-#: Rater-bootstrap rounds on the live page: enough for stable 95% intervals, cheap to recompute.
-LIVE_BOOTSTRAP = 200
 
 
 def _ties() -> str:
@@ -36,7 +34,7 @@ def _ties() -> str:
 def _analysis(study: Study, ties: str, rules: list[str]) -> report.AnalysisResult | None:
     # Seeded with the study's seed: the same votes give the same intervals here, in the exports and
     # from the command line (see cli_command).
-    return livestats.leaderboard(get_db(), study, livestats.rules_from(rules), ties=ties, bootstrap=LIVE_BOOTSTRAP)
+    return livestats.leaderboard(get_db(), study, livestats.rules_from(rules), ties=ties)
 
 
 @bp.get("/studies/<slug>/leaderboard")
@@ -51,6 +49,7 @@ def leaderboard(slug: str) -> str:
         result, error = None, str(exc)
     return render_template("organizer/leaderboard.html", me=me(), study=study, result=result, error=error,
                            rows=_ranking_rows(study, result), figure=_figure_json(result),
+                           method_label=_method_label(result),
                            unresolved=_unresolved(result), ties=ties, tie_models=TIE_MODELS,
                            rules=rules, all_rules=list(livestats.RULE_FIELDS),
                            files=VOTE_FILES + REPORT_FILES, command=cli_command(study, ties, rules),
@@ -62,8 +61,7 @@ def cli_command(study: Study, ties: str, rules: list[str]) -> str | None:
     chosen screening rules have no command-line equivalent (the CLI knows the defaults or none)."""
     if set(rules) not in (set(livestats.DEFAULT_ON), set()):
         return None
-    parts = ["panelrank analyze-study", study.slug, "--out report", f"--bootstrap {LIVE_BOOTSTRAP}",
-             f"--seed {study.seed}"]
+    parts = ["panelrank analyze-study", study.slug, "--out report", f"--seed {study.seed}"]
     if study.pairwise:
         parts.append(f"--ties {ties}")
     if not rules:
@@ -79,6 +77,11 @@ def _ranking_rows(study: Study, result: report.AnalysisResult | None) -> list[di
     labels = {c.key: c.label for c in study.conditions}
     table = report.ranking_frame(result)
     return [{**row, "label": labels.get(row["condition"])} for row in table.to_dict("records")]
+
+
+def _method_label(result: report.AnalysisResult | None) -> str:
+    method = "" if result is None else str(result.params.get("rank_by", ""))
+    return report.METHOD_LABELS.get(method, method)
 
 
 def _unresolved(result: report.AnalysisResult | None) -> list[str]:

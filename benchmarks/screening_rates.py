@@ -1,0 +1,165 @@
+"""Screening at default settings: how often honest raters are dropped and random clickers caught.
+
+Run: ``.venv/bin/python benchmarks/screening_rates.py [--panels 100]`` (prints figures; asserts nothing).
+
+Targets (issue 9): an honest rater is dropped by chance ≤ 2% of the time; a uniform random
+clicker with ≥ 30 votes is caught ≥ 90% of the time — on pairwise and on ratings data.
+
+Panels come from :mod:`analysis.simulate` with rater-to-rater differences:
+
+* **moderate** — as large as in two real ACR lab panels (``/work/shared/data/real-ratings``:
+  per subject, the slope on the other subjects' mean varies by a log-sd of 0.13–0.19, the
+  residual sd by 0.13–0.17 and signal-to-noise by 0.21–0.23, each including ~0.07 of estimation
+  noise; bias sd 0.32–0.44 points). Pairwise: discrimination and decisiveness log-sd 0.25, left
+  lean sd 0.1, own view of the conditions sd 0.2. Ratings: bias sd 0.35, inconsistency 0.6
+  (coefficient of variation 0.15), stretch of the quality range log-sd 0.15.
+* **strong** — twice that (a crowd panel): pairwise 0.5 / 0.5 / 0.2 / 0.4; ratings bias sd 0.7,
+  inconsistency cv 0.3, stretch log-sd 0.3.
+
+Pairwise: ``pc5``, 30 raters per panel, 12 conditions with true log-strengths ~ N(0, 1)
+("close") or N(0, 2²) ("wide"). Ratings: 12 conditions (sd 1 point, as in the real panels) × 8
+contents, 24 raters per panel. Clicker panels add 10% uniform random clickers who take as long
+as everyone else and see no gold, so only the answers can give them away. "by agreement" is the
+rule that judges answers against the other raters (``bt_agreement`` for pairwise, ``loo_corr``
+for ratings); "untested" is the share of raters that rule left alone because a typical rater
+of the panel would need more votes to pass it reliably; "tested from" is the median over
+panels of that number of votes (items).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis import frames, screening, simulate
+
+PAIRWISE_HET = {
+    "moderate": dict(rater_scale_sd=0.25, rater_decisiveness_sd=0.25, rater_position_sd=0.1, rater_noise=0.2),
+    "strong": dict(rater_scale_sd=0.5, rater_decisiveness_sd=0.5, rater_position_sd=0.2, rater_noise=0.4),
+}
+RATINGS_HET = {
+    "moderate": dict(rater_bias_sd=0.35, rater_inconsistency=0.6, rater_inconsistency_cv=0.15, rater_scale_sd=0.15),
+    "strong": dict(rater_bias_sd=0.7, rater_inconsistency=0.6, rater_inconsistency_cv=0.3, rater_scale_sd=0.3),
+}
+CLICKER_SHARE = 0.1
+
+
+@dataclass
+class Rates:
+    """Counts over many panels of one kind of rater."""
+
+    raters: int = 0
+    dropped: int = 0
+    untested: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
+    tested_from: list[float] = field(default_factory=list)
+
+    def add(self, table: pd.DataFrame, p_col: str, tested_from: float) -> None:
+        self.raters += len(table)
+        self.dropped += int((~table["kept"]).sum())
+        self.by_rule.update(rule for names in table["dropped_by"] for rule in filter(None, names.split(";")))
+        self.untested += int(table[p_col].isna().sum())
+        self.tested_from.append(tested_from)
+
+    def line(self, verb: str, rule: str) -> str:
+        n = max(self.raters, 1)
+        others = ", ".join(f"{r} {100 * k / n:.1f}%" for r, k in self.by_rule.most_common() if r != rule)
+        return (f"{verb} {100 * self.dropped / n:5.1f}%  by agreement {100 * self.by_rule[rule] / n:5.1f}%  "
+                f"untested {100 * self.untested / n:5.1f}%  tested from {np.median(self.tested_from):4.0f}  "
+                f"(n={self.raters}){'  other rules: ' + others if others else ''}")
+
+
+def _honest_timing(votes: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Everyone answers at a human pace: the simulator's clickers would be caught by timing alone."""
+    rng = np.random.default_rng(seed)
+    return votes.assign(answer_ms=np.round(rng.lognormal(np.log(2500), 0.5, len(votes))).astype(np.int64))
+
+
+def _pairwise(votes_per_rater: int, het: str, spread: float, clickers: bool, seed: int) -> simulate.Simulation:
+    return simulate.simulate_pairwise(12, 20, 30 * votes_per_rater, 30, spammer_fraction=CLICKER_SHARE * clickers,
+                                      score_sd=spread, seed=seed, **PAIRWISE_HET[het])
+
+
+def _ratings(votes_per_rater: int | None, het: str, clickers: bool, seed: int, scale: str) -> simulate.Simulation:
+    unit = 25.0 if scale == "slider100" else 1.0
+    kw: dict[str, Any] = {k: v * unit if k in ("rater_bias_sd", "rater_inconsistency") else v
+                          for k, v in RATINGS_HET[het].items()}
+    return simulate.simulate_ratings(12, 8, 24, scale=scale, n_votes=None if votes_per_rater is None
+                                     else 24 * votes_per_rater, condition_sd=1.0 * unit,
+                                     spammer_fraction=CLICKER_SHARE * clickers, seed=seed, **kw)
+
+
+def _run(make, panels: int, rule: str, p_col: str) -> tuple[Rates, Rates]:
+    honest, clicker = Rates(), Rates()
+    for seed in range(panels):
+        for with_clickers in (False, True):
+            sim = make(with_clickers, seed)
+            result = screening.screen(_honest_timing(sim.votes, seed))
+            table, tested_from = result.raters, result.agreement_min_n[rule]
+            spam = table["rater"].isin(set(sim.raters.loc[sim.raters["spammer"], "rater"].astype(str)))
+            if with_clickers:
+                clicker.add(table[spam], p_col, tested_from)
+            else:
+                honest.add(table, p_col, tested_from)
+    return honest, clicker
+
+
+def rates(panels: int) -> None:
+    print(f"Drop / catch rates at default ScreeningRules over {panels} panels per row")
+    for spread, sd, grid in (("close", 1.0, (30, 60, 120, 240)), ("wide", 2.0, (30, 60, 120))):
+        for het in PAIRWISE_HET:
+            for v in grid:
+                honest, clicker = _run(lambda c, s, v=v, het=het, sd=sd: _pairwise(v, het, sd, c, s), panels,
+                                       "bt_agreement", "bt_p")
+                print(f"  pairwise {spread:<5} {het:<8} {v:3d} votes/rater  honest: "
+                      f"{honest.line('dropped', 'bt_agreement')}")
+                print(f"  {'':<38}clickers: {clicker.line('caught ', 'bt_agreement')}")
+    for het in RATINGS_HET:
+        for scale, v in (("acr5", 30), ("acr5", 60), ("acr5", None), ("slider100", None)):
+            label = f"{v:3d}" if v else "all"
+            honest, clicker = _run(lambda c, s, v=v, het=het, scale=scale: _ratings(v, het, c, s, scale), panels,
+                                   "loo_corr", "loo_p")
+            print(f"  ratings {scale:<9} {het:<8} {label} of 96 items  honest: {honest.line('dropped', 'loo_corr')}")
+            print(f"  {'':<40}clickers: {clicker.line('caught ', 'loo_corr')}")
+
+
+def _best(fn, repeat: int = 3) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def speed() -> None:
+    print("Time to screen 600 raters (best of 3, validated frames)")
+    pw = frames.validate(simulate.simulate_pairwise(12, 200, 600 * 100, 600, spammer_fraction=0.1, seed=1,
+                                                    **PAIRWISE_HET["moderate"]).votes)
+    main = screening.main_votes(pw)
+    print(f"  pairwise, 60,000 votes:  screen {1e3 * _best(lambda: screening.screen(pw)):7.1f} ms, "
+          f"of which bt_agreement {1e3 * _best(lambda: screening._bt_agreement(main)):6.1f} ms")
+    small = frames.validate(simulate.simulate_pairwise(12, 20, 50 * 60, 50, seed=1).votes)
+    main = screening.main_votes(small)
+    print(f"  pairwise, 50 raters (exact leave-one-out refits): bt_agreement "
+          f"{1e3 * _best(lambda: screening._bt_agreement(main)):6.1f} ms")
+    rt = frames.validate(simulate.simulate_ratings(12, 4, 600, spammer_fraction=0.1, seed=1).votes)
+    print(f"  ratings, 600 × 48 scores: screen {1e3 * _best(lambda: screening.screen(rt)):7.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--panels", type=int, default=100, help="simulated panels per row (default 100)")
+    args = parser.parse_args()
+    speed()
+    rates(args.panels)
+
+
+if __name__ == "__main__":
+    main()
