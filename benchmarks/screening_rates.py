@@ -1,6 +1,7 @@
 """Screening at default settings: how often honest raters are dropped and random clickers caught.
 
-Run: ``.venv/bin/python benchmarks/screening_rates.py [--panels 100]`` (prints figures; asserts nothing).
+Run: ``.venv/bin/python benchmarks/screening_rates.py [--panels 100] [--gold-panels 150]`` (prints
+figures; asserts nothing).
 
 Targets (issue 9): an honest rater is dropped by chance ≤ 2% of the time; a uniform random
 clicker with ≥ 30 votes is caught ≥ 90% of the time — on pairwise and on ratings data.
@@ -24,6 +25,19 @@ rule that judges answers against the other raters (``bt_agreement`` for pairwise
 for ratings); "untested" is the share of raters that rule left alone because a typical rater
 of the panel would need more votes to pass it reliably; "tested from" is the median over
 panels of that number of votes (items).
+
+**With the study's own quality control** (the last section, ``--gold-panels`` per row): the same
+panels with 30 main votes (items) per rater, plus ``g`` = 1, 2, 3 gold trials per rater, as a study
+with ``gold_per_session`` = g and 30 trials per session would show. Pairwise gold is the
+simulator's reference-vs-degraded pair, expected +2; ratings gold is a "select N" card, N drawn
+from 2–4 on acr5. Both carry the manifest's default ``tolerance`` of 1 (``study_app/manifest.py``
+gives every gold item 1 unless it says otherwise, on either method), written to the frame's
+``gold_tolerance`` column as the export does. Clickers answer gold at random (within ±1 of +2 with
+probability 2/5 on pc5; within ±1 of N with probability 3/5 on acr5), still at a human pace. The
+honest raters' gold answers follow the simulator: correct, or one step off with probability
+``gold_slip`` — inside the tolerance, so in these panels the gold rule never drops an honest rater
+and their drop rate comes from the other rules alone. "±" is the 95% half-width of a rate, from the
+spread between panels.
 """
 
 from __future__ import annotations
@@ -31,7 +45,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,6 +62,11 @@ RATINGS_HET = {
     "strong": dict(rater_bias_sd=0.7, rater_inconsistency=0.6, rater_inconsistency_cv=0.3, rater_scale_sd=0.3),
 }
 CLICKER_SHARE = 0.1
+#: Gold trials per rater in the quality-control section, and its main votes (items) per rater.
+GOLD_COUNTS = (1, 2, 3)
+GOLD_MAIN_VOTES = 30
+#: A gold item's tolerance when the manifest does not give one (study_app/manifest.py, both methods).
+MANIFEST_GOLD_TOLERANCE = 1
 
 
 @dataclass
@@ -59,18 +78,30 @@ class Rates:
     untested: int = 0
     by_rule: Counter[str] = field(default_factory=Counter)
     tested_from: list[float] = field(default_factory=list)
+    per_panel: list[tuple[int, int]] = field(default_factory=list)
 
     def add(self, table: pd.DataFrame, p_col: str, tested_from: float) -> None:
         self.raters += len(table)
         self.dropped += int((~table["kept"]).sum())
+        self.per_panel.append((len(table), int((~table["kept"]).sum())))
         self.by_rule.update(rule for names in table["dropped_by"] for rule in filter(None, names.split(";")))
         self.untested += int(table[p_col].isna().sum())
         self.tested_from.append(tested_from)
 
-    def line(self, verb: str, rule: str) -> str:
+    def half_width(self) -> float:
+        """95% half-width of the drop rate in %, from the spread between panels (raters of a panel share its fit)."""
+        n_i, k_i = np.array(self.per_panel, dtype=float).reshape(-1, 2).T
+        if len(n_i) < 2 or n_i.sum() == 0:
+            return np.nan
+        p = k_i.sum() / n_i.sum()
+        var = len(n_i) / (len(n_i) - 1) * np.sum((k_i - p * n_i) ** 2) / n_i.sum() ** 2
+        return 100 * 1.96 * np.sqrt(var)
+
+    def line(self, verb: str, rule: str, ci: bool = False) -> str:
         n = max(self.raters, 1)
         others = ", ".join(f"{r} {100 * k / n:.1f}%" for r, k in self.by_rule.most_common() if r != rule)
-        return (f"{verb} {100 * self.dropped / n:5.1f}%  by agreement {100 * self.by_rule[rule] / n:5.1f}%  "
+        pm = f" ±{self.half_width():3.1f}" if ci else ""
+        return (f"{verb} {100 * self.dropped / n:5.1f}%{pm}  by agreement {100 * self.by_rule[rule] / n:5.1f}%  "
                 f"untested {100 * self.untested / n:5.1f}%  tested from {np.median(self.tested_from):4.0f}  "
                 f"(n={self.raters}){'  other rules: ' + others if others else ''}")
 
@@ -81,18 +112,33 @@ def _honest_timing(votes: pd.DataFrame, seed: int) -> pd.DataFrame:
     return votes.assign(answer_ms=np.round(rng.lognormal(np.log(2500), 0.5, len(votes))).astype(np.int64))
 
 
-def _pairwise(votes_per_rater: int, het: str, spread: float, clickers: bool, seed: int) -> simulate.Simulation:
-    return simulate.simulate_pairwise(12, 20, 30 * votes_per_rater, 30, spammer_fraction=CLICKER_SHARE * clickers,
-                                      score_sd=spread, seed=seed, **PAIRWISE_HET[het])
+def _with_gold_tolerance(sim: simulate.Simulation, tolerance: int) -> simulate.Simulation:
+    """Give every gold row the manifest's tolerance in ``gold_tolerance``, as the export writes it."""
+    if "gold_tolerance" in sim.votes.columns:
+        return sim
+    gold = sim.votes["gold_expected"].notna().to_numpy(dtype=bool)
+    column = pd.array(np.where(gold, tolerance, 0), dtype="Int64")
+    column[~gold] = pd.NA
+    return replace(sim, votes=sim.votes.assign(gold_tolerance=column))
 
 
-def _ratings(votes_per_rater: int | None, het: str, clickers: bool, seed: int, scale: str) -> simulate.Simulation:
+def _pairwise(votes_per_rater: int, het: str, spread: float, clickers: bool, seed: int,
+              gold: int = 0) -> simulate.Simulation:
+    sim = simulate.simulate_pairwise(12, 20, 30 * votes_per_rater, 30, spammer_fraction=CLICKER_SHARE * clickers,
+                                     score_sd=spread, seed=seed, gold_per_rater=gold, **PAIRWISE_HET[het])
+    return _with_gold_tolerance(sim, MANIFEST_GOLD_TOLERANCE) if gold else sim
+
+
+def _ratings(votes_per_rater: int | None, het: str, clickers: bool, seed: int, scale: str,
+             gold: int = 0) -> simulate.Simulation:
     unit = 25.0 if scale == "slider100" else 1.0
     kw: dict[str, Any] = {k: v * unit if k in ("rater_bias_sd", "rater_inconsistency") else v
                           for k, v in RATINGS_HET[het].items()}
-    return simulate.simulate_ratings(12, 8, 24, scale=scale, n_votes=None if votes_per_rater is None
-                                     else 24 * votes_per_rater, condition_sd=1.0 * unit,
-                                     spammer_fraction=CLICKER_SHARE * clickers, seed=seed, **kw)
+    sim = simulate.simulate_ratings(12, 8, 24, scale=scale, n_votes=None if votes_per_rater is None
+                                    else 24 * votes_per_rater, condition_sd=1.0 * unit,
+                                    spammer_fraction=CLICKER_SHARE * clickers, seed=seed, gold_per_rater=gold,
+                                    **kw)
+    return _with_gold_tolerance(sim, MANIFEST_GOLD_TOLERANCE) if gold else sim
 
 
 def _run(make, panels: int, rule: str, p_col: str) -> tuple[Rates, Rates]:
@@ -129,6 +175,26 @@ def rates(panels: int) -> None:
             print(f"  {'':<40}clickers: {clicker.line('caught ', 'loo_corr')}")
 
 
+def gold_rates(panels: int) -> None:
+    print(f"With the study's own quality control: {GOLD_MAIN_VOTES} main votes (items) + g gold per rater, "
+          f"gold tolerance {MANIFEST_GOLD_TOLERANCE}, default ScreeningRules, {panels} panels per row")
+    v = GOLD_MAIN_VOTES
+    for spread, sd in (("close", 1.0), ("wide", 2.0)):
+        for het in PAIRWISE_HET:
+            for g in GOLD_COUNTS:
+                honest, clicker = _run(lambda c, s, g=g, het=het, sd=sd: _pairwise(v, het, sd, c, s, gold=g),
+                                       panels, "bt_agreement", "bt_p")
+                print(f"  pairwise {spread:<5} {het:<8} {v:3d} votes + {g} gold  honest: "
+                      f"{honest.line('dropped', 'bt_agreement', ci=True)}")
+                print(f"  {'':<38}clickers: {clicker.line('caught ', 'bt_agreement', ci=True)}")
+    for het in RATINGS_HET:
+        for g in GOLD_COUNTS:
+            honest, clicker = _run(lambda c, s, g=g, het=het: _ratings(v, het, c, s, "acr5", gold=g), panels,
+                                   "loo_corr", "loo_p")
+            print(f"  ratings acr5  {het:<8} {v:3d} items + {g} gold  honest: {honest.line('dropped', 'loo_corr', ci=True)}")
+            print(f"  {'':<38}clickers: {clicker.line('caught ', 'loo_corr', ci=True)}")
+
+
 def _best(fn, repeat: int = 3) -> float:
     best = np.inf
     for _ in range(repeat):
@@ -156,9 +222,13 @@ def speed() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--panels", type=int, default=100, help="simulated panels per row (default 100)")
+    parser.add_argument("--gold-panels", type=int, default=100,
+                        help="simulated panels per row of the quality-control section (default 100; 0 skips it)")
     args = parser.parse_args()
     speed()
     rates(args.panels)
+    if args.gold_panels > 0:
+        gold_rates(args.gold_panels)
 
 
 if __name__ == "__main__":

@@ -10,22 +10,12 @@ from scipy import stats
 
 from analysis import bradley_terry as bt
 from analysis import frames, simulate
+from tests.frame_support import pairwise_frame
 
 SEPARATED = np.linspace(-2.2, 2.2, 12)
 
 
-def _votes(rows, scale="pc5"):
-    """A minimal valid pairwise frame from (rater, cond_a, cond_b, pref) tuples."""
-    df = pd.DataFrame(rows, columns=["rater", "cond_a", "cond_b", "pref"])
-    n = len(df)
-    df["study"] = "t"
-    df["session"] = df["rater"] + "-s1"
-    df["trial"] = df.groupby("rater").cumcount() + 1
-    df["content"] = "v0001"
-    df["scale"] = scale
-    for col in ("reason", "shown_left", "repeat_of", "gold_expected", "answered_at", "watch_ms", "stalls"):
-        df[col] = [None] * n
-    return frames.validate(df, "pairwise")
+_votes = pairwise_frame
 
 
 @pytest.fixture(scope="module")

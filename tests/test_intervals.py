@@ -19,6 +19,7 @@ from scipy.special import expit
 from analysis import bradley_terry as bt
 from analysis import frames, mos, report, resample, simulate
 from analysis.screening import ScreeningRules
+from tests.frame_support import pairwise_frame
 from tests.shared_data import CASES
 
 
@@ -38,16 +39,7 @@ def _binomial_band(n: int, p: float, k: float = 4.0) -> tuple[float, float]:
 
 def _pairwise(rows, scale: str = "2afc") -> pd.DataFrame:
     """A valid pairwise frame from (rater, cond_a, cond_b, pref) tuples."""
-    df = pd.DataFrame(rows, columns=["rater", "cond_a", "cond_b", "pref"])
-    n = len(df)
-    df["study"] = "t"
-    df["session"] = df["rater"] + "-s1"
-    df["trial"] = df.groupby("rater").cumcount() + 1
-    df["content"] = "v0001"
-    df["scale"] = scale
-    for col in ("reason", "shown_left", "repeat_of", "gold_expected", "answered_at", "watch_ms", "stalls"):
-        df[col] = [None] * n
-    return frames.validate(df, "pairwise")
+    return pairwise_frame(rows, scale)
 
 
 def _renamed_copies(votes: pd.DataFrame, k: int) -> pd.DataFrame:

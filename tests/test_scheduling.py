@@ -39,6 +39,23 @@ def _claim(app: Flask, rater_id: int) -> int | None:
         return None if claimed is None else claimed.index
 
 
+def _claim_at_once(db_app: Flask, raters: list[int]) -> dict[int, int | None]:
+    """Every rater claims a session in their own thread, released together: rater → session id."""
+    results: dict[int, int | None] = {}
+    barrier = threading.Barrier(len(raters))
+
+    def worker(rid: int) -> None:
+        barrier.wait()
+        results[rid] = _claim(db_app, rid)
+
+    threads = [threading.Thread(target=worker, args=(rid,)) for rid in raters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
 def test_claims_in_index_order_until_none_left(db_app: Flask, demo_manifest_path: Path) -> None:
     make_study(db_app, demo_manifest_path, **SMALL_SESSION)
     with db_app.app_context(), db.transaction(db_app) as s:
@@ -60,18 +77,7 @@ def test_concurrent_claims_never_share_a_session(db_app: Flask, demo_manifest_pa
     with db_app.app_context(), db.transaction(db_app) as s:
         total = s.scalar(select(func.count()).select_from(Session))
     raters = _raters(db_app, total + 4)  # more raters than sessions: some must get None
-    results: dict[int, int | None] = {}
-    barrier = threading.Barrier(len(raters))
-
-    def worker(rid: int) -> None:
-        barrier.wait()
-        results[rid] = _claim(db_app, rid)
-
-    threads = [threading.Thread(target=worker, args=(rid,)) for rid in raters]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = _claim_at_once(db_app, raters)
     won = [i for i in results.values() if i is not None]
     assert len(results) == len(raters)
     assert sorted(won) == list(range(total))  # every session once, none twice
@@ -202,18 +208,7 @@ def test_concurrent_returning_claims_keep_the_plan_whole(db_app: Flask, demo_man
         with db_app.app_context(), db.transaction(db_app) as s:
             sid = scheduling.claim_session(s, s.scalar(select(Study)), s.get(Rater, rid)).id
         _answer_in_db(db_app, sid)
-    results: dict[int, int | None] = {}
-    barrier = threading.Barrier(len(raters))
-
-    def worker(rid: int) -> None:
-        barrier.wait()
-        results[rid] = _claim(db_app, rid)
-
-    threads = [threading.Thread(target=worker, args=(rid,)) for rid in raters]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = _claim_at_once(db_app, raters)
     won = [i for i in results.values() if i is not None]
     assert len(won) == len(raters) and len(set(won)) == len(raters)
     planned_votes, planned_sides = _plan_counts(demo_manifest_path)
