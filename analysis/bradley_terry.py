@@ -49,7 +49,8 @@ therefore, by default, clustered by rater.
   no finite MLE (its win graph is not strongly connected: some group never wins or never
   loses; or, with a tie model, no tie or no decided vote) is detected exactly, left out
   and counted in ``params["boot_failed"]`` with non-converged rounds. When more than
-  ``MAX_BOOT_FAILED`` of the rounds fail, or the kept rounds do not vary, or there are
+  ``MAX_BOOT_FAILED`` of the rounds fail, or some score does not vary over the kept
+  rounds (a zero-width interval), or there are
   fewer than 2 raters, the bootstrap interval is refused: the fit falls back to the
   clustered interval and says why in ``params["boot_refused"]`` and a warning.
 * **Hessian (model-based)** — ``ci="hessian"``: ``J⁺`` (Moore–Penrose inverse of the
@@ -1008,12 +1009,15 @@ def _sandwich(info: np.ndarray | sparse.csr_array, g: np.ndarray, n: int) -> np.
     the covariance over exactly. ``c = G/(G−1)`` (CR1).
     """
     dense = info.toarray() if sparse.issparse(info) else np.asarray(info)
-    factor = linalg.cho_factor(dense[1:, 1:])
+    # The information matrix is finite by construction: skip the finiteness scans of 10⁷ cells.
+    factor = linalg.cho_factor(dense[1:, 1:], check_finite=False)
     a = np.zeros((dense.shape[0], g.shape[0]))
-    a[1:] = linalg.cho_solve(factor, g[:, 1:].T)
+    a[1:] = linalg.cho_solve(factor, g[:, 1:].T, check_finite=False)
     scores = a[:n] - a[:n].mean(axis=0)
     n_raters = g.shape[0]
-    return n_raters / (n_raters - 1) * (scores @ scores.T)
+    # A Aᵀ by the symmetric rank-k update: half the work of a general product.
+    upper = linalg.blas.dsyrk(n_raters / (n_raters - 1), np.asfortranarray(scores))
+    return np.triu(upper) + np.triu(upper, 1).T
 
 
 def _floor(v: np.ndarray, v_model: np.ndarray) -> np.ndarray:
@@ -1126,9 +1130,12 @@ def _boot_refusal(n_raters: int, reps: np.ndarray | None, failed: int, n_boot: i
         return (f"{failed} of {n_boot} resampled panels have no finite scores (some condition never wins or "
                 f"never loses in them), more than the {MAX_BOOT_FAILED:.0%} allowed: too few raters or votes "
                 "for a rater bootstrap")
-    if len(reps) < 2 or np.ptp(reps, axis=0).max() <= 1e-12:
-        return "every resampled panel gives the same scores (e.g. every vote a tie): the bootstrap cannot see " \
-               "the uncertainty"
+    flat = [] if len(reps) < 2 else np.flatnonzero(np.ptp(reps, axis=0) <= 1e-12)
+    if len(reps) < 2 or len(flat):
+        # A zero-width interval is never honest: it only says that every rater's votes leave
+        # that score where it is (e.g. every vote a tie), which resampling raters cannot vary.
+        return (f"{len(flat) or 'every'} condition(s) get the same score in every resampled panel (e.g. every "
+                "vote a tie, or every rater's votes balance out): the bootstrap cannot see their uncertainty")
     return None
 
 

@@ -399,9 +399,21 @@ def _mos(df: pd.DataFrame, by: tuple[str, ...], ci: CI, n_boot: int, seed: int, 
     for col in by:
         values[col] = df[col].astype(str)
     table, cov, notes = _aggregate(values, by, ci, n_boot, seed, level, keep_cov)
+    if normalize is None:
+        _within_scale(table, frames.SCALES[str(df["scale"].iloc[0])], notes)
     params = {"by": by, "ci": ci, "n_boot": n_boot, "seed": seed, "level": level, "normalize": normalize,
               "notes": notes}
     return MOSResult(table, "mos", params, cov)
+
+
+def _within_scale(table: pd.DataFrame, scale: frames.Scale, notes: list[str]) -> None:
+    """Cut raw-score intervals at the ends of the scale, where a mean cannot go, and say where
+    every rater gave one score (an interval of zero width that is the data's, not the method's)."""
+    table["ci_low"] = table["ci_low"].clip(lower=scale.low)
+    table["ci_high"] = table["ci_high"].clip(upper=scale.high)
+    agreed = int(((table["sd"] == 0) & (table["n_raters"] >= 2)).sum())
+    if agreed:
+        notes.append(f"{agreed} group(s) got the same score from every rater: their interval has zero width")
 
 
 def _reference_name(df: pd.DataFrame, reference: str | None) -> str:

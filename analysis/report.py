@@ -727,6 +727,7 @@ def ranking_frame(result: AnalysisResult) -> pd.DataFrame:
     if result.objective is not None:
         extra = result.objective.table.loc[:, ["condition", "objective", "tiebreak_value"]]
         table = table.merge(extra, on="condition", how="left")
+    table["ci_method"] = result.params.get("rank_by", "")
     rest = [c for c in table.columns if c not in RANKING_COLUMNS]
     return table[list(RANKING_COLUMNS) + rest]
 
@@ -873,9 +874,10 @@ def _ranking_section(result: AnalysisResult) -> str:
     groups = rk.groups
     tied = [g for g in groups if len(g) > 1]
     parts = [_table(ranking_frame(result))]
-    parts.append(f"<p>{len(groups)} group(s) of conditions the votes cannot separate at the family-wise level "
-                 f"α = {_esc(result.params.get('alpha'))} (Holm-corrected z-tests, covariance: "
-                 f"{_esc(rk.params.get('method'))}).</p>")
+    parts.append(f"<p>{len(groups)} group(s): a group links conditions through adjacent pairs the votes cannot "
+                 f"separate at the family-wise level α = {_esc(result.params.get('alpha'))} (Holm-corrected "
+                 f"z-tests, covariance: {_esc(rk.params.get('method'))}); two members of one group may still be "
+                 "separated from each other — the rank ranges say so.</p>")
     if tied:
         items = "".join(f"<li>group {k}: {_esc(', '.join(g))}</li>" for k, g in enumerate(groups, 1) if len(g) > 1)
         parts.append(f"<p>Statistically tied groups:</p><ul>{items}</ul>")

@@ -1,7 +1,7 @@
 """Screening at default settings: how often honest raters are dropped and random clickers caught.
 
-Run: ``.venv/bin/python benchmarks/screening_rates.py [--panels 100] [--gold-panels 150]`` (prints
-figures; asserts nothing).
+Run: ``.venv/bin/python benchmarks/screening_rates.py [--panels 100] [--gold-panels 100] [--jobs 2]``
+(prints figures; asserts nothing).
 
 Targets (issue 9): an honest rater is dropped by chance ≤ 2% of the time; a uniform random
 clicker with ≥ 30 votes is caught ≥ 90% of the time — on pairwise and on ratings data.
@@ -36,16 +36,22 @@ gives every gold item 1 unless it says otherwise, on either method), written to 
 probability 2/5 on pc5; within ±1 of N with probability 3/5 on acr5), still at a human pace. The
 honest raters' gold answers follow the simulator: correct, or one step off with probability
 ``gold_slip`` — inside the tolerance, so in these panels the gold rule never drops an honest rater
-and their drop rate comes from the other rules alone. "±" is the 95% half-width of a rate, from the
-spread between panels.
+and their drop rate comes from the other rules alone. Pairwise panels are the "close" ones: with
+30 votes ``bt_agreement`` leaves everyone untested on "wide" panels too (see the rows above), so gold
+is all there is. "±" is the 95% half-width of a rate, from the spread between panels; "≤" ("≥") the
+95% upper (lower) bound of a rate that was 0% (100%), by the rule of three. The section runs its rows
+in ``--jobs`` processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -88,6 +94,12 @@ class Rates:
         self.untested += int(table[p_col].isna().sum())
         self.tested_from.append(tested_from)
 
+    def merge(self, other: Rates) -> Rates:
+        """The counts of both (panels of one row run in several processes)."""
+        return Rates(self.raters + other.raters, self.dropped + other.dropped, self.untested + other.untested,
+                     self.by_rule + other.by_rule, self.tested_from + other.tested_from,
+                     self.per_panel + other.per_panel)
+
     def half_width(self) -> float:
         """95% half-width of the drop rate in %, from the spread between panels (raters of a panel share its fit)."""
         n_i, k_i = np.array(self.per_panel, dtype=float).reshape(-1, 2).T
@@ -100,7 +112,12 @@ class Rates:
     def line(self, verb: str, rule: str, ci: bool = False) -> str:
         n = max(self.raters, 1)
         others = ", ".join(f"{r} {100 * k / n:.1f}%" for r, k in self.by_rule.most_common() if r != rule)
-        pm = f" ±{self.half_width():3.1f}" if ci else ""
+        if not ci:
+            pm = ""
+        elif self.dropped in (0, self.raters):  # no spread to measure: rule of three
+            pm = f" ≤{300 / n:3.1f}" if self.dropped == 0 else f" ≥{100 - 300 / n:3.1f}"
+        else:
+            pm = f" ±{self.half_width():3.1f}"
         return (f"{verb} {100 * self.dropped / n:5.1f}%{pm}  by agreement {100 * self.by_rule[rule] / n:5.1f}%  "
                 f"untested {100 * self.untested / n:5.1f}%  tested from {np.median(self.tested_from):4.0f}  "
                 f"(n={self.raters}){'  other rules: ' + others if others else ''}")
@@ -141,9 +158,9 @@ def _ratings(votes_per_rater: int | None, het: str, clickers: bool, seed: int, s
     return _with_gold_tolerance(sim, MANIFEST_GOLD_TOLERANCE) if gold else sim
 
 
-def _run(make, panels: int, rule: str, p_col: str) -> tuple[Rates, Rates]:
+def _run(make, panels: int, rule: str, p_col: str, start: int = 0) -> tuple[Rates, Rates]:
     honest, clicker = Rates(), Rates()
-    for seed in range(panels):
+    for seed in range(start, start + panels):
         for with_clickers in (False, True):
             sim = make(with_clickers, seed)
             result = screening.screen(_honest_timing(sim.votes, seed))
@@ -175,24 +192,33 @@ def rates(panels: int) -> None:
             print(f"  {'':<40}clickers: {clicker.line('caught ', 'loo_corr')}")
 
 
-def gold_rates(panels: int) -> None:
+def _gold_chunk(kind: str, het: str, gold: int, start: int, panels: int) -> tuple[Rates, Rates]:
+    """Panels ``start … start + panels − 1`` of one row of :func:`gold_rates` (top level: runs in a worker)."""
+    v = GOLD_MAIN_VOTES
+    if kind == "pairwise":
+        return _run(partial(_pairwise, v, het, 1.0, gold=gold), panels, "bt_agreement", "bt_p", start)
+    return _run(partial(_ratings, v, het, scale="acr5", gold=gold), panels, "loo_corr", "loo_p", start)
+
+
+def gold_rates(panels: int, jobs: int) -> None:
     print(f"With the study's own quality control: {GOLD_MAIN_VOTES} main votes (items) + g gold per rater, "
           f"gold tolerance {MANIFEST_GOLD_TOLERANCE}, default ScreeningRules, {panels} panels per row")
-    v = GOLD_MAIN_VOTES
-    for spread, sd in (("close", 1.0), ("wide", 2.0)):
-        for het in PAIRWISE_HET:
-            for g in GOLD_COUNTS:
-                honest, clicker = _run(lambda c, s, g=g, het=het, sd=sd: _pairwise(v, het, sd, c, s, gold=g),
-                                       panels, "bt_agreement", "bt_p")
-                print(f"  pairwise {spread:<5} {het:<8} {v:3d} votes + {g} gold  honest: "
-                      f"{honest.line('dropped', 'bt_agreement', ci=True)}")
-                print(f"  {'':<38}clickers: {clicker.line('caught ', 'bt_agreement', ci=True)}")
-    for het in RATINGS_HET:
-        for g in GOLD_COUNTS:
-            honest, clicker = _run(lambda c, s, g=g, het=het: _ratings(v, het, c, s, "acr5", gold=g), panels,
-                                   "loo_corr", "loo_p")
-            print(f"  ratings acr5  {het:<8} {v:3d} items + {g} gold  honest: {honest.line('dropped', 'loo_corr', ci=True)}")
-            print(f"  {'':<38}clickers: {clicker.line('caught ', 'loo_corr', ci=True)}")
+    rows = [(kind, het, g) for kind, kinds in (("pairwise", PAIRWISE_HET), ("ratings", RATINGS_HET))
+            for het in kinds for g in GOLD_COUNTS]
+    cuts = np.linspace(0, panels, max(jobs, 1) + 1).round().astype(int)
+    chunks = [(a, b - a) for a, b in itertools.pairwise(cuts) if b > a]
+    with ProcessPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        futures = [[pool.submit(_gold_chunk, *row, int(a), int(n)) for a, n in chunks] for row in rows]
+        for (kind, het, g), parts in zip(rows, futures, strict=True):
+            results = [f.result() for f in parts]
+            honest, clicker = results[0]
+            for h, c in results[1:]:
+                honest, clicker = honest.merge(h), clicker.merge(c)
+            rule = "bt_agreement" if kind == "pairwise" else "loo_corr"
+            label = (f"pairwise pc5 close {het:<8} {GOLD_MAIN_VOTES} votes" if kind == "pairwise"
+                     else f"ratings acr5       {het:<8} {GOLD_MAIN_VOTES} items")
+            print(f"  {label} + {g} gold  honest: {honest.line('dropped', rule, ci=True)}")
+            print(f"  {'':<45}clickers: {clicker.line('caught ', rule, ci=True)}")
 
 
 def _best(fn, repeat: int = 3) -> float:
@@ -224,11 +250,12 @@ def main() -> None:
     parser.add_argument("--panels", type=int, default=100, help="simulated panels per row (default 100)")
     parser.add_argument("--gold-panels", type=int, default=100,
                         help="simulated panels per row of the quality-control section (default 100; 0 skips it)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes for the quality-control section (default 2)")
     args = parser.parse_args()
     speed()
     rates(args.panels)
     if args.gold_panels > 0:
-        gold_rates(args.gold_panels)
+        gold_rates(args.gold_panels, args.jobs)
 
 
 if __name__ == "__main__":

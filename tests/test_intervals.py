@@ -17,10 +17,10 @@ from scipy import stats
 from scipy.special import expit
 
 from analysis import bradley_terry as bt
-from analysis import frames, mos, report, resample, simulate
+from analysis import datasets, frames, mos, report, resample, simulate
 from analysis.screening import ScreeningRules
 from tests.frame_support import pairwise_frame
-from tests.shared_data import CASES
+from tests.shared_data import CASES, DATA
 
 
 def _case(*parts: str) -> pd.DataFrame:
@@ -202,7 +202,7 @@ def test_all_ties_split_gives_equal_scores_and_intervals_that_shrink_with_votes(
     assert ((more.ci_high - more.ci_low) < (res.ci_high - res.ci_low)).all()
     with pytest.warns(UserWarning, match="rater bootstrap refused"):
         boot = bt.fit(votes, ties="split", ci="bootstrap", n_boot=200, seed=0)
-    assert boot.params["boot_refused"] and "same scores" in boot.params["boot_refused"]
+    assert boot.params["boot_refused"] and "same score in every resampled panel" in boot.params["boot_refused"]
     assert boot.ci == "cluster" and boot.boot is None
     assert (boot.ci_high - boot.ci_low > 0).all()                               # never [0, 0]
 
@@ -387,3 +387,39 @@ def test_bt_sandwich_equals_an_independent_computation():
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                       # no refusal, no warning
         assert bt.fit(_pairwise(rows), ci="hessian").cluster_cov is None
+
+
+# ----------------------------------------------------------------------------------------
+# Found by a first-time analyst
+# ----------------------------------------------------------------------------------------
+
+
+def test_bootstrap_is_refused_when_one_score_never_varies():
+    # rank-outside-rank-interval/: every rater's A–B and B–C votes balance, so B's centred
+    # score is 0 in every resampled panel — a [0, 0] "interval" would claim certainty.
+    votes = _case("rank-outside-rank-interval", "votes.csv")
+    with pytest.warns(UserWarning, match="same score in every resampled panel"):
+        res = bt.fit(votes, ci="bootstrap", n_boot=300, seed=0)
+    assert res.ci == "cluster" and res.boot is None
+    width = res.to_frame()["ci_high"] - res.to_frame()["ci_low"]
+    assert (width > 0.3).all()
+
+
+def test_mos_intervals_stay_on_the_scale_of_real_ratings():
+    ratings = datasets.read_ratings_csv(DATA / "real-ratings" / "nflx-public" / "ratings.csv", scale="acr5")
+    for ci in ("cluster", "t"):
+        res = mos.mos(ratings, ci=ci)
+        bounds = res.table[["ci_low", "ci_high"]].to_numpy()
+        assert bounds.min() >= 1 and bounds.max() <= 5
+        assert any("same score from every rater" in note for note in res.params["notes"])
+
+
+def test_ranking_csv_names_its_interval_method(tmp_path):
+    votes = _case("bootstrap-separation", "weak_condition.csv")
+    for ci, method in (("cluster", "cluster"), ("model", "hessian")):
+        result = report.analyze(votes, ci=ci, screening_rules=ScreeningRules.none())
+        report.write_report(result, tmp_path / ci)
+        ranking = pd.read_csv(tmp_path / ci / "ranking.csv")
+        scores = pd.read_csv(tmp_path / ci / "scores.csv").set_index("condition")
+        assert (ranking["ci_method"] == method).all() and (scores["ci_method"] == method).all()
+        np.testing.assert_allclose(ranking.set_index("condition")["ci_low"], scores.loc[ranking["condition"], "ci_low"])
