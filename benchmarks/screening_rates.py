@@ -38,9 +38,10 @@ honest raters' gold answers follow the simulator: correct, or one step off with 
 ``gold_slip`` — inside the tolerance, so in these panels the gold rule never drops an honest rater
 and their drop rate comes from the other rules alone. Pairwise panels are the "close" ones: with
 30 votes ``bt_agreement`` leaves everyone untested on "wide" panels too (see the rows above), so gold
-is all there is. "±" is the 95% half-width of a rate, from the spread between panels; "≤" ("≥") the
-95% upper (lower) bound of a rate that was 0% (100%), by the rule of three. The section runs its rows
-in ``--jobs`` processes.
+is all there is; panels of the same seed give the clickers the same gold answers at either
+heterogeneity, so the two pairwise clicker rows of a ``g`` coincide. "±" is the 95% half-width of a
+rate, from the spread between panels; "≤" ("≥") the 95% upper (lower) bound of a rate that was 0%
+(100%), by the rule of three. The section runs its rows in ``--jobs`` processes.
 """
 
 from __future__ import annotations
@@ -201,6 +202,7 @@ def _gold_chunk(kind: str, het: str, gold: int, start: int, panels: int) -> tupl
 
 
 def gold_rates(panels: int, jobs: int) -> None:
+    t0 = time.perf_counter()
     print(f"With the study's own quality control: {GOLD_MAIN_VOTES} main votes (items) + g gold per rater, "
           f"gold tolerance {MANIFEST_GOLD_TOLERANCE}, default ScreeningRules, {panels} panels per row")
     rows = [(kind, het, g) for kind, kinds in (("pairwise", PAIRWISE_HET), ("ratings", RATINGS_HET))
@@ -219,6 +221,7 @@ def gold_rates(panels: int, jobs: int) -> None:
                      else f"ratings acr5       {het:<8} {GOLD_MAIN_VOTES} items")
             print(f"  {label} + {g} gold  honest: {honest.line('dropped', rule, ci=True)}")
             print(f"  {'':<45}clickers: {clicker.line('caught ', rule, ci=True)}")
+    print(f"  ({time.perf_counter() - t0:.0f} s in {max(jobs, 1)} processes)")
 
 
 def _best(fn, repeat: int = 3) -> float:

@@ -114,7 +114,8 @@ LEADERBOARD_ROW = obj({
     "role": nullable({"type": "string", "enum": list(ROLES)}),
     "score": {"type": "number", "description": "Bradley–Terry log-strength, or (D)MOS."},
     "se": NUMBER_OR_NULL, "ci_low": NUMBER, "ci_high": NUMBER, "n_votes": INT_OR_NULL,
-    "group": {"type": "integer", "description": "Tie group: conditions linked by adjacent pairs the votes cannot separate share one."},
+    "group": {"type": "integer",
+              "description": "Tie group: conditions linked by adjacent pairs the votes cannot separate share one."},
     "rank_low": INT_OR_NULL, "rank_high": INT_OR_NULL,
     "separated_by": {"type": "string", "description": "What separates it from the next condition: votes, "
                      "a tie-breaker, or unresolved."},

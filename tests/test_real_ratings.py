@@ -98,7 +98,9 @@ def test_mos_agrees_with_sureal(study):
     np.testing.assert_allclose(t["sd"] / np.sqrt(t["n"]), ref["mos"]["quality_scores_std"], rtol=0, atol=TOL)
     # Different on purpose: Student-t, not SUREAL's normal 1.95996·sd/√n.
     half = stats.t.ppf(0.975, t["n"] - 1) * t["sd"] / np.sqrt(t["n"])
-    np.testing.assert_allclose(t["ci_high"] - t["mos"], half, rtol=1e-9)
+    # Cut at the ends of the 1..5 scale, where a mean cannot go.
+    np.testing.assert_allclose(t["ci_high"], np.minimum(t["mos"] + half, 5), rtol=1e-9)
+    np.testing.assert_allclose(t["ci_low"], np.maximum(t["mos"] - half, 1), rtol=1e-9)
     q = stats.t.ppf(0.975, t["n"] - 1).astype(float)
     np.testing.assert_allclose(half, q / 1.95996 * np.asarray(ref["mos"]["quality_scores_ci95"][1]), rtol=1e-9)
 
