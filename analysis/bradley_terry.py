@@ -688,7 +688,8 @@ class BTResult:
     cluster_cov : ndarray or None
         Rater-clustered (sandwich) covariance of ``scores``; ``None`` without per-rater
         counts (:func:`fit_counts`) or with ``ci="hessian"``/``"none"``; all NaN with
-        fewer than 2 raters.
+        fewer than 2 raters. Above ``SPARSE_ABOVE`` conditions it is formed from
+        ``cluster_factor`` (``F Fᵀ``) on first use (:meth:`covariance`).
     boot : ndarray or None
         Bootstrap replicates of ``scores`` (rounds × conditions), failed rounds removed;
         ``None`` unless the bootstrap was asked for and not refused.
@@ -722,6 +723,7 @@ class BTResult:
     seed: int | None = 0
     alpha: float = 0.05
     cluster_cov: np.ndarray | None = None
+    cluster_factor: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def primary(self) -> str:
@@ -759,6 +761,9 @@ class BTResult:
                 raise ValueError(f"no bootstrap intervals: {why}")
             return np.cov(self.boot, rowvar=False)
         if method == "cluster":
+            if self.cluster_cov is None and self.cluster_factor is not None:
+                # Formed once, when a test or a plot needs the whole matrix (frozen: set directly).
+                object.__setattr__(self, "cluster_cov", _gram(self.cluster_factor))
             if self.cluster_cov is None:
                 raise ValueError("no rater-clustered covariance (it needs votes with rater ids: fit(), "
                                  "ci='cluster' or 'bootstrap')")
@@ -792,8 +797,10 @@ class BTResult:
             When the fit has no covariance of that kind.
         """
         method = method or self.primary
-        cov = self.covariance(method)
-        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        if method == "cluster" and self.cluster_cov is None and self.cluster_factor is not None:
+            se = np.sqrt(np.einsum("ij,ij->i", self.cluster_factor, self.cluster_factor))
+        else:
+            se = np.sqrt(np.clip(np.diag(self.covariance(method)), 0, None))
         if method == "bootstrap":
             p_low, p_high = resample.expanded_percentiles(1 - self.alpha, self.n_raters or 0)
             lo, hi = np.quantile(self.boot, [float(p_low), float(p_high)], axis=0)
@@ -935,6 +942,12 @@ class _Scale:
             s = s - s[..., self.anchor_index : self.anchor_index + 1]
         return self.factor * s + self.offset
 
+    def rows(self, f: np.ndarray) -> np.ndarray:
+        """A covariance factor (rows = conditions) of the mapped scores."""
+        if self.anchor_index is not None:
+            f = f - f[self.anchor_index : self.anchor_index + 1]
+        return self.factor * f
+
     def cov(self, c: np.ndarray) -> np.ndarray:
         """Covariance of the mapped scores: ``Cov(s_i − s_k, s_j − s_k)`` when anchored."""
         if self.anchor_index is not None:
@@ -982,26 +995,26 @@ def _unit_scores(pr: _Problem, theta: np.ndarray, ties: str) -> tuple[np.ndarray
 def _rater_scores(pr: _Problem, theta: np.ndarray, ties: str, per_rater: sparse.csr_array) -> np.ndarray:
     """Each rater's contribution ``g_r`` to the score vector at ``theta``: (raters, m).
 
-    ``g_r`` is linear in the rater's counts, so it is one sparse product of the
-    ``(raters, 3·P)`` count matrix with a ``(3·P, m)`` matrix of unit contributions.
+    ``g_r`` is linear in the rater's counts: every stored count ``c`` of outcome ``o`` on
+    pair ``p`` adds ``c·gd[o, p]`` to ``s_i``, ``−c·gd[o, p]`` to ``s_j`` and ``c·gt[o, p]``
+    to the tie parameter — three weighted bincounts over the count matrix's entries.
     """
     gd, gt = _unit_scores(pr, theta, ties)
+    counts = per_rater.tocoo()
     n_pairs = len(pr.i)
-    row = np.arange(3 * n_pairs)
-    rows = [row, row]
-    cols = [np.tile(pr.i, 3), np.tile(pr.j, 3)]
-    vals = [gd.ravel(), -gd.ravel()]
+    outcome, pair = counts.col // n_pairs, counts.col % n_pairs
+    d = counts.data * gd[outcome, pair]
+    base = counts.row.astype(np.int64) * pr.m
+    size = per_rater.shape[0] * pr.m
+    g = np.bincount(base + pr.i[pair], d, size) - np.bincount(base + pr.j[pair], d, size)
     if pr.model != "bt":
-        rows.append(row)
-        cols.append(np.full(3 * n_pairs, pr.n))
-        vals.append(gt.ravel())
-    unit = sparse.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                            shape=(3 * n_pairs, pr.m))
-    return np.asarray((per_rater @ unit).todense())
+        g += np.bincount(base + pr.n, counts.data * gt[outcome, pair], size)
+    return g.reshape(per_rater.shape[0], pr.m)
 
 
 def _sandwich(info: np.ndarray | sparse.csr_array, g: np.ndarray, n: int) -> np.ndarray:
-    """Cluster-robust covariance of the centred scores: ``c · J⁺ (Σ g_r g_rᵀ) J⁺`` (n, n).
+    """A factor ``F`` (n, raters) of the cluster-robust covariance of the centred scores:
+    ``F Fᵀ = c · J⁺ (Σ g_r g_rᵀ) J⁺``.
 
     Solved in the parametrisation with ``s_0 = 0`` (``J`` without row and column 0 is
     positive definite when the graph is connected, so a Cholesky factor serves), then
@@ -1013,11 +1026,16 @@ def _sandwich(info: np.ndarray | sparse.csr_array, g: np.ndarray, n: int) -> np.
     factor = linalg.cho_factor(dense[1:, 1:], check_finite=False)
     a = np.zeros((dense.shape[0], g.shape[0]))
     a[1:] = linalg.cho_solve(factor, g[:, 1:].T, check_finite=False)
-    scores = a[:n] - a[:n].mean(axis=0)
     n_raters = g.shape[0]
-    # A Aᵀ by the symmetric rank-k update: half the work of a general product.
-    upper = linalg.blas.dsyrk(n_raters / (n_raters - 1), np.asfortranarray(scores))
-    return np.triu(upper) + np.triu(upper, 1).T
+    return np.sqrt(n_raters / (n_raters - 1)) * (a[:n] - a[:n].mean(axis=0))
+
+
+def _gram(f: np.ndarray) -> np.ndarray:
+    """``F Fᵀ`` by the symmetric rank-k update: half the work of a general product."""
+    upper = linalg.blas.dsyrk(1.0, np.asfortranarray(f))  # its lower triangle is left 0
+    full = upper + upper.T
+    np.fill_diagonal(full, np.diag(upper))
+    return full
 
 
 def _floor(v: np.ndarray, v_model: np.ndarray) -> np.ndarray:
@@ -1040,8 +1058,10 @@ def _cluster_cov(
     rater_counts: VoteCounts,
     v_model: np.ndarray | None,
     notes: list[str],
-) -> np.ndarray:
-    """Rater-clustered covariance of the centred scores, floored at ``v_model`` when given.
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Rater-clustered covariance of the centred scores, floored at ``v_model`` when given —
+    or, without ``v_model`` (large problems), only its factor ``F`` (``V = F Fᵀ``), from
+    which the intervals need just the row norms; the n × n matrix is formed on demand.
 
     NaN (and a note) with fewer than 2 raters: one cluster says nothing about the spread
     between clusters.
@@ -1050,9 +1070,9 @@ def _cluster_cov(
     g = g[np.asarray(rater_counts.per_rater.sum(axis=1)).ravel() > 0]
     if len(g) < 2:
         notes.append(f"{len(g)} rater: a rater-clustered interval needs at least 2 raters (reported as NaN)")
-        return np.full((pr.n, pr.n), np.nan)
-    v = _sandwich(info, g, pr.n)
-    return v if v_model is None else _floor(v, v_model)
+        return np.full((pr.n, pr.n), np.nan), None
+    f = _sandwich(info, g, pr.n)
+    return (None, f) if v_model is None else (_floor(_gram(f), v_model), None)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1183,10 +1203,12 @@ def _fit_pairs(
     # it costs a dense inverse, paid only when asked for.
     if ci == "hessian" or (ci != "none" and n <= SPARSE_ABOVE):
         hessian = _pseudo_inverse(info, _u(pr))[:n, :n]
-    clustered = None
+    clustered = factor = None
     if ci in ("cluster", "bootstrap"):
         assert rater_counts is not None
-        clustered = scale.cov(_cluster_cov(pr, ties, info, theta, rater_counts, hessian, notes))
+        clustered, factor = _cluster_cov(pr, ties, info, theta, rater_counts, hessian, notes)
+        clustered = None if clustered is None else scale.cov(clustered)
+        factor = None if factor is None else scale.rows(factor)
     boot, failed, refused = None, 0, None
     if ci == "bootstrap":
         assert rater_counts is not None
@@ -1213,7 +1235,8 @@ def _fit_pairs(
     }
     return BTResult(
         conditions=pc.conditions, scores=scale.scores(theta[:n]),
-        cov=None if hessian is None else scale.cov(hessian), cluster_cov=clustered, boot=boot,
+        cov=None if hessian is None else scale.cov(hessian), cluster_cov=clustered, cluster_factor=factor,
+        boot=boot,
         n_votes=pc.n_votes, loglik=ll, params=params, ties=ties, graded=graded, anchor=anchor, elo=elo,
         ci="cluster" if refused else ci, n_boot=n_boot if boot is not None else 0, seed=seed, alpha=alpha,
     )
