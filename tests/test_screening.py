@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,7 @@ import pytest
 from analysis import frames, screening
 from analysis.screening import RULE_NAMES, ScreeningRules, main_votes, screen
 from analysis.simulate import simulate_pairwise, simulate_ratings
+from tests.shared_data import SHARED
 
 GROUPS = {"honest": 24, "spammer": 2, "inconsistent": 2, "left": 2}
 
@@ -410,11 +410,6 @@ def test_bad_input_raises_frame_error():
 
 
 # --------------------------------------------------------------------------- gold: each item's own tolerance
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-if not SHARED.exists():  # the shared cases and data live next to the checkout
-    SHARED = Path("/work/shared")
-
 
 def test_gold_case_uses_each_items_tolerance():
     """The export's acr5 gold says expected 1, tolerance 0; every rater answered 2: all wrong."""
