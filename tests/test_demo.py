@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flask import Flask
+
 from study_app import create_app
 
 
@@ -30,6 +32,14 @@ def test_demo_builds_and_reuses(tmp_path: Path) -> None:
     assert "simulated votes" in first.output and "simulated votes" not in second.output
 
 
+def _built_demo(tmp_path: Path) -> Flask:
+    """An app on a fresh SQLite file with the small demo studies built by `panelrank demo`."""
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite'}", "INSTANCE_DIR": str(tmp_path),
+                      "TESTING": True})
+    assert app.test_cli_runner().invoke(args=["demo", "--no-serve", "--small"]).exit_code == 0
+    return app
+
+
 def test_simulated_demo_study_is_fully_answered(tmp_path: Path) -> None:
     from sqlalchemy import func, select
 
@@ -40,9 +50,7 @@ def test_simulated_demo_study_is_fully_answered(tmp_path: Path) -> None:
     from study_app.models import Rater, Session, Study, Trial
     from study_app.studies import get_study
 
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite'}", "INSTANCE_DIR": str(tmp_path),
-                      "TESTING": True})
-    assert app.test_cli_runner().invoke(args=["demo", "--no-serve", "--small"]).exit_code == 0
+    app = _built_demo(tmp_path)
     with app.app_context(), db.transaction(app) as s:
         study = get_study(s, SIMULATED_SLUG)
         assert study is not None and "SIMULATED" in study.name
@@ -69,9 +77,7 @@ def test_live_leaderboard_of_the_simulated_demo_has_sensible_per_factor_interval
     from study_app.demo import SIMULATED_SLUG
     from study_app.studies import get_study
 
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite'}", "INSTANCE_DIR": str(tmp_path),
-                      "TESTING": True})
-    assert app.test_cli_runner().invoke(args=["demo", "--no-serve", "--small"]).exit_code == 0
+    app = _built_demo(tmp_path)
     with app.app_context(), db.transaction(app) as s:
         study = get_study(s, SIMULATED_SLUG)
         result = livestats.leaderboard(s, study, livestats.rules_from(list(livestats.DEFAULT_ON)))
