@@ -347,11 +347,6 @@ def _row_counts(df: pd.DataFrame, sr: screening.ScreeningResult, main: pd.DataFr
     }
 
 
-def _interval_frame(res: bt.BTResult) -> pd.DataFrame:
-    """``condition, score, se, ci_low, ci_high, ci_method, n_votes`` of a fit."""
-    return res.to_frame()
-
-
 #: Below this many raters a rater bootstrap sees too few distinct panels to give an interval
 #: (3 raters resample into 10 panels), so it is refused and the clustered interval used.
 MIN_BOOTSTRAP_RATERS = 5
@@ -398,7 +393,7 @@ def _analyze_pairwise(main, sr, counts, ties, graded, ci, seed, alpha, tiebreak,
               **{f"ranking.{k}": v for k, v in rk.params.items()}}
     return AnalysisResult(
         kind="pairwise", source="votes", scores=fit.to_frame(), ranking=rk, raters=sr.raters.copy(),
-        by_reason={r: _interval_frame(f) for r, f in reason_fits.items()}, counts=counts,
+        by_reason={r: f.to_frame() for r, f in reason_fits.items()}, counts=counts,
         params=params, notes=notes, fit=fit, reason_fits=reason_fits, screening=sr,
         pair_counts=bt._count(main, graded=False).pairs if graded else votes.pairs, published=published,
     )

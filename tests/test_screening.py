@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import frames, screening
+from analysis import datasets, frames, screening
 from analysis.screening import RULE_NAMES, ScreeningRules, main_votes, screen
 from analysis.simulate import simulate_pairwise, simulate_ratings
 from tests.shared_data import SHARED
@@ -611,19 +611,13 @@ def read_real_ratings(name: str) -> pd.DataFrame:
     """A study of ``shared/data/real-ratings`` as a ratings frame.
 
     NFLX: every stimulus is its own condition (encoding ladders differ per content, see the
-    README there); VQEG HD3: the ``hrcNN`` code. No timing was published: ``watch_ms`` is empty.
+    README there); VQEG HD3: the ``hrcNN`` code.
     """
     path = SHARED / "data" / "real-ratings" / name / "ratings.csv"
     if not path.exists():
         pytest.skip(f"{path} not found")
-    r = pd.read_csv(path)
-    df = pd.DataFrame({"study": name, "rater": r["subject"], "session": r["subject"],
-                       "trial": r.groupby("subject").cumcount() + 1, "content": r["content"],
-                       "cond": r["stimulus"] if name == "nflx-public" else r["condition"], "score": r["score"],
-                       "scale": "acr5"})
-    df["repeat_of"] = df["gold_expected"] = df["answered_at"] = df["watch_ms"] = None
-    df["stalls"] = 0
-    return frames.validate(df)
+    return datasets.read_ratings_csv(path, scale="acr5", study=name,
+                                     cond="stimulus" if name == "nflx-public" else "condition")
 
 
 @pytest.mark.parametrize(("name", "n_subjects"), [("nflx-public", 26), ("vqeg-hd3", 24)])
