@@ -14,9 +14,9 @@ Everything here is pure NumPy + PyAV:
   is worse, except for ``enhance`` where larger is a stronger (still mild)
   enhancement. ``compression`` is an encoder setting, not a frame filter.
 * :func:`write_clip` / :func:`probe` / :func:`read_frames` — encode (H.264 in
-  MP4, VP9 in WebM), inspect and decode clips. Files are written to a
-  temporary sibling and renamed, so a clip path never holds a half-written
-  file.
+  MP4, VP9 in WebM, a keyframe every second so browsers seek fast), inspect
+  and decode clips. Files are written to a temporary sibling and renamed, so a
+  clip path never holds a half-written file.
 * :func:`make_clip` / :func:`generate_demo` — one clip from a condition spec,
   and the whole demo set (``<out>/<content>/<condition>.mp4``), reusing
   valid clips that already exist.
@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -57,6 +58,7 @@ __all__ = [
     "ClipInfo",
     "Degradation",
     "generate_demo",
+    "keyframe_interval",
     "make_clip",
     "normalize_condition",
     "probe",
@@ -989,18 +991,7 @@ def _encode(
         cc.color_primaries = 1
         cc.color_trc = 1
         cc.thread_count = int(threads)
-        if codec == "libx264":
-            stream.options = {"crf": f"{float(crf):g}", "preset": preset}
-        elif codec == "libvpx-vp9":
-            stream.options = {
-                "crf": str(round(float(crf))),
-                "b": "0",
-                "deadline": "good",
-                "cpu-used": "5",
-                "row-mt": "1",
-            }
-        else:
-            stream.options = {"crf": f"{float(crf):g}"}
+        stream.options = _encoder_options(codec, crf, preset, keyframe_interval(rate))
         for n, arr in enumerate(_chain_first(first, it)):
             arr = _check_frame(arr)
             if arr.shape[:2] != (h, w):
@@ -1011,6 +1002,41 @@ def _encode(
             frame.time_base = 1 / rate
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
+
+
+def keyframe_interval(fps: float | Fraction) -> int:
+    """Frames between keyframes: as many as fit in one second (at least 1).
+
+    A browser seeks by decoding from the keyframe before the target, so a keyframe
+    at least every second keeps every seek (replay, scrubbing, syncing two players)
+    fast; the encoders' defaults (x264: 250 frames, VP9: 128) put one every 5–10 s.
+
+    Parameters
+    ----------
+    fps : float or Fraction
+        Frame rate (``29.97`` means ``30000/1001``).
+
+    Returns
+    -------
+    int
+        ``max(1, floor(fps))``.
+    """
+    return max(1, math.floor(_rate(fps)))
+
+
+def _encoder_options(codec: str, crf: float, preset: str, gop: int) -> dict[str, str]:
+    """Encoder options for quality ``crf`` and a keyframe exactly every ``gop`` frames.
+
+    Minimum = maximum interval, and no x264 scene-cut keyframes, give every condition
+    of a content the same keyframe times, so the two players of a pair seek alike.
+    """
+    if codec == "libx264":
+        return {"crf": f"{float(crf):g}", "preset": preset,
+                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+    if codec == "libvpx-vp9":
+        return {"crf": str(round(float(crf))), "b": "0", "deadline": "good", "cpu-used": "5", "row-mt": "1",
+                "g": str(gop), "keyint_min": str(gop)}
+    return {"crf": f"{float(crf):g}", "g": str(gop), "keyint_min": str(gop)}
 
 
 def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -1193,7 +1219,29 @@ def _is_valid(path: Path, width: int, height: int, fps: float, n_frames: int, co
         and info.n_frames == n_frames
         and abs(info.fps - fps) < 1e-3
         and info.codec == _CODEC_NAMES.get(codec, codec)
+        # Clips from before keyframes were set every second have one keyframe in 5 s: redo them.
+        and _keyframes_every_second(path, fps)
     )
+
+
+def _keyframes_every_second(path: Path, fps: float) -> bool:
+    """True when the clip starts on a keyframe and keyframes are at most :func:`keyframe_interval` frames apart."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            packets = sorted((p.pts, p.is_keyframe) for p in container.demux(stream) if p.size and p.pts is not None)
+            time_base = stream.time_base
+    except (av.FFmpegError, OSError, IndexError):
+        return False
+    if not packets or not packets[0][1] or time_base is None:
+        return False
+
+    def frame(pts: int) -> int:
+        return round((pts - packets[0][0]) * time_base * fps)
+
+    # The end of the clip counts as a keyframe: the frames after the last one must be close to it too.
+    marks = [frame(pts) for pts, key in packets if key] + [frame(packets[-1][0]) + 1]
+    return all(b - a <= keyframe_interval(fps) for a, b in pairwise(marks))
 
 
 def _pool_context() -> BaseContext:
@@ -1231,8 +1279,8 @@ def generate_demo(
     """Write the demo clip set ``out_dir/<content>/<condition>.<ext>``.
 
     Clips that already exist and are valid (readable to the end, right size,
-    rate, frame count and codec) are kept; missing or broken ones are
-    (re)generated. Each clip is written under a temporary name and renamed, so
+    rate, frame count and codec, a keyframe at least every second) are kept;
+    missing, broken or outdated ones are (re)generated. Each clip is written under a temporary name and renamed, so
     an interrupted run never leaves a half-written clip behind.
 
     Parameters

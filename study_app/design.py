@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -180,13 +181,16 @@ def validate_spec(spec: DesignSpec) -> list[str]:
 
 def spec_problems(spec: DesignSpec) -> list[SpecProblem]:
     """Like :func:`validate_spec`, with the field each problem belongs to (see :class:`SpecProblem`)."""
-    return [
+    problems = [
         *_method_problems(spec),
         *_name_problems(spec),
         *_design_problems(spec),
         *_count_problems(spec),
         *_gold_problems(spec),
     ]
+    # Whether the gold fits around the main trials needs the items and the session sizes,
+    # which only an otherwise valid spec has.
+    return problems or _gold_supply_problems(spec)
 
 
 def _method_problems(spec: DesignSpec) -> list[SpecProblem]:
@@ -320,6 +324,78 @@ def _on_scale(scale: Scale, value: int) -> bool:
     return scale.low <= value <= scale.high and (scale.allows_zero or value != 0)
 
 
+#: What a gold-supply problem follows from: when one of these is reported already, the manifest leaves it out.
+_GOLD_SUPPLY_DEPENDS = ("gold", "method", "conditions", "contents", "design", "votes_per_item", "trials_per_session")
+
+
+def _session_sizes(n_items: int, spec: DesignSpec) -> tuple[int, int, int]:
+    """(sessions, main trials of a full session, main trials of the last one), as :func:`make_plan` packs them."""
+    size = min(spec.trials_per_session, n_items)
+    total = n_items * spec.votes_per_item
+    sessions = -(-total // size)
+    return sessions, size, total - (sessions - 1) * size
+
+
+def _gold_supply_problems(spec: DesignSpec) -> list[SpecProblem]:
+    """Refuse a ``gold_per_session`` that some session could not get, however main trials are dealt.
+
+    A gold item that is also a design item cannot be a session's gold where it is one of
+    its main trials. With ``slack = len(gold) - gold_per_session`` a session may hold at most
+    ``slack`` such items as main trials. Fixed session sizes allow that iff (1) a full session
+    finds enough other items to fill up and (2) all showings of those items fit under the
+    per-session limit; then such a dealing exists (Gale–Ryser for equal vote counts), and
+    :func:`make_plan` finds one by swapping main trials.
+    """
+    n = spec.gold_per_session
+    if n < 1 or not spec.gold:
+        return []
+    keys = {item_key(*it) for it in _items(spec)}
+    inside = sum(item_key(g.content, g.cond_a, g.cond_b) in keys for g in spec.gold)
+    slack = len(spec.gold) - n
+    if inside <= slack:
+        return []
+    msg = _forced_gold_message(spec, len(keys), inside) or _gold_room_message(spec, len(keys), inside)
+    return [SpecProblem("gold_per_session", msg, _GOLD_SUPPLY_DEPENDS)] if msg else []
+
+
+def _forced_gold_message(spec: DesignSpec, n_items: int, inside: int) -> str | None:
+    """Condition (1): a full session has more main trials than there are design items that are not gold."""
+    sessions, size, _ = _session_sizes(n_items, spec)
+    forced = size - (n_items - inside)  # gold items among the main trials of every full session
+    fit = len(spec.gold) - forced  # gold trials such a session can still take
+    if fit >= spec.gold_per_session:
+        return None
+    head = f"gold_per_session={spec.gold_per_session} cannot be met: "
+    tail = f"so at most {fit} gold trial(s) fit in it (a session never shows an item twice)"
+    if size == n_items:
+        who = "the only session" if sessions == 1 else f"each of the {sessions} sessions"
+        return (f"{head}{who} shows all {n_items} design items (trials_per_session={spec.trials_per_session}), "
+                f"so {inside} of the {len(spec.gold)} gold item(s) are always among its main trials and "
+                f"{len(spec.gold) - inside} lie outside the design, {tail}")
+    return (f"{head}a session has {size} main trials but only {n_items - inside} design items are not gold, "
+            f"so {forced} of the {inside} gold items that are design items are among its main trials, {tail}")
+
+
+def _gold_room_message(spec: DesignSpec, n_items: int, inside: int) -> str | None:
+    """Condition (2): the main showings of gold items exceed what the sessions can hold and keep their gold."""
+    sessions, size, last = _session_sizes(n_items, spec)
+    slack = len(spec.gold) - spec.gold_per_session
+    room = (sessions - 1) * min(slack, size) + min(slack, last)
+    showings = inside * spec.votes_per_item
+    if showings <= room:
+        return None
+    if slack == 0:  # the common case of one gold item that is also rated as a main trial
+        return (f"gold_per_session={spec.gold_per_session} cannot be met: with {len(spec.gold)} gold item(s) every "
+                f"session shows every gold item, so none may show one as a main trial, but {inside} of them are "
+                f"design items with {spec.votes_per_item} main trial(s) each; add gold items (more than "
+                "gold_per_session, or ones that are not design items)")
+    return (f"gold_per_session={spec.gold_per_session} cannot be met: {inside} of the {len(spec.gold)} gold items "
+            f"are also design items, shown as main trials {showings} times ({spec.votes_per_item} votes each), "
+            f"but a session keeps {spec.gold_per_session} gold trial(s) free of its main trials only if it holds "
+            f"at most {slack} of them, {room} over the {sessions} sessions; lower gold_per_session or add gold "
+            "items that are not design items")
+
+
 def _raise_if_invalid(spec: DesignSpec) -> None:
     if problems := validate_spec(spec):
         raise ValueError("invalid study design:\n- " + "\n- ".join(problems))
@@ -350,6 +426,11 @@ def design_items(spec: DesignSpec) -> list[Item]:
         If :func:`validate_spec` reports problems.
     """
     _raise_if_invalid(spec)
+    return _items(spec)
+
+
+def _items(spec: DesignSpec) -> list[Item]:
+    """:func:`design_items` without validation (validation itself needs the items)."""
     if not spec.pairwise:
         return _rating_items(spec)
     if spec.design == "all_pairs":
@@ -439,7 +520,8 @@ def make_plan(spec: DesignSpec) -> Plan:
     left/right; main trials are packed ``trials_per_session`` to a session
     (fewer only in the last session, or in all of them when there are fewer
     items than that) with no item twice in a session; each session then gets
-    its gold trials and consistency repeats.
+    exactly ``gold_per_session`` gold trials, none of them one of its main
+    items, and its consistency repeats.
 
     Parameters
     ----------
@@ -461,6 +543,7 @@ def make_plan(spec: DesignSpec) -> Plan:
     size = min(spec.trials_per_session, len(items))  # never duplicate an item to fill a session
     drafts = [_Draft([(i, True) for i in main]) for main in _pack_main(len(items), spec.votes_per_item, size, rng)]
     _assign_sides(drafts, len(items), spec.pairwise, rng)
+    _spread_gold_items(drafts, spec, items)
     _assign_gold(drafts, spec, items, rng)
     sessions = tuple(_finish_session(i, d, spec, items, rng) for i, d in enumerate(drafts))
     return Plan(spec=spec, items=tuple(items), sessions=sessions)
@@ -514,19 +597,86 @@ def _assign_sides(drafts: list[_Draft], n_items: int, pairwise: bool, rng: rando
             nxt[item] = not nxt[item]
 
 
+def _gold_as_items(spec: DesignSpec, items: list[Item]) -> list[int | None]:
+    """For each gold item, the index of the design item it also is (None if it is not one)."""
+    index = {item_key(*it): i for i, it in enumerate(items)}
+    return [index.get(item_key(g.content, g.cond_a, g.cond_b)) for g in spec.gold]
+
+
+def _spread_gold_items(drafts: list[_Draft], spec: DesignSpec, items: list[Item]) -> None:
+    """Swap main trials between sessions until none holds more than ``len(gold) - gold_per_session`` gold items.
+
+    A session cannot take a gold item that is one of its main trials, so one holding more
+    would get too few gold. Swapping whole (item, a_left) entries keeps every item's votes,
+    its left/right balance and "no item twice in a session". Sessions are repaired in
+    index order and a receiving session never goes over the limit, so each repair is final;
+    :func:`_gold_supply_problems` guarantees a repair exists. Collisions are rare in big
+    studies, so this is a linear count plus a little work per collision.
+    """
+    slack = len(spec.gold) - spec.gold_per_session
+    golden = {i for i in _gold_as_items(spec, items) if i is not None}
+    if spec.gold_per_session < 1 or len(golden) <= slack:
+        return
+    rng = _rng(spec, "gold")  # its own stream: plans without collisions stay exactly as they were
+    held = [sum(i in golden for i, _ in d.main) for d in drafts]
+    for i in range(len(drafts)):
+        while held[i] > slack:
+            if not _relieve(i, drafts, held, golden, slack, rng):
+                raise AssertionError(f"session {i}: no swap frees its gold (validate_spec should have refused)")
+
+
+def _relieve(i: int, drafts: list[_Draft], held: list[int], golden: set[int], slack: int,
+             rng: random.Random) -> bool:
+    """Move one gold item's main trial out of session ``i`` (or, failing that, make room for it); False if stuck."""
+    start = rng.randrange(len(drafts))  # from a random session on, then round: lazily, the first one usually does
+
+    def order() -> Iterator[int]:
+        return itertools.chain(range(start, len(drafts)), range(start))
+
+    def has_room(j: int) -> bool:
+        return j != i and held[j] < min(slack, len(drafts[j].main))
+
+    if any(_swap_gold_out(i, j, drafts, held, golden, rng) for j in order() if has_room(j)):
+        return True
+    # Only the short last session has room, and every non-gold item it could give back session i
+    # holds already. A session k at or over the limit that lacks one of those items passes a gold
+    # item there instead; at the limit, that frees a place in k (a full session) for one of i's.
+    room = [j for j in order() if has_room(j)]
+    for k in order():
+        if k != i and held[k] >= slack and any(_swap_gold_out(k, j, drafts, held, golden, rng) for j in room):
+            return held[k] >= slack or _swap_gold_out(i, k, drafts, held, golden, rng)
+    return False
+
+
+def _swap_gold_out(p: int, q: int, drafts: list[_Draft], held: list[int], golden: set[int],
+                   rng: random.Random) -> bool:
+    """Swap a main trial of a gold item in session ``p`` with one of a non-gold item in ``q``, if neither
+    session then holds an item twice; False when no such pair exists."""
+    in_p = {item for item, _ in drafts[p].main}
+    in_q = {item for item, _ in drafts[q].main}
+    give = [n for n, (item, _) in enumerate(drafts[p].main) if item in golden and item not in in_q]
+    take = [n for n, (item, _) in enumerate(drafts[q].main) if item not in golden and item not in in_p]
+    if not give or not take:
+        return False
+    a, b = rng.choice(give), rng.choice(take)
+    drafts[p].main[a], drafts[q].main[b] = drafts[q].main[b], drafts[p].main[a]
+    held[p] -= 1
+    held[q] += 1
+    return True
+
+
 def _assign_gold(drafts: list[_Draft], spec: DesignSpec, items: list[Item], rng: random.Random) -> None:
     """Deal gold round-robin, ``gold_per_session`` to each session.
 
     A gold item that is also one of the session's main items would show the
     same thing twice; it is skipped there (the next gold in the rotation takes
-    its place), so such a session can get fewer gold only if every gold item
-    collides.
+    its place). :func:`_spread_gold_items` has left every session enough gold
+    that is not among its main items, so each gets exactly ``gold_per_session``.
     """
     gold = spec.gold
     if not gold or spec.gold_per_session < 1:
         return
-    index = {item_key(*it): i for i, it in enumerate(items)}
-    as_item = [index.get(item_key(g.content, g.cond_a, g.cond_b)) for g in gold]
+    as_item = _gold_as_items(spec, items)
     nxt = [bool(rng.getrandbits(1)) if spec.pairwise else True for _ in gold]
     cursor = 0  # the next gold in the rotation
     for d in drafts:
@@ -540,6 +690,7 @@ def _assign_gold(drafts: list[_Draft], spec: DesignSpec, items: list[Item], rng:
                 d.gold.append((g, nxt[g]))
                 nxt[g] = nxt[g] != spec.pairwise  # flips for pairs, stays True for ratings
                 cursor = (g + 1) % len(gold)
+        assert len(d.gold) == spec.gold_per_session  # guaranteed by _spread_gold_items
 
 
 def _finish_session(index: int, d: _Draft, spec: DesignSpec, items: list[Item], rng: random.Random) -> PlannedSession:

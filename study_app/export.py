@@ -15,8 +15,11 @@ from study_app.models import Condition, Content, Rater, Response, Session, Stimu
 #: Columns beyond the schema that the export adds: quality signals an analyst may screen on.
 #: ``display_scale`` is the smallest scale the clips were shown at during the trial (1 = native
 #: size; less when the rater's window was too small for them and the answer controls).
+#: ``display_view`` is how the clips were laid out: ``side-by-side``, ``toggle`` (one at a time in
+#: the same place, switched by the rater), ``scaled`` (side by side, shrunk) or ``single``.
 EXTRA_COLUMNS = ("answer_ms", "plays", "max_drift_ms", "hidden_ms", "stalled", "kind", "position",
-                 "gold_tolerance", "window_w", "window_h", "display_scale")
+                 "gold_tolerance", "window_w", "window_h", "display_scale", "display_view")
+VIEWS = ("side-by-side", "toggle", "scaled", "single")
 
 
 def _query(study: Study) -> Select:
@@ -60,6 +63,7 @@ def votes_frame(db: DBSession, study: Study) -> pd.DataFrame:
     df["session"] = df["session"].astype(str)
     df["scale"] = study.method
     df["stalled"] = df["stalls"].fillna(0) > 0
+    df["display_view"] = df["signals"].map(_display_view)
     df["display_scale"] = pd.to_numeric(df.pop("signals").map(_display_scale), errors="coerce")
     if kind == "pairwise":
         df["pref"] = df.pop("value")
@@ -76,6 +80,11 @@ def _display_scale(signals: object) -> float | None:
     # Sent by the browser inside the free-form signals; anything but a number is not a scale.
     value = signals.get("scale") if isinstance(signals, dict) else None
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _display_view(signals: object) -> str | None:
+    value = signals.get("view") if isinstance(signals, dict) else None
+    return value if value in VIEWS else None
 
 
 def export_votes(db: DBSession, study: Study, out: str | Path) -> tuple[Path, int]:

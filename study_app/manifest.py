@@ -31,8 +31,11 @@ KNOWN_KEYS = {
     "name", "slug", "method", "conditions", "contents", "stimuli", "design", "votes_per_pair",
     "votes_per_stimulus", "trials_per_session", "repeats_per_session", "gold", "gold_per_session",
     "training", "reasons", "panel", "max_sessions_per_rater", "instructions", "environment", "seed",
-    "language", "scorer",
+    "language", "scorer", "display",
 }
+#: How a pairwise trial's two clips are shown (docs/manifest.md, ``display``). Every value but
+#: ``scaled`` shows clips at native size (one video pixel per screen pixel).
+DISPLAYS = ("auto", "side-by-side", "toggle", "scaled")
 # Column sizes of the database (study name, condition label, a response's ticked reasons).
 MAX_NAME_CHARS = 200
 MAX_REASONS_CHARS = 200
@@ -208,7 +211,7 @@ def _add_spec_problems(spec: design.DesignSpec, gold_index: list[int], votes_key
     already.fields = set(problems.fields)  # what was wrong before the design was looked at
     for p in design.spec_problems(spec):
         where = manifest_field(p.field)
-        if not any(already.touches(f) for f in (where, *p.depends)):
+        if not any(already.touches(f) for f in (where, *map(manifest_field, p.depends))):
             problems.add(where, p.message)
 
 
@@ -251,6 +254,7 @@ def _settings(raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
     out["max_sessions_per_rater"] = _int(raw, "max_sessions_per_rater", problems, default=1, low=1)
     out["instructions"] = _text(raw, "instructions", problems, default="")
     out["language"] = _language(raw, problems)
+    out["display"] = _display(raw, problems)
     out["reasons"] = _reasons(raw, problems, method)
     out["panel"] = _panel(raw.get("panel"), problems)
     out["environment"] = _environment(raw.get("environment"), problems)
@@ -325,6 +329,14 @@ def _language(raw: dict[str, Any], problems: _Problems) -> str:
         problems.add("language", f"no rater text catalog '{lang}'; available: {', '.join(i18n.languages())}")
         return i18n.FALLBACK
     return lang
+
+
+def _display(raw: dict[str, Any], problems: _Problems) -> str:
+    value = raw.get("display", "auto")
+    if value not in DISPLAYS:
+        problems.add("display", f"unknown display '{value}'; known: {', '.join(DISPLAYS)}")
+        return "auto"
+    return str(value)
 
 
 def _reasons(raw: dict[str, Any], problems: _Problems, method: Any) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from analysis.bradley_terry import TIE_MODELS
 from analysis.frames import SCALES, SHOWN_LEFT_VALUES
+from study_app.export import VIEWS
 from study_app.livestats import RULE_FIELDS
 from study_app.models import ROLES, SESSION_STATUSES, STUDY_STATUSES
 
@@ -92,6 +93,9 @@ _VOTE_COMMON: dict[str, Schema] = {
     "gold_tolerance": NUMBER_OR_NULL,
     "window_w": INT_OR_NULL, "window_h": INT_OR_NULL,
     "display_scale": {**NUMBER_OR_NULL, "description": "Smallest scale the clips were shown at (1 = native size)."},
+    "display_view": {**nullable({"type": "string", "enum": list(VIEWS)}),
+                     "description": "How the clips were laid out: side-by-side, toggle (one at a time, switched by "
+                                    "the rater), scaled (side by side, shrunk) or single."},
 }
 _VOTE_REQUIRED = ["study", "rater", "session", "trial", "content", "scale", "answered_at"]
 PAIRWISE_VOTE = obj({

@@ -37,7 +37,9 @@ def acr_overrides(slug: str = "demo-acr", method: str = "acr5") -> dict[str, Any
     return {
         "slug": slug, "name": f"demo {method}", "method": method, "votes_per_stimulus": 1,
         "trials_per_session": 4, "repeats_per_session": 1, "reasons": [],
-        "gold": [{"content": "c1", "condition": "compressed", "expected": 1, "tolerance": 1}],
+        # Two gold items: a session holding one as a main trial gets the other as its gold.
+        "gold": [{"content": "c1", "condition": "compressed", "expected": 1, "tolerance": 1},
+                 {"content": "c2", "condition": "compressed", "expected": 1, "tolerance": 1}],
         "training": [{"content": "c2", "condition": "source", "expected": 5, "tolerance": 1}],
         "votes_per_pair": None,
     }

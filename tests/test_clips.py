@@ -259,6 +259,27 @@ def test_probe_rejects_garbage_and_truncated_files(tmp_path: Path, src: list[np.
         clips.probe(cut, count_frames=True)
 
 
+def _keyframes(path: Path) -> tuple[list[float], float, float]:
+    """Keyframe times, the first frame's time and the last frame's time of a clip, by demuxing (no decoding)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = sorted((float(p.pts * stream.time_base), p.is_keyframe)
+                         for p in container.demux(stream) if p.size)
+    return [t for t, key in packets if key], packets[0][0], packets[-1][0]
+
+
+@pytest.mark.parametrize(("codec", "suffix"), [("libx264", ".mp4"), ("libvpx-vp9", ".webm")])
+@pytest.mark.parametrize("fps", [25, 29.97, 12.5])
+def test_clips_have_a_keyframe_at_least_every_second(tmp_path: Path, codec: str, suffix: str, fps: float) -> None:
+    path = tmp_path / f"clip{suffix}"
+    clips.make_clip(path, "c1", "noisy", W, H, seconds=3.2, fps=fps, codec=codec)
+    keys, first, last = _keyframes(path)
+    assert keys[0] == first  # the first frame is a keyframe
+    assert len(keys) >= 4, keys  # the encoder's default would give one
+    assert max(b - a for a, b in itertools.pairwise([*keys, last])) <= 1.0 + 1e-6, keys
+    assert clips.keyframe_interval(fps) == int(fps)
+
+
 # --------------------------------------------------------------------------- clips & conditions
 
 
@@ -359,6 +380,23 @@ def test_generate_demo_writes_then_reuses_then_repairs(tmp_path: Path, capsys: p
 def test_generate_demo_in_parallel(tmp_path: Path) -> None:
     paths = clips.generate_demo(tmp_path, contents=("c3",), workers=2, conditions=TWO, **SMALL)
     assert [clips.probe(p).n_frames for p in paths] == [5, 5]
+
+
+def test_generate_demo_redoes_clips_with_sparse_keyframes(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rerun must not keep clips written before keyframes came every second (one keyframe in 5 s)."""
+    options = clips._encoder_options
+    monkeypatch.setattr(clips, "_encoder_options", lambda codec, crf, preset, gop: options(codec, crf, preset, 250))
+    two_seconds = {**SMALL, "seconds": 2.4}
+    paths = clips.generate_demo(tmp_path, contents=("c1",), workers=1, conditions=TWO, **two_seconds)
+    assert [len(_keyframes(p)[0]) for p in paths] == [1, 1]
+    monkeypatch.undo()
+    capsys.readouterr()
+    clips.generate_demo(tmp_path, contents=("c1",), workers=1, conditions=TWO, verbose=True, **two_seconds)
+    assert "2 clip(s) written, 0 kept" in capsys.readouterr().out
+    assert [_keyframes(p)[0] for p in paths] == [[0.0, 1.0, 2.0]] * 2
+    clips.generate_demo(tmp_path, contents=("c1",), workers=1, conditions=TWO, verbose=True, **two_seconds)
+    assert "0 clip(s) written, 2 kept" in capsys.readouterr().out
 
 
 def test_example_script(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy import select
 
-from study_app import create_app
+from study_app import create_app, db
+from study_app.models import Session, Study
 
 
 def test_demo_builds_and_reuses(tmp_path: Path) -> None:
@@ -89,3 +91,12 @@ def test_live_leaderboard_of_the_simulated_demo_has_sensible_per_factor_interval
         assert np.isfinite(bounds).all() and (np.abs(bounds) < 5).all()
         assert ((width > 0.2) & (width < 4)).all()
         assert (frame["ci_method"] == "cluster").all()
+
+
+def test_every_session_of_the_built_demo_study_has_its_gold_trial(tmp_path: Path) -> None:
+    app = _built_demo(tmp_path)
+    with app.app_context(), db.transaction(app) as s:
+        study = s.scalar(select(Study).where(Study.slug == "demo"))
+        sessions = s.scalars(select(Session).where(Session.study_id == study.id)).all()
+        gold = [sum(t.kind == "gold" for t in sess.trials) for sess in sessions]
+        assert len(sessions) == 30 and gold == [1] * 30

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
 import time
 from collections import Counter, defaultdict
 from itertools import combinations, pairwise
+from pathlib import Path
 
 import pytest
+import yaml
+from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,8 +26,10 @@ from study_app.design import (
     item_key,
     make_plan,
     plan_summary,
+    spec_problems,
     validate_spec,
 )
+from study_app.manifest import ManifestError, load
 
 METHODS = ("pc5", "2afc", "ccr7", "acr5", "acr-hr", "dcr5", "slider100")
 DESIGNS = ("all_pairs", "vs_reference", "random_k")
@@ -78,7 +85,7 @@ def specs(draw) -> DesignSpec:
     design = draw(st.sampled_from(DESIGNS)) if pairwise else "all_pairs"
     n_pairs = len(conds) * (len(conds) - 1) // 2
     gold = draw(_gold(method, conds, contents))
-    return DesignSpec(
+    spec = DesignSpec(
         method=method,
         conditions=conds,
         roles=draw(_roles(conds, method, design)),
@@ -93,6 +100,14 @@ def specs(draw) -> DesignSpec:
         gold_per_session=draw(st.integers(0, len(gold))),
         seed=draw(st.integers(0, 2**32)),
     )
+    return _deliverable(spec)
+
+
+def _deliverable(spec: DesignSpec) -> DesignSpec:
+    """``spec`` with ``gold_per_session`` lowered until every session can get it (0 always can)."""
+    while spec.gold_per_session and validate_spec(spec):
+        spec = dataclasses.replace(spec, gold_per_session=spec.gold_per_session - 1)
+    return spec
 
 
 # --------------------------------------------------------------------------- helpers
@@ -222,8 +237,8 @@ def test_gold_is_dealt_round_robin(spec):
     for s in plan.sessions:
         gold = [t for t in s.trials if t.kind == "gold"]
         main_keys = {_key(t) for t in s.trials if t.kind == "main"}
-        free = [k for k in gold_keys if k not in main_keys]
-        assert len(gold) == min(want, len(free))
+        assert len(gold) == want
+        assert not {_key(t) for t in gold} & main_keys
         for t in gold:
             g = by_key[_key(t)]
             assert (t.content, t.cond_a, t.cond_b) == (g.content, g.cond_a, g.cond_b)
@@ -407,3 +422,174 @@ def test_real_scale_plan_is_fast():
     assert summary["sessions"] == 9_000
     assert summary["repeat"] == 5 * 9_000
     assert elapsed < 20  # a few seconds in practice; generous for slow CI machines
+
+
+# --------------------------------------------------------------------------- gold: delivered or refused
+
+
+def _assert_gold_delivered(plan: Plan) -> None:
+    """Every session has exactly ``gold_per_session`` gold trials, none also one of its main items."""
+    spec = plan.spec
+    for s in plan.sessions:
+        gold = [_key(t) for t in s.trials if t.kind == "gold"]
+        main = {_key(t) for t in s.trials if t.kind == "main"}
+        assert len(gold) == spec.gold_per_session, s.index
+        assert len(set(gold)) == len(gold) and not set(gold) & main, s.index
+
+
+def _assert_votes_and_sides_kept(plan: Plan) -> None:
+    main = _main(plan)
+    assert Counter((t.content, t.cond_a, t.cond_b) for t in main) == {it: plan.spec.votes_per_item for it in plan.items}
+    sides: dict[tuple, Counter] = defaultdict(Counter)
+    for t in main:
+        sides[_key(t)][t.a_left] += 1
+    assert all(abs(c[True] - c[False]) <= 1 for c in sides.values()) if plan.spec.pairwise else all(
+        t.a_left for t in main)
+
+
+def test_demo_manifest_gives_every_session_its_gold(demo_manifest_path: Path) -> None:
+    """Both demo gold items are design items; skipping them where they were main trials left 3 of 30 without gold."""
+    spec = load(demo_manifest_path, probe_media=False).spec
+    plan = make_plan(spec)
+    assert len(plan.sessions) == 30 and spec.gold_per_session == 1
+    _assert_gold_delivered(plan)
+    _assert_votes_and_sides_kept(plan)
+
+
+def _sweep_spec(rng: random.Random) -> DesignSpec:
+    """A small valid spec whose gold may lie inside or outside the design and may not fit."""
+    method = rng.choice(["pc5", "2afc", "acr5", "dcr5", "acr-hr"])
+    pairwise = SCALES[method].kind == "pairwise"
+    conds = tuple(f"c{i}" for i in range(rng.randint(2, 5)))
+    contents = tuple(f"v{i}" for i in range(rng.randint(1, 4)))
+    design = rng.choice(DESIGNS) if pairwise else "all_pairs"
+    n_ref = 1 if method in ("dcr5", "acr-hr") or design == "vs_reference" else rng.randint(0, 1)
+    n_pairs = len(conds) * (len(conds) - 1) // 2
+    # Every pair / condition of a content: vs_reference, random_k and dcr5 leave some out of the design.
+    shown = [(a, b) for a, b in combinations(conds, 2)] if pairwise else [(c, None) for c in conds]
+    candidates = [(v, a, b) for v in contents for a, b in shown]
+    gold = tuple(GoldItem(v, a, b, expected=1) for v, a, b in rng.sample(candidates, min(len(candidates),
+                                                                                        rng.randint(1, 4))))
+    return DesignSpec(
+        method=method, conditions=conds, roles={c: "reference" if i < n_ref else "submission"
+                                                for i, c in enumerate(conds)},
+        contents=contents, pairwise=pairwise, design=design,
+        k=rng.randint(1, n_pairs) if design == "random_k" else None,
+        votes_per_item=rng.randint(1, 4), trials_per_session=rng.randint(1, 20),
+        repeats_per_session=rng.randint(0, 3), gold=gold, gold_per_session=rng.choice([1, rng.randint(1, len(gold))]),
+        seed=rng.randrange(2**31),
+    )
+
+
+SWEEP = 5000
+
+
+def test_gold_sweep_is_delivered_or_refused() -> None:
+    """Small specs over many seeds: refused on gold_per_session, or exactly that many gold in every session."""
+    seen = Counter()
+    for seed in range(SWEEP):
+        spec = _sweep_spec(random.Random(seed))
+        if problems := spec_problems(spec):
+            assert [p.field for p in problems] == ["gold_per_session"], problems
+            assert f"gold_per_session={spec.gold_per_session} cannot be met" in problems[0].message
+            seen["refused"] += 1
+            continue
+        plan = make_plan(spec)
+        _assert_gold_delivered(plan)
+        _assert_votes_and_sides_kept(plan)
+        items = {item_key(*it) for it in plan.items}
+        inside = sum(item_key(g.content, g.cond_a, g.cond_b) in items for g in spec.gold)
+        seen["planned, gold in the design" if inside else "planned, gold outside the design"] += 1
+    # The sweep covers each outcome broadly (the numbers are fixed by the seeds).
+    assert min(seen.values()) > 150 and len(seen) == 3, seen
+
+
+def test_gold_fits_when_the_one_trial_last_session_is_the_only_room() -> None:
+    """9 main showings of gold items, room for exactly 9 (2 in each full session, 1 in the last, one-trial
+    session); the last session's only item is in the over-full session too, so the repair goes through a third."""
+    spec = DesignSpec(
+        method="acr-hr", conditions=("c0", "c1", "c2", "c3", "c4"),
+        roles={"c0": "reference", **{f"c{i}": "submission" for i in range(1, 5)}},
+        contents=("v0", "v1", "v2"), pairwise=False, votes_per_item=3, trials_per_session=11, repeats_per_session=0,
+        gold=(GoldItem("v2", "c4", None, 1), GoldItem("v0", "c0", None, 1), GoldItem("v1", "c2", None, 1)),
+        gold_per_session=1, seed=349640165,
+    )
+    assert validate_spec(spec) == []
+    plan = make_plan(spec)
+    assert [sum(t.kind == "main" for t in s.trials) for s in plan.sessions] == [11, 11, 11, 11, 1]
+    _assert_gold_delivered(plan)
+    _assert_votes_and_sides_kept(plan)
+
+
+def _gold_problems(spec: DesignSpec) -> list[str]:
+    return [p.message for p in spec_problems(spec) if p.field == "gold_per_session"]
+
+
+def test_gold_in_a_session_that_holds_every_item_is_refused() -> None:
+    three = dict(conditions=("src", "base", "t1"), contents=("v0",), trials_per_session=30, votes_per_item=2)
+    inside = GoldItem("v0", "src", "base", 2)
+    assert _gold_problems(_spec(**three, gold=(inside,), gold_per_session=1)) == [
+        "gold_per_session=1 cannot be met: each of the 2 sessions shows all 3 design items (trials_per_session=30), "
+        "so 1 of the 1 gold item(s) are always among its main trials and 0 lie outside the design, so at most 0 gold "
+        "trial(s) fit in it (a session never shows an item twice)"
+    ]
+    single = _gold_problems(_spec(**{**three, "votes_per_item": 1}, gold=(inside,), gold_per_session=1))
+    assert len(single) == 1 and "the only session shows all 3 design items" in single[0]
+    # A gold pair that vs_reference does not ask about can be shown to every session.
+    outside = GoldItem("v0", "base", "t1", 1)
+    ok = _spec(**three, design="vs_reference", gold=(inside, outside), gold_per_session=1)
+    assert validate_spec(ok) == []
+    _assert_gold_delivered(make_plan(ok))
+    two = _gold_problems(dataclasses.replace(ok, gold_per_session=2))
+    assert len(two) == 1 and "at most 1 gold trial(s) fit" in two[0]
+
+
+def test_gold_showings_beyond_the_sessions_room_are_refused() -> None:
+    """Two gold pairs of 6 design items, 2 votes each: 4 main showings, a session may hold 1 of them."""
+    four = dict(conditions=("a", "b", "c", "d"), roles={}, contents=("v0",), votes_per_item=2,
+                gold=(GoldItem("v0", "a", "b", 1), GoldItem("v0", "c", "d", 1)), gold_per_session=1)
+    tight = _spec(**four, trials_per_session=3)  # 4 sessions: room for exactly 4
+    assert validate_spec(tight) == []
+    _assert_gold_delivered(make_plan(tight))
+    assert _gold_problems(_spec(**four, trials_per_session=4)) == [  # 3 sessions: room for 3
+        "gold_per_session=1 cannot be met: 2 of the 2 gold items are also design items, shown as main trials 4 times "
+        "(2 votes each), but a session keeps 1 gold trial(s) free of its main trials only if it holds at most 1 of "
+        "them, 3 over the 3 sessions; lower gold_per_session or add gold items that are not design items"
+    ]
+    every = _gold_problems(dataclasses.replace(tight, gold_per_session=2))  # both gold in every session
+    assert every == [
+        "gold_per_session=2 cannot be met: with 2 gold item(s) every session shows every gold item, so none may show "
+        "one as a main trial, but 2 of them are design items with 2 main trial(s) each; add gold items (more than "
+        "gold_per_session, or ones that are not design items)"
+    ]
+
+
+def _refused_demo(raw: dict, tmp_path: Path) -> Path:
+    raw["trials_per_session"] = 60  # the demo has 60 items, and both gold items are among them
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_manifest_validation_lists_the_gold_refusal(app: Flask, demo_manifest_path: Path, tmp_path: Path) -> None:
+    path = _refused_demo(yaml.safe_load(demo_manifest_path.read_text()), tmp_path)
+    with pytest.raises(ManifestError) as err:
+        load(path)
+    assert err.value.problems == [
+        "manifest.yaml: gold_per_session: gold_per_session=1 cannot be met: each of the 8 sessions shows all 60 "
+        "design items (trials_per_session=60), so 2 of the 2 gold item(s) are always among its main trials and 0 lie "
+        "outside the design, so at most 0 gold trial(s) fit in it (a session never shows an item twice)"
+    ]
+    result = app.test_cli_runner().invoke(args=["create-study", str(path)])
+    assert result.exit_code == 1
+    assert "1 problem(s)" in result.output and "nothing was created" in result.output
+    assert "  - manifest.yaml: gold_per_session: gold_per_session=1 cannot be met: each of the 8 sessions" in (
+        result.output)
+
+
+def test_gold_refusal_is_not_a_consequence_of_a_reported_problem(demo_manifest_path: Path, tmp_path: Path) -> None:
+    raw = yaml.safe_load(demo_manifest_path.read_text())
+    raw["gold"][0]["colour"] = "red"  # the entry is rejected: what is left of the gold is not the organizer's
+    with pytest.raises(ManifestError) as err:
+        load(_refused_demo(raw, tmp_path))
+    assert len(err.value.problems) == 1 and "gold[0]: unknown field(s) colour" in err.value.problems[0]

@@ -146,6 +146,7 @@ def test_unknown_fields_and_bad_yaml(raw: dict, tmp_path: Path) -> None:
 def test_rating_method_rejects_votes_per_pair(raw: dict, tmp_path: Path) -> None:
     raw["method"] = "acr5"
     raw["gold"] = [{"content": "c1", "condition": "compressed", "expected": 1}]
+    raw["gold_per_session"] = 0  # the one gold stimulus is voted 8 times: no plan gives every session gold
     raw.pop("training")
     raw.pop("reasons")
     with pytest.raises(ManifestError) as err:
@@ -255,10 +256,10 @@ def test_docs_and_example_cover_every_field() -> None:
 
 def test_commented_fields_of_the_example_validate(raw: dict, tmp_path: Path) -> None:
     """The optional fields shown commented out in the example are themselves valid."""
-    raw["design"] = {"pairs": "random_k", "k": 6}
+    raw["design"] = {"pairs": "random_k", "k": 8}
     raw["panel"] = {"name": "prolific", "completion_code": "C1A2B3D4", "screen_out_code": "NOFIT01",
                     "completion_url": "https://app.prolific.com/submissions/complete?cc={code}",
                     "screen_out_url": "https://app.prolific.com/submissions/complete?cc={code}"}
     raw["scorer"] = {"name": "handcrafted", "options": {"frames": 16}}
     vm = load(_write(tmp_path, raw), probe_media=False)
-    assert vm.spec.k == 6 and vm.settings["scorer"]["name"] == "handcrafted"
+    assert vm.spec.k == 8 and vm.settings["scorer"]["name"] == "handcrafted"

@@ -281,7 +281,8 @@ def test_other_pairwise_methods(app: Flask, client: FlaskClient, demo_manifest_p
                                 answer: int, a_left_value: int) -> None:
     slug = make_study(app, demo_manifest_path, **SMALL_SESSION, slug=f"pair-{method}", method=method,
                       gold=[{"content": "c1", "cond_a": "source", "cond_b": "compressed", "expected": 1,
-                             "tolerance": 0}],
+                             "tolerance": 0},
+                            {"content": "c3", "cond_a": "source", "cond_b": "noisy", "expected": 1, "tolerance": 0}],
                       training=[])
     walk_to_trials(client, slug)
     assert _vote(client, slug, 0, answer, reasons=[0]).status_code == 200

@@ -185,11 +185,12 @@ def test_another_session_when_allowed(app: Flask, client: FlaskClient, slug: str
 
 
 @pytest.mark.parametrize(("measured", "reason"), [
-    ({"inner_w": 800, "inner_h": 600}, "smaller than the required 1280 × 720"),
+    ({"inner_w": 800, "inner_h": 600, "cannot": True}, "smaller than the required 1280 × 720"),
     ({"inner_w": 1920, "inner_h": 1080, "mobile": True}, "phone or tablet"),
 ])
 def test_environment_gate_screens_out(app: Flask, client: FlaskClient, slug: str, measured: dict,
                                       reason: str) -> None:
+    """A phone, or the rater's own "I cannot" with a window that is too small, ends the session."""
     client.get(f"/s/{slug}")
     client.post(f"/s/{slug}/welcome", data={"consent": "yes", "csrf_token": csrf(client)})
     r = client.post(f"/s/{slug}/api/environment", json={**measured, "dpr": 2, "screen_w": 3000, "screen_h": 2000})
@@ -211,9 +212,33 @@ def test_screen_out_code_and_url(app: Flask, client: FlaskClient, demo_manifest_
         "screen_out_url": "https://panel.example/out?code={code}"})
     client.get(f"/s/{slug}")
     client.post(f"/s/{slug}/welcome", data={"consent": "yes", "csrf_token": csrf(client)})
-    client.post(f"/s/{slug}/api/environment", json={"inner_w": 10, "inner_h": 10})
+    client.post(f"/s/{slug}/api/environment", json={"inner_w": 10, "inner_h": 10, "cannot": True})
     page = client.get(f"/s/{slug}/screened-out").data
     assert b"NOPE7" in page and b"https://panel.example/out?code=NOPE7" in page
+
+
+def test_a_small_window_is_refused_until_resized_never_screened_out(app: Flask, client: FlaskClient,
+                                                                    slug: str) -> None:
+    """Too small without "I cannot": 422 naming the size needed; the session stays where it was,
+    and the same rater passes once the window is larger."""
+    client.get(f"/s/{slug}")
+    client.post(f"/s/{slug}/welcome", data={"consent": "yes", "csrf_token": csrf(client)})
+    r = client.post(f"/s/{slug}/api/environment", json={"inner_w": 1366, "inner_h": 657, "dpr": 1})
+    assert r.status_code == 422 and "1366 × 657" in r.json["error"] and "1280 × 720" in r.json["error"]
+    with app.app_context(), db.transaction(app) as s:
+        sess = s.scalar(select(Session).where(Session.rater_id.is_not(None)))
+        assert sess.status == "active" and "gate" not in sess.environment
+    assert client.get(f"/s/{slug}").headers["Location"].endswith("/check")
+    ok = client.post(f"/s/{slug}/api/environment", json={"inner_w": 1366, "inner_h": 768, "dpr": 1})
+    assert ok.status_code == 200 and ok.json["ok"] is True
+
+
+def test_rater_pages_and_answers_are_never_stored_by_the_browser(client: FlaskClient, slug: str) -> None:
+    entry = client.get(f"/s/{slug}")
+    assert entry.headers["Cache-Control"] == "no-store"
+    client.post(f"/s/{slug}/welcome", data={"consent": "yes", "csrf_token": csrf(client)})
+    for path in ("check", "api/trial"):
+        assert client.get(f"/s/{slug}/{path}").headers["Cache-Control"] == "no-store", path
 
 
 def test_check_page_shows_minimum(client: FlaskClient, slug: str) -> None:

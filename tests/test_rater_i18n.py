@@ -12,13 +12,14 @@ import yaml
 
 from study_app import i18n
 from study_app.demo import DEMO_MANIFEST
-from study_app.rater.scales import SCREEN_SCALES
+from study_app.manifest import DISPLAYS
+from study_app.rater.scales import AB_WORDING, SCREEN_SCALES
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = json.loads((ROOT / "study_app" / "catalog" / "en.json").read_text())
 # The rater's browser code (static/js also holds the organizer's modules).
 RATER_JS = [ROOT / "static" / "js" / f"{name}.js"
-            for name in ("api", "check", "done", "i18n", "player", "preload", "study", "vote")]
+            for name in ("api", "check", "display", "done", "fresh", "i18n", "player", "preload", "study", "vote")]
 
 
 def _used_keys() -> set[str]:
@@ -33,6 +34,11 @@ def test_every_used_key_exists() -> None:
     used = _used_keys()
     assert len(used) > 40
     assert sorted(used - set(CATALOG)) == []
+    # Keys made from a value: the screen check's words for each display, the toggle view's A/B scales.
+    assert all(f"check.display.{d}" in CATALOG for d in DISPLAYS if d != "scaled")
+    for method in AB_WORDING:
+        assert all(f"scale.{method}.ab.{v}" in CATALOG for v, _ in SCREEN_SCALES[method].labels) or method == "ccr7"
+    assert "question.ccr7.ab" in CATALOG
     for method, scale in SCREEN_SCALES.items():
         assert f"question.{method}" in CATALOG
         assert all(key in CATALOG for _, key in scale.labels)
@@ -96,7 +102,7 @@ def test_every_catalog_key_is_used() -> None:
     """No dead strings: a translator should not translate text no rater ever sees."""
     sources = "\n".join(p.read_text() for p in [*RATER_TEMPLATES, *RATER_JS, *(ROOT / "study_app").rglob("*.py")])
     # Keys built at run time: refusals, per-method questions and scale labels, API study states.
-    dynamic = re.compile(r"^(refuse\.[a-z_]+\.(title|body)|question\..+|scale\.(pc5|2afc|ccr7|acr|dcr5)\.-?\d"
-                         r"|api\.(paused|closed))$")
+    dynamic = re.compile(r"^(refuse\.[a-z_]+\.(title|body)|question\..+|scale\.(pc5|2afc|ccr7|acr|dcr5)\.(ab\.)?-?\d"
+                         r"|api\.(paused|closed)|check\.display\.[a-z-]+)$")
     unused = [k for k in CATALOG if k not in sources and not dynamic.match(k)]
     assert unused == []

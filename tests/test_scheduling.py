@@ -227,3 +227,71 @@ def test_concurrent_returning_claims_keep_the_plan_whole(db_app: Flask, demo_man
     main = [(design.item_key(c, a, b), a if left else b) for _, kind, left, c, a, b in rows if kind == "main"]
     assert Counter(item for item, _ in main) == planned_votes
     assert Counter(main) == planned_sides
+
+
+# --------------------------------------------------------------------------- swaps leave gold alone (pure)
+X, P, Y, W, V = (1, 2), (1, 3), (2, 3), (1, 4), (2, 4)  # items as sorted stimulus-id pairs
+
+
+def _snapshot(sessions: list[tuple[str, int | None, list[tuple[int, scheduling.ItemKey]], set]]) -> scheduling.Snapshot:
+    snap = scheduling.Snapshot()
+    for sid, (status, rater, main, gold) in enumerate(sessions, 1):
+        snap.index[sid], snap.status[sid], snap.rater[sid] = sid - 1, status, rater
+        snap.main[sid], snap.fixed[sid] = list(main), set(gold)
+    return snap
+
+
+def test_a_swap_never_brings_a_sessions_gold_in_or_a_main_item_onto_gold() -> None:
+    """Rater 1 judged X before; their new session 2 shows X again, with Y as gold. Session 3 has X as gold and
+    offers Y: neither may be swapped. Session 4 may take X and give V."""
+    sessions = [("completed", 1, [(10, X)], set()), ("active", 1, [(20, X), (21, P)], {Y}),
+                ("planned", None, [(30, Y), (31, W)], {X})]
+    assert scheduling.plan_swaps(_snapshot(sessions), 2, 1, max_sessions=3)[0] == []
+    sessions.append(("planned", None, [(40, Y), (41, V)], set()))
+    assert scheduling.plan_swaps(_snapshot(sessions), 2, 1, max_sessions=3)[0] == [(20, 4, 41)]
+
+
+def _plan_snapshot(spec: design.DesignSpec) -> scheduling.Snapshot:
+    """The plan as the database would hold it: stimulus ids per (content, condition), trial ids in order."""
+    stim = {(c, k): n for n, (c, k) in enumerate(((c, k) for c in spec.contents for k in spec.conditions), 1)}
+    snap, trial = scheduling.Snapshot(), 0
+    for ps in design.make_plan(spec).sessions:
+        sid = ps.index + 1
+        snap.index[sid], snap.status[sid], snap.rater[sid] = ps.index, "planned", None
+        snap.main[sid], snap.fixed[sid] = [], set()
+        for t in ps.trials:
+            trial += 1
+            key = scheduling.item_key(stim[t.content, t.cond_a], stim[t.content, t.cond_b])
+            if t.kind == "main":
+                snap.main[sid].append((trial, key))
+            elif t.kind == "gold":
+                snap.fixed[sid].add(key)
+    return snap
+
+
+def test_returning_raters_swaps_keep_every_sessions_gold_whole() -> None:
+    """The demo design (both gold items are design items) claimed by 10 raters × 3 sessions with the swaps
+    applied: every session keeps its gold, and none gets a gold item among its main trials."""
+    conds = ("source", "enhanced", "dark", "noisy", "blurred", "compressed")
+    spec = design.DesignSpec(
+        method="pc5", conditions=conds, roles={"source": "reference"}, contents=("c1", "c2", "c3", "c4"),
+        pairwise=True, votes_per_item=8, trials_per_session=16, repeats_per_session=3, gold_per_session=1,
+        gold=(design.GoldItem("c1", "source", "compressed", 2), design.GoldItem("c3", "source", "noisy", 2)),
+        seed=2025)
+    snap = _plan_snapshot(spec)
+    gold = {sid: set(g) for sid, g in snap.fixed.items()}
+    votes = Counter(item for main in snap.main.values() for _, item in main)
+    assert all(len(g) == 1 for g in gold.values())
+    for _ in range(SESSIONS_EACH):
+        for rater in range(1, N_RATERS + 1):
+            sid = scheduling.preference(snap, rater, SESSIONS_EACH)[0]
+            snap.status[sid], snap.rater[sid] = "active", rater
+            for mine, other, theirs in scheduling.plan_swaps(snap, sid, rater, SESSIONS_EACH)[0]:
+                a, b = dict(snap.main[sid])[mine], dict(snap.main[other])[theirs]
+                snap.main[sid] = [(t, b if t == mine else item) for t, item in snap.main[sid]]
+                snap.main[other] = [(t, a if t == theirs else item) for t, item in snap.main[other]]
+    assert snap.fixed == gold
+    for sid, main in snap.main.items():
+        items = [item for _, item in main]
+        assert len(set(items)) == len(items) and not set(items) & snap.fixed[sid], sid
+    assert Counter(item for main in snap.main.values() for _, item in main) == votes

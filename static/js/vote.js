@@ -1,6 +1,8 @@
 // The answer controls: the method's scale (buttons or a slider), the reasons question, and
-// keyboard voting (number keys or arrows choose, letter keys tick reasons, Enter confirms).
-// Everything stays disabled until the players report that every clip played to its end.
+// keyboard voting: number keys pick an answer, ← / → move the selection one step from the
+// centre (or from the current answer) and never wrap around, letter keys tick reasons, Enter
+// confirms. What is sent is exactly the answer highlighted on screen. Everything stays
+// disabled until the players report that every clip played to its end.
 const NEUTRAL = { pc5: 3, ccr7: 0 };
 const REASON_KEYS = "abcdefghij";
 
@@ -24,7 +26,24 @@ export class VoteControls {
       this.confirm();
     });
     this.form.addEventListener("change", () => this.refresh());
-    document.addEventListener("keydown", (e) => this.onKey(e));
+    // Capture: the page decides what a key does before a focused radio button or slider
+    // applies its own arrow-key behaviour (a radio group wraps from the first to the last).
+    document.addEventListener("keydown", (e) => this.onKey(e), true);
+    this.optionBox = root.querySelector("#scale-options");
+    this.optionBox.tabIndex = -1;
+    this.questionEl = root.querySelector("#question");
+    this.onToggle = null;
+  }
+
+  // Words for the view: "left"/"right" side by side, "A"/"B" when the clips take turns.
+  setView(view) {
+    const ab = view === "toggle";
+    this.toggleView = ab; // Space switches A/B only there; elsewhere it keeps its usual meaning
+    if (this.scale.question_ab) this.questionEl.textContent = ab ? this.scale.question_ab : this.scale.question;
+    (this.options || []).forEach((input, i) => {
+      const option = this.scale.options[i];
+      input.nextElementSibling.firstChild.textContent = ab && option.label_ab ? option.label_ab : option.label;
+    });
   }
 
   choice(name, type, value, label, key) {
@@ -108,7 +127,9 @@ export class VoteControls {
     this.scaleSet.disabled = false;
     this.reasonSet.disabled = false;
     this.refresh();
-    (this.slider || this.options.find((o) => o.checked) || this.options[0]).focus({ preventScroll: true });
+    // Focus the group, not an option: a focused option looks chosen, and nothing is chosen yet.
+    const chosen = this.options && this.options.find((o) => o.checked);
+    (this.slider || chosen || this.optionBox).focus({ preventScroll: true });
   }
 
   // Resolves with {response, reasons} when the rater confirms a complete answer.
@@ -143,40 +164,64 @@ export class VoteControls {
   }
 
   onKey(e) {
-    if (!this.unlocked || !this.resolve || e.altKey || e.ctrlKey || e.metaKey) return;
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
     const key = e.key.toLowerCase();
+    if (key === " " && this.toggleView && this.onToggle && !(e.target instanceof HTMLInputElement && e.target.type === "checkbox")) {
+      // The toggle view's switch works while the clips play, before the answers unlock.
+      e.preventDefault();
+      this.onToggle();
+      return;
+    }
+    if (!this.unlocked || !this.resolve) return;
     const onNative = e.target instanceof HTMLInputElement && ["radio", "range"].includes(e.target.type);
     // Enter on a focused button (Replay, or Confirm itself) keeps its native meaning.
     const onButton = e.target instanceof HTMLButtonElement || e.target instanceof HTMLAnchorElement;
     if (key === "enter" && onButton) return;
+    const option = this.options && this.options.find((o) => o.getAttribute("aria-keyshortcuts") === key);
+    const reason = this.reasonInputs ? REASON_KEYS.indexOf(key) : -1;
     if (key === "enter") {
       e.preventDefault();
       this.confirm();
-    } else if (this.options && this.options.some((o) => o.getAttribute("aria-keyshortcuts") === key)) {
+    } else if (option) {
       e.preventDefault();
-      this.select(this.options.find((o) => o.getAttribute("aria-keyshortcuts") === key));
-    } else if ((key === "arrowleft" || key === "arrowright") && !onNative) {
+      this.select(option);
+    } else if (key === "arrowleft" || key === "arrowright") {
       e.preventDefault();
       this.step(key === "arrowleft" ? -1 : 1);
-    } else if (this.reasonInputs && REASON_KEYS.indexOf(key) >= 0 && REASON_KEYS.indexOf(key) < this.reasonInputs.length) {
+    } else if ((key === "arrowup" || key === "arrowdown") && onNative) {
+      e.preventDefault(); // a radio group would move (and wrap) on these too: the scale is a row
+    } else if (reason >= 0 && reason < this.reasonInputs.length) {
       e.preventDefault();
-      const box = this.reasonInputs[REASON_KEYS.indexOf(key)];
+      const box = this.reasonInputs[reason];
       box.checked = !box.checked;
       box.focus({ preventScroll: true });
       this.refresh();
     }
   }
 
+  // One step left (-1) or right (+1) from the current answer, or from the middle of the scale
+  // when there is none; the ends stay the ends.
   step(delta) {
     if (this.slider) {
-      this.slider.value = String(Number(this.slider.value) + delta);
+      const from = Number(this.slider.value);
+      this.slider.value = String(Math.max(0, Math.min(100, from + delta)));
       this.slider.dispatchEvent(new Event("input"));
       this.slider.focus({ preventScroll: true });
       return;
     }
+    const n = this.options.length;
     const at = this.options.findIndex((o) => o.checked);
-    const next = at < 0 ? (delta < 0 ? 0 : this.options.length - 1) : at + delta;
-    this.select(this.options[Math.max(0, Math.min(this.options.length - 1, next))]);
+    const middle = (n - 1) / 2; // between the two middle options when n is even
+    const next = at >= 0 ? at + delta : (delta < 0 ? Math.ceil(middle) - 1 : Math.floor(middle) + 1);
+    this.select(this.options[Math.max(0, Math.min(n - 1, next))]);
+  }
+
+  // Withdraws the trial on screen (it was answered elsewhere): waitForAnswer resolves with null.
+  cancel() {
+    const resolve = this.resolve;
+    this.resolve = null;
+    this.lock();
+    if (resolve) resolve(null);
   }
 
   confirm() {

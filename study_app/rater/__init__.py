@@ -39,6 +39,15 @@ def _protect() -> Response | None:
     return None
 
 
+@bp.after_request
+def _no_store(resp: Response) -> Response:
+    # Every rater page and API answer depends on where the session is now: Back/Forward must
+    # ask the server again, never show a stored copy (no-store also keeps pages out of the
+    # back/forward cache).
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 @bp.context_processor
 def _lang() -> dict[str, str]:
     return {"lang": current_lang()}
@@ -204,10 +213,13 @@ def check(slug: str) -> Response | str:
     study = load_study(slug)
     if isinstance(sess := _active_or_resume(db, study, "rater.check"), Response):
         return sess
-    min_w, min_h = flow.min_window(db, study)
-    config = {"min_w": min_w, "min_h": min_h, "allow_mobile": bool(study.manifest["environment"]["allow_mobile"]),
+    shown = flow.display_of(db, study)
+    min_w, min_h = flow.window_need(shown, 1.0)
+    config = {"display": shown.as_config(), "allow_mobile": bool(study.manifest["environment"]["allow_mobile"]),
               "api": url_for("rater.api_environment", slug=slug), "strings": catalog(g.lang)}
-    return render_template("rater/check.html", study=study, config=config, min_w=min_w, min_h=min_h)
+    hint = t(f"check.display.{shown.display}") if shown.layout == "pair" and shown.display != "scaled" else None
+    return render_template("rater/check.html", study=study, config=config, min_w=min_w, min_h=min_h,
+                           display_hint=hint)
 
 
 @bp.get("/s/<slug>/study", endpoint="study")
@@ -224,6 +236,8 @@ def study_page(slug: str) -> Response | str:
             "training_done": url_for("rater.api_training_done", slug=slug),
         },
         "scale": client_scale(study.method),
+        "display": flow.display_of(get_db(), study).as_config(),
+        "entry": url_for("rater.entry", slug=slug),
         "reasons": list(study.manifest.get("reasons") or []) if study.pairwise else [],
         "strings": catalog(g.lang),
     }

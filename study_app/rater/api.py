@@ -95,11 +95,16 @@ def api_environment(slug: str) -> HTTPResponse:
     measured = {name: _int(data, name, 0, 100_000, required=True) for name in ("inner_w", "inner_h")}
     measured |= {name: _int(data, name, 0, 100_000) for name in ("screen_w", "screen_h")}
     dpr = data.get("dpr")
-    measured["dpr"] = float(dpr) if isinstance(dpr, int | float) and not isinstance(dpr, bool) else None
+    good_dpr = isinstance(dpr, int | float) and not isinstance(dpr, bool) and math.isfinite(dpr) and 0 < dpr <= 16
+    measured["dpr"] = float(dpr) if good_dpr else None
     measured["mobile"] = bool(data.get("mobile"))
     measured["user_agent"] = request.headers.get("User-Agent", "")[:300]
-    min_w, min_h = flow.min_window(db, study)
-    failure = _gate_failure(study, measured, min_w, min_h)
+    need = flow.window_need(flow.display_of(db, study), measured["dpr"])
+    failure = _gate_failure(study, measured, need)
+    if failure is not None and failure[0] == "reason.window" and data.get("cannot") is not True:
+        # Too small is something the rater can fix (resize, full screen): only their own
+        # "I cannot" ends the session, never one early click.
+        raise ApiError(422, "api.window_small", **failure[1])
     flow.set_env(sess, gate=measured)
     if failure is not None:
         flow.screen_out(sess, rater, *failure)
@@ -109,11 +114,11 @@ def api_environment(slug: str) -> HTTPResponse:
     return jsonify({"ok": True, "redirect": _url("rater.study", study)})
 
 
-def _gate_failure(study: Study, m: dict[str, Any], min_w: int, min_h: int) -> tuple[str, dict[str, Any]] | None:
+def _gate_failure(study: Study, m: dict[str, Any], need: tuple[int, int]) -> tuple[str, dict[str, Any]] | None:
     if m["mobile"] and not study.manifest["environment"].get("allow_mobile"):
         return "reason.mobile", {}
-    if m["inner_w"] < min_w or m["inner_h"] < min_h:
-        return "reason.window", {"w": m["inner_w"], "h": m["inner_h"], "min_w": min_w, "min_h": min_h}
+    if m["inner_w"] < need[0] or m["inner_h"] < need[1]:
+        return "reason.window", {"w": m["inner_w"], "h": m["inner_h"], "min_w": need[0], "min_h": need[1]}
     return None
 
 

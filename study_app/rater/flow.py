@@ -7,7 +7,9 @@ opaque media tokens and trial positions — never condition, content or file nam
 
 from __future__ import annotations
 
+import math
 import random
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from flask import current_app, url_for
@@ -87,15 +89,58 @@ def screen_out(sess: Session, rater: Rater, key: str, values: dict[str, Any]) ->
 # --------------------------------------------------------------------------- what the browser sees
 
 
-def min_window(db: DBSession, study: Study) -> tuple[int, int]:
-    """The smallest inner window allowed: the manifest's minimum, else the largest clip."""
+#: Gap between two side-by-side players, in CSS pixels (the same number is in rater.css).
+GAP_PX = 16
+
+
+@dataclass(frozen=True)
+class Display:
+    """What the screen check and the study page need to lay a trial out.
+
+    ``clip_w``/``clip_h`` are the largest clip's size in video pixels; ``min_w``/``min_h`` the
+    manifest's ``environment`` minimum in CSS pixels (None when not given).
+    """
+
+    display: str
+    layout: str
+    clip_w: int
+    clip_h: int
+    min_w: int | None
+    min_h: int | None
+
+    def as_config(self) -> dict[str, Any]:
+        return {**asdict(self), "gap": GAP_PX}
+
+
+def display_of(db: DBSession, study: Study) -> Display:
     environment = study.manifest.get("environment") or {}
-    if environment.get("min_width") and environment.get("min_height"):
-        return int(environment["min_width"]), int(environment["min_height"])
     w, h = db.execute(
         select(func.max(Stimulus.width), func.max(Stimulus.height)).where(Stimulus.study_id == study.id)
     ).one()
-    return int(environment.get("min_width") or w or 0), int(environment.get("min_height") or h or 0)
+    return Display(study.manifest.get("display") or "auto", layout_of(study), int(w or 0), int(h or 0),
+                   environment.get("min_width"), environment.get("min_height"))
+
+
+def window_need(d: Display, dpr: float | None) -> tuple[int, int]:
+    """The smallest inner window (CSS pixels) that shows ``d``'s clips as the study asks.
+
+    Native size means one video pixel per screen pixel, so a clip takes ``w / dpr`` CSS
+    pixels. Side-by-side at native size needs two clips and the gap; ``auto`` and ``toggle``
+    need one clip (``auto`` shows the toggle view when two do not fit); ``scaled`` needs the
+    manifest's minimum, else one clip. The manifest's minimum is a floor for every display.
+    The same formula runs in the browser (static/js/display.js) so the check updates live.
+    """
+    if d.display == "scaled":
+        return d.min_w or d.clip_w, d.min_h or d.clip_h
+    ratio = dpr if dpr and dpr > 0 else 1.0
+    two = d.layout == "pair" and d.display == "side-by-side"
+    w = _css(d.clip_w * (2 if two else 1), ratio) + (GAP_PX if two else 0)
+    return max(w, d.min_w or 0), max(_css(d.clip_h, ratio), d.min_h or 0)
+
+
+def _css(pixels: int, dpr: float) -> int:
+    # 1e-6 keeps 1280 / 1.25 = 1024 from becoming 1025 through float error.
+    return math.ceil(pixels / dpr - 1e-6)
 
 
 def _clip(study: Study, stim: Stimulus, role: str) -> dict[str, Any]:

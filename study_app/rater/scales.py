@@ -34,6 +34,10 @@ SCREEN_SCALES: dict[str, ScreenScale] = {
 }
 
 
+#: Pairwise scales whose labels name a side; ccr7's labels compare, only its question names a side.
+AB_WORDING = ("pc5", "2afc", "ccr7")
+
+
 def on_scale(method: str, answer: int) -> bool:
     s = SCREEN_SCALES[method]
     return s.low <= answer <= s.high
@@ -82,5 +86,12 @@ def client_scale(method: str) -> dict[str, Any]:
         options.reverse()  # best at the top/left, as P.910 prints the scale; keys still follow the value
         for o in options:
             o["key"] = str(o["value"])
-    return {"method": method, "low": s.low, "high": s.high, "pairwise": s.pairwise, "options": options,
-            "question": t(f"question.{method}")}
+    out = {"method": method, "low": s.low, "high": s.high, "pairwise": s.pairwise, "options": options,
+           "question": t(f"question.{method}")}
+    if method in AB_WORDING:
+        # The toggle view shows one clip at a time, so "left"/"right" become "A"/"B" (A is the
+        # clip a left-side answer refers to: the stored value does not depend on the view).
+        for value, option in zip((v for v, _ in s.labels), options, strict=True):
+            option["label_ab"] = option["label"] if method == "ccr7" else t(f"scale.{method}.ab.{value}")
+        out["question_ab"] = t(f"question.{method}.ab" if method == "ccr7" else f"question.{method}")
+    return out

@@ -81,3 +81,27 @@ def practice(page: Any, key: str, reason: bool) -> None:
     assert page.locator("#feedback-text").inner_text().strip()
     page.locator("#feedback-continue").click()
     page.locator("#message-continue").click()
+
+
+def tab_to(page: Any, selector: str, limit: int = 20) -> None:
+    """Press Tab until ``selector`` has the keyboard focus (as a keyboard-only rater would)."""
+    for _ in range(limit):
+        if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} never got the focus by Tab")
+
+
+def enter_by_keyboard(page: Any, base: str, slug: str) -> None:
+    page.goto(f"{base}/s/{slug}")
+    tab_to(page, "input[name=consent]")
+    page.keyboard.press("Space")
+    tab_to(page, "#consent-submit")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/check$"))
+    tab_to(page, "#check-continue")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/study$"))
+    page.locator("#start").wait_for(state="visible")
+    assert page.evaluate("document.activeElement.id") == "start"  # focus moves to Start by itself
+    page.keyboard.press("Enter")

@@ -22,7 +22,17 @@ from sqlalchemy import select
 from study_app import clips, db
 from study_app.export import votes_frame
 from study_app.models import Condition, Content, Session, Stimulus, Study
-from tests.e2e.rater_steps import UNLOCK_PROBE, answer, enter, practice, preload_and_start, trial_shown, wait_state
+from tests.e2e.rater_steps import (
+    UNLOCK_PROBE,
+    answer,
+    enter,
+    enter_by_keyboard,
+    practice,
+    preload_and_start,
+    tab_to,
+    trial_shown,
+    wait_state,
+)
 from tests.rater_support import SMALL_SESSION, make_study
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -184,7 +194,8 @@ def _scan_for_leaks(server: Any, slug: str, recorder: Recorder) -> None:
 
 @pytest.fixture(scope="module")
 def full_size(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Two studies over real 1280×720 clips (one content, two conditions): pc5 and acr5."""
+    """Two studies over real 1280×720 clips (one content, two conditions): pc5 shown scaled
+    (``display: scaled``) and acr5."""
     root = tmp_path_factory.mktemp("full-size")
     for cond in ("source", "dark"):
         clips.make_clip(root / f"{cond}.mp4", "c1", cond, width=1280, height=720, seconds=1, fps=25)
@@ -192,36 +203,12 @@ def full_size(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> dic
     manifest.write_text(yaml.safe_dump({
         "name": "full-size clips", "slug": "full-pc5", "method": "pc5", "conditions": ["source", "dark"],
         "stimuli": [{"content": "c1", "condition": c, "path": f"{c}.mp4"} for c in ("source", "dark")],
-        "votes_per_pair": 1, "trials_per_session": 1, "repeats_per_session": 0,
+        "votes_per_pair": 1, "trials_per_session": 1, "repeats_per_session": 0, "display": "scaled",
         "panel": {"name": "none", "completion_code": "FULL-DONE"},
     }))
     acr = {"slug": "full-acr", "method": "acr5", "votes_per_pair": None, "votes_per_stimulus": 1,
-           "trials_per_session": 2, "reasons": []}
+           "trials_per_session": 2, "reasons": [], "display": "auto"}
     return {"pc5": make_study(live_server.app, manifest), "acr5": make_study(live_server.app, manifest, **acr)}
-
-
-def _tab_to(page: Any, selector: str, limit: int = 20) -> None:
-    """Press Tab until ``selector`` has the keyboard focus (as a keyboard-only rater would)."""
-    for _ in range(limit):
-        if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"{selector} never got the focus by Tab")
-
-
-def _enter_by_keyboard(page: Any, base: str, slug: str) -> None:
-    page.goto(f"{base}/s/{slug}")
-    _tab_to(page, "input[name=consent]")
-    page.keyboard.press("Space")
-    _tab_to(page, "#consent-submit")
-    page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r"/check$"))
-    _tab_to(page, "#check-continue")
-    page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r"/study$"))
-    page.locator("#start").wait_for(state="visible")
-    assert page.evaluate("document.activeElement.id") == "start"  # focus moves to Start by itself
-    page.keyboard.press("Enter")
 
 
 def _frame(app: Any, slug: str) -> Any:
@@ -235,7 +222,7 @@ def test_two_full_size_clips_are_scaled_to_fit_1280x720_and_it_is_recorded(
     they and the answer controls fit without scrolling; the scale reaches the export; Replay
     (reached with Tab, pressed with Enter) restarts both clips and counts as a play."""
     context, page = _page(browser)
-    _enter_by_keyboard(page, live_server.url, full_size["pc5"])
+    enter_by_keyboard(page, live_server.url, full_size["pc5"])
     wait_state(page, "1", "answer")
     layout = page.evaluate("""() => ({
         widths: [...document.querySelectorAll('#players video')].map((v) => v.getBoundingClientRect().width),
@@ -246,7 +233,7 @@ def test_two_full_size_clips_are_scaled_to_fit_1280x720_and_it_is_recorded(
     assert layout["confirm"] <= VIEWPORT["height"] and layout["scroll"] <= VIEWPORT["height"], layout
     assert layout["note"], "the rater is told that the clips are shown smaller"
     page.screenshot(path=str(tmp_path / "full-pc5-1280x720.png"))
-    _tab_to(page, "#replay")
+    tab_to(page, "#replay")
     page.keyboard.press("Enter")  # Enter on Replay replays; it does not confirm the answer
     wait_state(page, "1", "answer")
     page.wait_for_function("() => [...document.querySelectorAll('#players video')].every((v) => v.ended)")
@@ -265,7 +252,7 @@ def test_two_full_size_clips_are_scaled_to_fit_1280x720_and_it_is_recorded(
 def test_one_full_size_clip_plays_at_native_size_at_1920x1080(
         live_server: Any, browser: Any, full_size: dict[str, str], tmp_path: Path) -> None:
     context, page = _page(browser, {"width": 1920, "height": 1080})
-    _enter_by_keyboard(page, live_server.url, full_size["acr5"])
+    enter_by_keyboard(page, live_server.url, full_size["acr5"])
     for k in ("1", "2"):
         wait_state(page, k, "answer")
         size = page.evaluate("() => { const r = document.querySelector('#players video').getBoundingClientRect();"
@@ -298,11 +285,11 @@ def test_preload_failure_shows_the_error_and_retry_recovers(live_server: Any, br
 
     page.route(re.compile(r"/media/[0-9a-f]+$"), fail_once)
     enter(page, live_server.url, slug)
-    error = page.locator("#preload-error")
+    error = page.locator("#problem")
     error.wait_for(state="visible")
-    assert "HTTP 503" in page.locator("#preload-error-text").inner_text()
+    assert "HTTP 503" in page.locator("#problem-text").inner_text()
     assert page.locator("#start").is_hidden()
-    assert page.evaluate("document.activeElement.id") == "preload-retry"
+    assert page.evaluate("document.activeElement.id") == "problem-retry"
     fetched: list[str] = []
     page.on("request", lambda r: fetched.append(r.url) if "/media/" in r.url else None)
     page.keyboard.press("Enter")
