@@ -22,6 +22,8 @@ const HAVE_FUTURE_DATA = 3;
 const HAVE_ENOUGH_DATA = 4;
 // How long start() waits for enough data to play through before settling for enough to play.
 const READY_WAIT_MS = 3000;
+// How long the toggle view's A/B badge stays fully visible after a switch.
+const BADGE_CLEAR_MS = 1500;
 // Below this the clips would be too small to judge; the page scrolls instead.
 const MIN_HEIGHT_PX = 120;
 // Air kept under the confirm button so it is never flush with the window's edge.
@@ -146,6 +148,10 @@ export class Players {
     const cap = this.videos[0].parentElement.querySelector("figcaption");
     cap.textContent = this.t("trial.showing", { clip: name });
     cap.dataset.clip = i === 0 ? "A" : "B";
+    // The badge sits on the picture being judged: clear for a moment after each switch, then faint.
+    cap.classList.remove("faded");
+    clearTimeout(this.fadeTimer);
+    this.fadeTimer = setTimeout(() => cap.classList.add("faded"), BADGE_CLEAR_MS);
   }
 
   // Switch A/B in the toggle view. A clip counts as seen when it was on screen while playing.

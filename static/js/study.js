@@ -16,7 +16,11 @@ const cfg = readConfig();
 const t = makeT(cfg.strings);
 const $ = (id) => document.getElementById(id);
 const root = $("study");
-const messages = { network: t("common.error_network"), http: (status) => t("common.http", { status }) };
+const messages = { network: t("common.no_connection"), http: (status) => t("common.http", { status }) };
+// After api.js gives up, the page keeps trying this often by itself (besides the Retry button):
+// a server that is back should not wait for the rater to notice.
+const AUTO_RETRY_MS = 10_000;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const controls = new VoteControls($("stage-trial"), cfg.scale, cfg.reasons, t);
 const players = new Players($("players"), $("stage-trial"), t, cfg.display, (ok) => onEnded(ok), onView);
@@ -34,6 +38,8 @@ $("switch").addEventListener("click", toggle);
 
 function onView(view, scale) {
   $("scaled-note").hidden = scale >= 1;
+  // The window changed while the clips play: keep them wholly in view.
+  if (root.dataset.state === "playing") showClips();
   $("switch").hidden = view !== "toggle";
   if (view === "toggle") showing();
   root.dataset.view = view;
@@ -89,7 +95,7 @@ async function persist(work, describe = (err) => t("common.failed", { detail: er
       problem.say(describe(err), true);
       const focused = document.activeElement;
       problem.retry.focus({ preventScroll: true });
-      await clicked(problem.retry);
+      await Promise.race([clicked(problem.retry), sleep(AUTO_RETRY_MS)]);
       if (focused && focused !== document.body) focused.focus({ preventScroll: true });
       problem.say(t("common.retrying", { detail: err.message }), false);
     }
@@ -153,11 +159,13 @@ async function preload(media) {
 function play() {
   players.start().catch(() => { $("watch-hint").textContent = t("trial.autoplay_blocked"); });
 }
-$("replay").addEventListener("click", () => {
+function replay() {
   if (!players.videos.length) return;
   showClips();
   play();
-});
+}
+$("replay").addEventListener("click", replay);
+controls.onReplay = replay;
 
 // Native-size clips may be taller than what is left under the progress bar: bring them fully
 // into view while they play, and the answers into view once they unlock.
@@ -268,10 +276,11 @@ async function practise(items, urls) {
       throw err;
     }
     const lines = [verdict.correct ? t("training.correct") : t("training.incorrect")];
-    if (!verdict.correct) lines.push(t("training.expected", { label: verdict.expected_label }));
+    if (!verdict.correct) lines.push(t("training.expected", { label: controls.labelOf(verdict.expected) }));
     if (verdict.feedback) lines.push(verdict.feedback);
     $("feedback-text").textContent = lines.join(" ");
     $("feedback").hidden = false;
+    $("feedback").scrollIntoView({ block: "nearest" });
     root.dataset.state = "feedback";
     await waitClick($("feedback-continue"));
   }

@@ -5,6 +5,8 @@
 // disabled until the players report that every clip played to its end.
 const NEUTRAL = { pc5: 3, ccr7: 0 };
 const REASON_KEYS = "abcdefghij";
+// Replays the clips, at any time (not one of the reason letters).
+export const REPLAY_KEY = "r";
 
 export class VoteControls {
   constructor(root, scale, reasons, t) {
@@ -33,6 +35,14 @@ export class VoteControls {
     this.optionBox.tabIndex = -1;
     this.questionEl = root.querySelector("#question");
     this.onToggle = null;
+    this.onReplay = null;
+  }
+
+  // The label of a screen value in the current view's words (left/right, or A/B).
+  labelOf(value) {
+    const option = this.scale.options.find((o) => o.value === value);
+    if (!option) return String(value);
+    return this.toggleView && option.label_ab ? option.label_ab : option.label;
   }
 
   // Words for the view: "left"/"right" side by side, "A"/"B" when the clips take turns.
@@ -166,16 +176,22 @@ export class VoteControls {
   onKey(e) {
     if (e.altKey || e.ctrlKey || e.metaKey) return;
     const key = e.key.toLowerCase();
-    if (key === " " && this.toggleView && this.onToggle && !(e.target instanceof HTMLInputElement && e.target.type === "checkbox")) {
-      // The toggle view's switch works while the clips play, before the answers unlock.
+    const onButton = e.target instanceof HTMLButtonElement || e.target instanceof HTMLAnchorElement;
+    if (key === " " && this.toggleView && this.onToggle) {
+      // In the toggle view Space always switches A/B, also while the clips play and with a
+      // reason ticked by its letter (reasons keep their letter keys).
       e.preventDefault();
       this.onToggle();
+      return;
+    }
+    if (key === REPLAY_KEY && this.onReplay && !onButton) {
+      e.preventDefault();
+      this.onReplay();
       return;
     }
     if (!this.unlocked || !this.resolve) return;
     const onNative = e.target instanceof HTMLInputElement && ["radio", "range"].includes(e.target.type);
     // Enter on a focused button (Replay, or Confirm itself) keeps its native meaning.
-    const onButton = e.target instanceof HTMLButtonElement || e.target instanceof HTMLAnchorElement;
     if (key === "enter" && onButton) return;
     const option = this.options && this.options.find((o) => o.getAttribute("aria-keyshortcuts") === key);
     const reason = this.reasonInputs ? REASON_KEYS.indexOf(key) : -1;

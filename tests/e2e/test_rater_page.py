@@ -162,7 +162,7 @@ def hd_study(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     manifest.write_text(yaml.safe_dump({
         "name": "720p at native size", "slug": "hd-native", "method": "pc5", "conditions": ["source", "dark"],
         "stimuli": stimuli, "votes_per_pair": 3, "trials_per_session": 2, "repeats_per_session": 0,
-        "reasons": [], "max_sessions_per_rater": 1, "panel": {"name": "none", "completion_code": "HD-DONE"},
+        "reasons": ["sharpness"], "max_sessions_per_rater": 1, "panel": {"name": "none", "completion_code": "HD-DONE"},
     }))
     return make_study(live_server.app, manifest)
 
@@ -257,18 +257,23 @@ def test_toggle_view_shows_720p_at_native_size_in_1280x720(
     page.wait_for_function("() => document.getElementById('confirm').getBoundingClientRect().bottom <= innerHeight")
     page.screenshot(path=str(tmp_path / "toggle-answer.png"))
     page.keyboard.press("ArrowLeft")
+    page.keyboard.press("a")  # the reason, ticked by its letter: the focus is now on its checkbox
+    page.keyboard.press("Space")  # ... and Space still switches the clips, it does not untick it
+    assert _visible_video(page)["badge"] == "A"
+    assert page.evaluate("document.querySelector('#reason-options input').checked")
     page.keyboard.press("Enter")
     # Trial 2: never switched, so the answers stay locked after the clips end; a replay with a
     # switch unlocks them.
     wait_state(page, "2", "playing")
     page.wait_for_function("() => document.getElementById('watch-hint').textContent.includes('Space')")
     assert page.evaluate("document.getElementById('scale').disabled")
-    page.locator("#replay").click()
+    page.keyboard.press("r")  # Replay by its key
     page.wait_for_function("() => !document.querySelector('#players video').paused")
     page.keyboard.press("Space")
     wait_state(page, "2", "answer")
     samples += _take_samples(page)
     page.keyboard.press("5")
+    page.keyboard.press("a")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/done$"))
     _check_sync(samples, "toggle view, 720p at 1280x720, throttled")
@@ -384,10 +389,11 @@ def test_a_second_tab_answering_the_same_trial_moves_the_first_on(live_server: A
     assert len(frame) == 1 and abs(frame.iloc[0]["pref"]) == 2  # the second tab's strong preference
 
 
-@pytest.mark.parametrize("failures", [2, 6])
+@pytest.mark.parametrize(("failures", "press"), [(2, False), (6, True), (5, False)])
 def test_server_errors_on_the_next_trial_are_retried_then_offered_again(
-        live_server: Any, browser: Any, failures: int) -> None:
-    """A few 500s are retried by the page itself; more end on the reason and a Retry button."""
+        live_server: Any, browser: Any, failures: int, press: bool) -> None:
+    """A few 500s are retried by the page itself; more show the reason and a Retry button, and
+    the page goes on trying by itself (every 10 s) if the rater does not press it."""
     slug = make_study(live_server.app, live_server.manifest, **_plain(f"errors-{failures}", "pc5", 3))
     context, page = _context(browser, HD)
     enter(page, live_server.url, slug)
@@ -408,7 +414,8 @@ def test_server_errors_on_the_next_trial_are_retried_then_offered_again(
         retry.wait_for(state="visible")
         assert "server error 500" in page.locator("#problem-text").inner_text()
         assert page.evaluate("document.activeElement.id") == "problem-retry"
-        page.keyboard.press("Enter")
+        if press:
+            page.keyboard.press("Enter")
     wait_state(page, "2", "playing", "answer")
     assert page.locator("#problem").is_hidden()
     _answer_by_keys(page, "2", ["3"], reason=False)
