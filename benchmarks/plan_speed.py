@@ -29,7 +29,8 @@ def spec() -> design.DesignSpec:
 def manifest(s: design.DesignSpec) -> ValidatedManifest:
     media = MediaInfo(width=1280, height=720, fps=25.0, duration_s=10.0, n_frames=250, codec="h264",
                       size_bytes=None)
-    stimuli = [StimulusEntry(c, k, f"/clips/{c}/{k}.mp4", media) for c in CONTENTS for k in CONDITIONS]
+    # URLs: local files would be remuxed into clean copies, and this measures the plan and the write.
+    stimuli = [StimulusEntry(c, k, f"https://example.org/{c}/{k}.mp4", media) for c in CONTENTS for k in CONDITIONS]
     settings = {"name": "scale", "slug": "scale", "method": "pc5", "seed": 1, "max_sessions_per_rater": 1,
                 "panel": {"name": "none"}}
     return ValidatedManifest(source=Path("scale.yaml"), settings=settings, spec=s,

@@ -12,6 +12,7 @@ from flask import Flask, redirect, url_for
 
 from study_app import config as _config
 from study_app import csrf, db
+from study_app.config import InsecureConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,42 +34,34 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(_config.from_env())
     if config:
         app.config.update(config)
+    if app.config["SECRET_KEY"] is None:  # no PANELRANK_SECRET_KEY: the instance folder's own random key
+        app.config["SECRET_KEY"] = _config.instance_secret_key(Path(app.config["INSTANCE_DIR"]))
     _refuse_insecure_production(app)
     db.init_app(app)
 
     csrf.init_app(app)
 
-    from study_app import api, cli, i18n, media, organizer, rater
+    from study_app import api, cli, health, i18n, limits, media, organizer, rater
 
     i18n.init_app(app)
     app.register_blueprint(organizer.bp)
     app.register_blueprint(rater.bp)
     app.register_blueprint(media.bp)
+    app.register_blueprint(health.bp)  # /healthz
     api.init_app(app)  # /api/v1 (bearer tokens) and /api/openapi.json
     app.add_url_rule("/", "index", lambda: redirect(url_for("organizer.studies")))
     cli.register(app)
+    limits.init_app(app)  # after the blueprints: it throttles their endpoints
     return app
-
-
-class InsecureConfigError(RuntimeError):
-    """The settings are not safe for production; the message says which one to change."""
-
-
-#: Shortest secret key accepted in production (session cookies and media tokens are signed with it).
-MIN_SECRET_KEY = 16
 
 
 def _refuse_insecure_production(app: Flask) -> None:
     if not app.config["PRODUCTION"]:
         return
     key = app.config.get("SECRET_KEY") or ""
-    if key == _config.DEFAULT_SECRET_KEY:
+    if len(key) < _config.MIN_SECRET_KEY:
         raise InsecureConfigError(
-            "refusing to start in production with the default secret key: set PANELRANK_SECRET_KEY"
-        )
-    if len(key) < MIN_SECRET_KEY:
-        raise InsecureConfigError(
-            f"refusing to start in production with a secret key shorter than {MIN_SECRET_KEY} characters: "
+            f"refusing to start in production with a secret key shorter than {_config.MIN_SECRET_KEY} characters: "
             "set PANELRANK_SECRET_KEY to a long random value (python -c 'import secrets; print(secrets.token_hex(32))')"
         )
     # Production cookies travel over HTTPS only, whatever else the configuration says.

@@ -26,6 +26,7 @@ from study_app import livestats, openapi, tokens
 from study_app.db import get_db
 from study_app.models import SESSION_STATUSES, Organizer, Study
 from study_app.progress import study_progress
+from study_app.schemas import CONTROL
 from study_app.studies import study_counts
 
 PREFIX = "/api"
@@ -109,6 +110,8 @@ def visible_studies() -> Select[tuple[Study]]:
 
 def find_study(slug: str) -> Study:
     """The study if the token's organizer may see it; 404 otherwise (no hint that it exists)."""
+    if CONTROL.search(slug):  # never a slug; PostgreSQL would refuse a NUL in the query with a 500
+        raise ApiError(404, "no study with that slug")
     study = get_db().scalar(visible_studies().where(Study.slug == slug))
     if study is None:
         raise ApiError(404, f"no study '{slug}'")

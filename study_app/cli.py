@@ -150,20 +150,81 @@ def demo_command(serve: bool, small: bool, host: str, port: int) -> None:
         _exec_gunicorn(host, port)
 
 
-@click.command("serve")
+#: Threads per gunicorn worker: a slow clip download ties up one thread, never a whole worker.
+DEFAULT_THREADS = 16
+PID_FILE = "panelrank.pid"
+
+
+@click.command("serve", short_help="Serve the app with gunicorn (gthread workers).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
-@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
-def serve_command(host: str, port: int, workers: int) -> None:
-    """Serve the app with gunicorn."""
-    _exec_gunicorn(host, port, workers)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="gunicorn worker processes.")
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(1),
+              help="Threads per worker (gunicorn's gthread worker).")
+@click.option("--pid", "pidfile", type=click.Path(dir_okay=False, path_type=Path),
+              help=f"PID file of the gunicorn master  [default: <instance>/{PID_FILE}]")
+@with_appcontext
+def serve_command(host: str, port: int, workers: int, threads: int, pidfile: Path | None) -> None:
+    """Serve the app with gunicorn (gthread workers); refuse to start over a running server."""
+    _exec_gunicorn(host, port, workers, threads, pidfile)
 
 
-def _exec_gunicorn(host: str, port: int, workers: int = 2) -> None:
+def gunicorn_args(host: str, port: int, workers: int, threads: int, pidfile: Path) -> list[str]:
+    """The gunicorn command line of ``panelrank serve`` (tests start the same server).
+
+    Parameters
+    ----------
+    host, port : str, int
+        Where to listen.
+    workers, threads : int
+        Worker processes and threads in each (gthread worker class).
+    pidfile : Path
+        Where the master writes its pid.
+    """
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    args = [str(gunicorn), "--bind", f"{host}:{port}", "--workers", str(workers), "--access-logfile", "-",
-            "study_app.wsgi:app"]
+    return [str(gunicorn), "--config", "python:study_app.gunicorn_conf", "--bind", f"{host}:{port}",
+            "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+            "--pid", str(pidfile), "--access-logfile", "-", "study_app.wsgi:app"]
+
+
+def _exec_gunicorn(host: str, port: int, workers: int = 2, threads: int = DEFAULT_THREADS,
+                   pidfile: Path | None = None) -> None:
+    pidfile = (pidfile or Path(current_app.config["INSTANCE_DIR"]) / PID_FILE).resolve()
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    _clear_stale_pidfile(pidfile)
+    args = gunicorn_args(host, port, workers, threads, pidfile)
     os.execv(args[0], args)
+
+
+def _clear_stale_pidfile(pidfile: Path) -> None:
+    """Refuse to start over a live server; remove the pid file of a dead one."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        pid = None  # unreadable or garbage: nobody's
+    if pid is not None and _is_server(pid):
+        raise click.ClickException(f"panelrank is already running with pid {pid} (pid file {pidfile}); "
+                                   f"stop it first (kill {pid})")
+    pidfile.unlink(missing_ok=True)
+
+
+def _is_server(pid: int) -> bool:
+    """Whether ``pid`` is a running gunicorn (a dead, zombie or recycled pid is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's: let the message name it
+    try:
+        # A zombie has an empty command line; a recycled pid another program's.
+        return b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc (not Linux): trust kill(0)
+    except OSError:
+        return True
 
 
 def _app_for_cli() -> Flask:

@@ -26,7 +26,8 @@ def protect() -> None:
         return
     sent = request.form.get(FIELD) or request.headers.get("X-CSRF-Token", "")
     expected = session.get(FIELD, "")
-    if not expected or not hmac.compare_digest(sent, expected):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a hostile form would be a 500).
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         abort(400, description="The form expired or was not sent by this site (CSRF check failed). "
                                "Reload the page and try again.")
 

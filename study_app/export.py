@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pandas as pd
 from sqlalchemy import Select, select
@@ -11,6 +12,7 @@ from sqlalchemy.orm import aliased
 
 from analysis import frames
 from study_app.models import Condition, Content, Rater, Response, Session, Stimulus, Study, Trial
+from study_app.schemas import View
 
 #: Columns beyond the schema that the export adds: quality signals an analyst may screen on.
 #: ``display_scale`` is the smallest scale the clips were shown at during the trial (1 = native
@@ -19,7 +21,7 @@ from study_app.models import Condition, Content, Rater, Response, Session, Stimu
 #: the same place, switched by the rater), ``scaled`` (side by side, shrunk) or ``single``.
 EXTRA_COLUMNS = ("answer_ms", "plays", "max_drift_ms", "hidden_ms", "stalled", "kind", "position",
                  "gold_tolerance", "window_w", "window_h", "display_scale", "display_view")
-VIEWS = ("side-by-side", "toggle", "scaled", "single")
+VIEWS: tuple[str, ...] = get_args(View)  # the values a vote may send, so the export knows each
 
 
 def _query(study: Study) -> Select:
@@ -76,15 +78,23 @@ def votes_frame(db: DBSession, study: Study) -> pd.DataFrame:
     return frames.validate(df[[*frames.columns_for(kind), *EXTRA_COLUMNS]], kind)
 
 
+#: Larger magnitudes are not a scale: rows stored before votes were validated may hold anything.
+MAX_SCALE = 1e6
+
+
 def _display_scale(signals: object) -> float | None:
-    # Sent by the browser inside the free-form signals; anything but a number is not a scale.
+    # Sent by the browser inside the signals. Rows stored before validation may hold a 400-digit
+    # integer (float() overflows), NaN or Infinity: anything but a plain finite number is no scale.
     value = signals.get("scale") if isinstance(signals, dict) else None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -MAX_SCALE <= value <= MAX_SCALE:
+        return None  # NaN fails the comparison too
+    return float(value)
 
 
 def _display_view(signals: object) -> str | None:
     value = signals.get("view") if isinstance(signals, dict) else None
-    return value if value in VIEWS else None
+    # A list or a dict is unhashable and compares unequal to every view: never an error, never a view.
+    return value if isinstance(value, str) and value in VIEWS else None
 
 
 def export_votes(db: DBSession, study: Study, out: str | Path) -> tuple[Path, int]:

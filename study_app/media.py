@@ -7,7 +7,16 @@ signed-but-readable id would reveal the condition. The server maps tokens back
 with a per-process table built from the stimulus rows.
 
 Responses support HTTP Range (206), carry an ETag derived from the token and the
-file's size and mtime (never its name), and never a ``Content-Disposition``.
+file's size and mtime (never its name), and never a ``Content-Disposition``. The
+files served are the clean copies made at study creation (``<instance>/stimuli/``,
+:func:`study_app.video.clean_copy`): opaque names, one fixed mtime, no metadata.
+
+The bytes are streamed in chunks (Werkzeug's file wrapper, ``sendfile`` under
+gunicorn), or left to the front web server: with ``PANELRANK_MEDIA_OFFLOAD`` set to
+``x-accel-redirect`` (nginx) or ``x-sendfile`` (Apache, lighttpd) the answer, after
+the same token check, is an empty response whose header names the copy — under
+``PANELRANK_MEDIA_INTERNAL_PREFIX`` (default ``/_media/``) for nginx's ``internal``
+location, or its absolute path for X-Sendfile.
 """
 
 from __future__ import annotations
@@ -22,9 +31,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
-from flask import Blueprint, abort, current_app, request, send_file
+from flask import Blueprint, Flask, abort, current_app, request, send_file
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy import func, select
 from werkzeug.http import parse_range_header
 from werkzeug.wrappers import Response
@@ -39,6 +50,35 @@ CACHE_CONTROL_MAX_AGE = 24 * 3600
 # Headers of a remote (URL) stimulus passed through to the rater; everything else is dropped.
 _PROXY_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges")
 _CHUNK = 256 * 1024
+#: Values of ``PANELRANK_MEDIA_OFFLOAD`` besides the empty default (the app sends the bytes).
+OFFLOAD_MODES = ("x-accel-redirect", "x-sendfile")
+DEFAULT_INTERNAL_PREFIX = "/_media/"
+
+
+def copies_dir(app: Flask | None = None) -> Path:
+    """The folder of the clean stimulus copies: ``<instance>/stimuli`` (one sub-folder per study)."""
+    return Path((app or current_app).config["INSTANCE_DIR"]) / "stimuli"
+
+
+def _setting(app: Flask, name: str, default: str) -> str:
+    # From the app config (study_app.config reads PANELRANK_<name>; tests set it directly).
+    return str(app.config.get(name) or default)
+
+
+def offload_mode(app: Flask | None = None) -> str:
+    """``""`` (the app streams the bytes), ``"x-accel-redirect"`` or ``"x-sendfile"``."""
+    return _setting(app or current_app, "MEDIA_OFFLOAD", "").strip().lower()
+
+
+@bp.record_once
+def _check_settings(state: BlueprintSetupState) -> None:
+    # A typo must stop the start, not silently serve every clip through the app.
+    mode = offload_mode(state.app)
+    if mode and mode not in OFFLOAD_MODES:
+        raise ValueError(f"PANELRANK_MEDIA_OFFLOAD must be one of {', '.join(OFFLOAD_MODES)} or empty, not {mode!r}")
+    prefix = _setting(state.app, "MEDIA_INTERNAL_PREFIX", DEFAULT_INTERNAL_PREFIX)
+    if not (prefix.startswith("/") and prefix.endswith("/")):
+        raise ValueError(f"PANELRANK_MEDIA_INTERNAL_PREFIX must start and end with '/', not {prefix!r}")
 
 
 def token_for(study_id: int, stimulus_id: int, secret: str | None = None) -> str:
@@ -97,13 +137,42 @@ def _file(path: str, token: str) -> Response:
         st = os.stat(path)
     except OSError:
         abort(404)
-    etag = hmac.new(token.encode(), f"{st.st_size}:{st.st_mtime_ns}".encode(), hashlib.sha256).hexdigest()[:24]
     mimetype = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    offloaded = _offload(path, mimetype)
+    if offloaded is not None:
+        return offloaded
+    etag = hmac.new(token.encode(), f"{st.st_size}:{st.st_mtime_ns}".encode(), hashlib.sha256).hexdigest()[:24]
     _normalise_range(request.environ, st.st_size)
     resp = send_file(path, mimetype=mimetype, conditional=True, etag=etag, max_age=CACHE_CONTROL_MAX_AGE)
+    _private(resp)
+    resp.headers.pop("Content-Disposition", None)
+    return resp
+
+
+def _private(resp: Response) -> None:
     resp.cache_control.public = False
     resp.cache_control.private = True
-    resp.headers.pop("Content-Disposition", None)
+    resp.cache_control.max_age = CACHE_CONTROL_MAX_AGE
+
+
+def _offload(path: str, mimetype: str) -> Response | None:
+    """An empty answer that hands the file to the front web server, or None to send it here.
+
+    Only clean copies are handed over (studies created before copies existed are sent by
+    the app), so the front server never sees a name that means anything either. The front
+    server answers Range and conditional requests itself.
+    """
+    mode = offload_mode()
+    root = copies_dir()
+    if not mode or not Path(path).is_relative_to(root):
+        return None
+    resp = Response(status=200, mimetype=mimetype)
+    if mode == "x-sendfile":
+        resp.headers["X-Sendfile"] = path
+    else:
+        prefix = _setting(current_app, "MEDIA_INTERNAL_PREFIX", DEFAULT_INTERNAL_PREFIX)
+        resp.headers["X-Accel-Redirect"] = prefix + Path(path).relative_to(root).as_posix()
+    _private(resp)
     return resp
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -81,6 +82,29 @@ class Organizer(Base):
     api_tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="organizer", cascade="all, delete-orphan", passive_deletes=True
     )
+    logins: Mapped[list[OrganizerLogin]] = relationship(
+        back_populates="organizer", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class OrganizerLogin(Base):
+    """One console login of an organizer in one browser, which the session cookie refers to.
+
+    The cookie alone is not trusted: a login counts only while its row is not revoked, so
+    logout, a password change and "log out everywhere" end it on the server, and a copied
+    cookie stops working. Only the SHA-256 of the cookie's random token is stored.
+    """
+
+    __tablename__ = "organizer_login"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organizer_id: Mapped[int] = mapped_column(ForeignKey("organizer.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    organizer: Mapped[Organizer] = relationship(back_populates="logins")
 
 
 class ApiToken(Base):
@@ -202,6 +226,7 @@ class Rater(Base):
         UniqueConstraint("study_id", "panel", "panel_id", name="uq_rater_panel_id"),
         CheckConstraint(_in("panel", PANELS), name="ck_rater_panel"),
         CheckConstraint(f"decision IS NULL OR {_in('decision', RATER_DECISIONS)}", name="ck_rater_decision"),
+        CheckConstraint("sessions_claimed >= 0", name="ck_rater_sessions_claimed"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -212,6 +237,10 @@ class Rater(Base):
     screen_out_reason: Mapped[str | None] = mapped_column(Text)
     # Organizer's verdict overriding the automatic screening: None = follow screening.
     decision: Mapped[str | None] = mapped_column(String(16))
+    # Sessions this rater has claimed, finished or not. A claim raises it with one conditional UPDATE
+    # (scheduling.claim_session), so max_sessions_per_rater holds however many requests claim at once,
+    # and that UPDATE's row lock makes concurrent claims of one rater wait for each other.
+    sessions_claimed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     sessions: Mapped[list[Session]] = relationship(back_populates="rater")
 
@@ -225,6 +254,10 @@ class Session(Base):
         CheckConstraint(_in("status", SESSION_STATUSES), name="ck_session_status"),
         CheckConstraint("status = 'planned' OR rater_id IS NOT NULL", name="ck_session_assigned"),
         Index("ix_session_study_status", "study_id", "status"),
+        # At most one active session per rater, whichever process claims: a second one would be
+        # left active for ever, its trials never answered.
+        Index("uq_session_one_active", "rater_id", unique=True,
+              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

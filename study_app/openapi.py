@@ -1,19 +1,24 @@
-"""The OpenAPI 3.1 document of the JSON API (served at ``/api/openapi.json``).
+"""The OpenAPI 3.1 document of the JSON APIs (served at ``/api/openapi.json``).
 
-Written by hand as a dict — no generator dependency. ``tests/test_api.py`` checks that
-its paths are exactly the ``/api/v1`` routes and validates real responses against the
-schemas below, so the document cannot drift from the code unnoticed.
+Responses are written by hand as dicts. Request bodies (the study page's API under
+``/s/{slug}/api/``) are the JSON Schemas of the pydantic models that validate them
+(:mod:`study_app.schemas`), so documentation and validation cannot disagree.
+``tests/test_api.py`` checks that its paths are exactly the ``/api/v1`` and rater API
+routes and validates real responses against the schemas below.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from analysis.bradley_terry import TIE_MODELS
 from analysis.frames import SCALES, SHOWN_LEFT_VALUES
 from study_app.export import VIEWS
 from study_app.livestats import RULE_FIELDS
 from study_app.models import ROLES, SESSION_STATUSES, STUDY_STATUSES
+from study_app.schemas import EnvironmentCheck, TrainingAnswer, TrainingDone, Vote, request_schemas
 
 VERSION = "1.0.0"
 Schema = dict[str, Any]
@@ -145,11 +150,30 @@ LEADERBOARD = obj({
 
 ERROR = obj({"error": STRING})
 
+# The study page's answers (request bodies come from the pydantic models, see REQUEST_SCHEMAS).
+GATE_RESULT = obj({"ok": {"type": "boolean", "description": "False: the session ended here (screened out)."},
+                   "redirect": {"type": "string", "description": "The page to go to next."}})
+VOTE_ACCEPTED = obj({
+    "ok": {"type": "boolean", "enum": [True]}, "trial": INTEGER, "next": INT_OR_NULL, "done": BOOLEAN,
+    "redirect": STRING_OR_NULL,
+}, description="The same body again for an identical resubmit, also when both arrive at once.")
+TRAINING_FEEDBACK = obj({"correct": BOOLEAN, "expected": INTEGER, "expected_label": STRING,
+                         "feedback": STRING_OR_NULL})
+OK = obj({"ok": {"type": "boolean", "enum": [True]}})
+PLAN = {"type": "object", "description": "The session's plan for the study page: trial count, the next "
+        "unanswered position, the clips to preload (opaque media URLs) and the practice items."}
+TRIAL = {"type": "object", "description": "The next unanswered trial with its clips (opaque media URLs), or "
+         "`{done: true, redirect}` when every trial is answered."}
+#: JSON Schemas of the request bodies, generated from the models that validate them.
+REQUEST_SCHEMAS = request_schemas()
+
 SCHEMAS: dict[str, Schema] = {
     "Study": STUDY, "StudyDetail": STUDY_DETAIL, "StudyList": obj({"studies": {"type": "array",
                                                                                "items": ref("Study")}}),
     "Progress": PROGRESS, "PairwiseVote": PAIRWISE_VOTE, "RatingVote": RATING_VOTE, "VotesPage": VOTES_PAGE,
     "LeaderboardRow": LEADERBOARD_ROW, "Leaderboard": LEADERBOARD, "Error": ERROR,
+    "GateResult": GATE_RESULT, "VoteAccepted": VOTE_ACCEPTED, "TrainingFeedback": TRAINING_FEEDBACK, "Ok": OK,
+    "Plan": PLAN, "Trial": TRIAL, **REQUEST_SCHEMAS,
 }
 
 # --------------------------------------------------------------------------- operations
@@ -235,6 +259,53 @@ PATHS: dict[str, Schema] = {
 }
 
 
+# --------------------------------------------------------------------------- the study page's API
+RATER_SLUG = {**SLUG, "description": "The study's slug, as in the rater's link /s/{slug}."}
+RATER_ERRORS: dict[str, Schema] = {
+    "400": error("A field is missing or not valid (the message names it, e.g. 'signals.scale'), or the body is "
+                 "not one JSON object, or it nests deeper than 8 levels."),
+    "403": error("No session of this rater in progress, the session ended, or the study is not open."),
+    "404": error("No such study (also for a slug with control characters), trial or practice item."),
+    "409": error("Not the step the session is at, an answered trial with a different answer, or not the "
+                 "current trial."),
+    "413": error("The body is over 16 KB (chunked bodies are counted as read)."),
+    "415": error("The body is not JSON (Content-Type: application/json)."),
+}
+
+
+def rater_op(method: str, op_id: str, summary: str, ok: Schema, body: type[BaseModel] | None = None,
+             extra: dict[str, Schema] | None = None) -> Schema:
+    """One operation of the study page's API: identified by the study's cookie, not a token."""
+    # A GET has no body to refuse: only the session and study states apply.
+    errors = RATER_ERRORS if method == "post" else {k: RATER_ERRORS[k] for k in ("403", "404", "409")}
+    op: Schema = {
+        "operationId": op_id, "summary": summary, "tags": ["rater"], "security": [], "parameters": [RATER_SLUG],
+        "responses": {"200": ok, **errors, **(extra or {})},
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body.__name__)}}}
+    return {method: op}
+
+
+PATHS |= {
+    "/s/{slug}/api/environment": rater_op(
+        "post", "checkEnvironment", "The screen check: window, screen and device as measured by the browser",
+        json_body("GateResult", "Passed, or the session ended (ok false) with where to go."), EnvironmentCheck,
+        {"422": error("The window is too small and the rater did not say they cannot enlarge it.")}),
+    "/s/{slug}/api/session": rater_op("get", "getPlan", "The session's plan", json_body("Plan", "The plan.")),
+    "/s/{slug}/api/trial": rater_op("get", "getTrial", "The next unanswered trial",
+                                    json_body("Trial", "The trial, or done.")),
+    "/s/{slug}/api/vote": rater_op("post", "vote", "Answer one trial (idempotent)",
+                                   json_body("VoteAccepted", "Stored, or the identical answer was already stored."),
+                                   Vote),
+    "/s/{slug}/api/training": rater_op("post", "checkPractice", "Check a practice answer (nothing is stored)",
+                                       json_body("TrainingFeedback", "Right or wrong, with the expected answer."),
+                                       TrainingAnswer),
+    "/s/{slug}/api/training/done": rater_op("post", "endPractice", "End the practice",
+                                            json_body("Ok", "Recorded."), TrainingDone),
+}
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -245,7 +316,9 @@ def document() -> dict[str, Any]:
                            "`Authorization: Bearer <token>`. Every error is `{\"error\": message}`.",
         },
         "security": [{"bearer": []}],
-        "tags": [{"name": "studies"}],
+        "tags": [{"name": "studies", "description": "Read-only, for scripts and notebooks (bearer token)."},
+                 {"name": "rater", "description": "The study page's own API, identified by the study's cookie; "
+                                                  "documented for its request bodies and refusals."}],
         "paths": PATHS,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

@@ -31,6 +31,14 @@ session to two raters, and a swap may only touch sessions nobody else is claimin
   rowcount of 0 means someone else won the row, so order again and try the next one.
   A successful claim holds the database's write lock until commit, so the swaps that
   follow read and write with no other writer in between.
+
+One rater may also claim twice at the same instant (two tabs, a retried consent). Before
+anything else a claim raises the rater's ``sessions_claimed`` with one conditional UPDATE
+(``… WHERE sessions_claimed < cap``): that UPDATE is the cap, atomic on both databases, and
+its lock (the row's on PostgreSQL, the write lock on SQLite) makes the second claim wait for
+the first to commit. The second then sees the first one's active session and hands it back
+(:class:`SessionHeld`) instead of claiming another. A partial unique index (one ``active``
+session per rater) keeps that true whatever else writes.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import bisect
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session as DBSession
@@ -69,7 +78,31 @@ def latest_session(db: DBSession, rater: Rater) -> Session | None:
 
 def sessions_taken(db: DBSession, rater: Rater) -> int:
     """How many sessions this rater has claimed (the cap counts every one, finished or not)."""
-    return db.scalar(select(func.count()).select_from(Session).where(Session.rater_id == rater.id)) or 0
+    return db.scalar(select(Rater.sessions_claimed).where(Rater.id == rater.id)) or 0
+
+
+def active_session(db: DBSession, rater: Rater) -> Session | None:
+    """The rater's active session (at most one: the schema says so), read afresh from the database."""
+    return db.scalar(
+        select(Session).where(Session.rater_id == rater.id, Session.status == "active")
+        .execution_options(populate_existing=True)
+    )
+
+
+class NoNewSession(Exception):
+    """Why :func:`claim_session` gave the rater no new session; nothing was written."""
+
+
+class CapReached(NoNewSession):
+    """The rater has claimed ``max_sessions_per_rater`` sessions already."""
+
+
+class SessionHeld(NoNewSession):
+    """The rater holds an active session: usually one that a concurrent claim of theirs has just committed."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session.id)
+        self.session = session
 
 
 def planned_left(db: DBSession, study: Study) -> int:
@@ -273,15 +306,72 @@ def claim_session(db: DBSession, study: Study, rater: Rater) -> Session | None:
     session whatever came next, and they judged many items a second time: fewer distinct
     raters per item than the study could have had.
 
-    The caller commits. On PostgreSQL the claimed row (and any swap partner) stays locked until then.
+    The caller commits. On PostgreSQL the claimed row (and any swap partner) stays locked until then,
+    and so does the rater's row: another claim for the same rater waits for that commit.
+
+    Raises
+    ------
+    CapReached
+        The rater has taken ``max_sessions_per_rater`` sessions.
+    SessionHeld
+        The rater already holds an active session (a concurrent claim of theirs won): resume that one.
     """
+    if not _count_claim(db, study, rater):
+        _refuse(db, rater)
+    if (held := active_session(db, rater)) is not None:
+        _uncount_claim(db, rater)
+        raise SessionHeld(held)
+    snap: Snapshot | None = None
+    if study.max_sessions_per_rater == 1:
+        # Every claim is a rater's first and last: nothing to avoid, and no swap can lower the cost (nobody
+        # comes back, so every item left can be taken by the newcomers), so the plan itself need not be read.
+        claimed = _claim_first(db, study, rater)
+        if claimed is None:
+            _uncount_claim(db, rater)
+        return claimed
     if db.get_bind().dialect.name == "postgresql":
         claimed = _claim_locked(db, study, rater)
     else:
-        claimed = _claim_conditional(db, study, rater)
-    if claimed is not None:
-        _swap_overlap(db, study, claimed)
+        claimed, snap = _claim_conditional(db, study, rater)
+    if claimed is None:
+        _uncount_claim(db, rater)  # the study is full: this rater took nothing
+        return None
+    _swap_overlap(db, study, claimed, snap)
     return claimed
+
+
+def _count_claim(db: DBSession, study: Study, rater: Rater) -> bool:
+    """Count one more session for ``rater`` if the cap allows; False when it does not.
+
+    A conditional UPDATE rather than a count then an insert: it is atomic, and it takes the lock that
+    queues concurrent claims of the same rater (PostgreSQL re-checks the condition once the other
+    claim has committed; on SQLite it is this transaction's first write, so it waits for the write lock).
+    """
+    result = db.execute(
+        update(Rater)
+        .where(Rater.id == rater.id, Rater.sessions_claimed < study.max_sessions_per_rater)
+        .values(sessions_claimed=Rater.sessions_claimed + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.expire(rater, ["sessions_claimed"])
+    return result.rowcount == 1
+
+
+def _uncount_claim(db: DBSession, rater: Rater) -> None:
+    # This transaction still holds the rater's lock, so nobody has read the count in between.
+    db.execute(
+        update(Rater).where(Rater.id == rater.id).values(sessions_claimed=Rater.sessions_claimed - 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.expire(rater, ["sessions_claimed"])
+
+
+def _refuse(db: DBSession, rater: Rater) -> NoReturn:
+    """The cap is reached: say whether a session of this rater is still running (then resume it)."""
+    held = active_session(db, rater)
+    if held is not None:
+        raise SessionHeld(held)
+    raise CapReached
 
 
 def _order(db: DBSession, study: Study, rater: Rater) -> list[int]:
@@ -319,6 +409,24 @@ def _claim_locked(db: DBSession, study: Study, rater: Rater) -> Session | None:
     return None
 
 
+def _claim_first(db: DBSession, study: Study, rater: Rater) -> Session | None:
+    """The lowest planned index, as :func:`preference` orders it for a rater who holds nothing."""
+    planned = (select(Session).where(Session.study_id == study.id, Session.status == "planned")
+               .order_by(Session.index).limit(1))
+    if db.get_bind().dialect.name != "postgresql":
+        found = db.scalar(planned)  # this transaction holds the write lock: nobody else is claiming
+        return None if found is None else _mark_claimed(db, found, rater)
+    for _ in range(_MAX_ATTEMPTS):
+        found = db.scalar(planned.with_for_update(skip_locked=True))
+        if found is None and planned_left(db, study):
+            found = db.scalar(planned.with_for_update())  # every planned row is locked: wait for one
+        if found is not None:
+            return _mark_claimed(db, found, rater)
+        if not planned_left(db, study):
+            return None
+    return None
+
+
 def _mark_claimed(db: DBSession, found: Session, rater: Rater) -> Session:
     found.rater_id = rater.id
     found.status = "active"
@@ -327,11 +435,18 @@ def _mark_claimed(db: DBSession, found: Session, rater: Rater) -> Session:
     return found
 
 
-def _claim_conditional(db: DBSession, study: Study, rater: Rater) -> Session | None:
+def _claim_conditional(db: DBSession, study: Study, rater: Rater) -> tuple[Session | None, Snapshot | None]:
+    """Claim on SQLite; also returns the snapshot the choice was made on, with the claim applied.
+
+    The caller already holds the write lock (:func:`_count_claim` wrote first), so that snapshot
+    stays exact until commit and the swaps need not read the study again while every other
+    writer waits.
+    """
     for _ in range(_MAX_ATTEMPTS):
-        order = _order(db, study, rater)
+        snap = load_snapshot(db, study)
+        order = preference(snap, rater.id, study.max_sessions_per_rater, out=_screened_out(snap))
         if not order:
-            return None
+            return None, None
         result = db.execute(
             update(Session)
             .where(Session.id == order[0], Session.status == "planned")
@@ -342,14 +457,16 @@ def _claim_conditional(db: DBSession, study: Study, rater: Rater) -> Session | N
             claimed = db.get(Session, order[0])
             assert claimed is not None
             db.refresh(claimed)
-            return claimed
-    return None
+            snap.status[claimed.id], snap.rater[claimed.id] = "active", rater.id
+            return claimed, snap
+    return None, None
 
 
-def _swap_overlap(db: DBSession, study: Study, claimed: Session) -> None:
-    """Apply :func:`plan_swaps` to a session this transaction has just claimed."""
+def _swap_overlap(db: DBSession, study: Study, claimed: Session, snap: Snapshot | None = None) -> None:
+    """Apply :func:`plan_swaps` to a session this transaction has just claimed (``snap``: the study as it
+    is now, when nothing can have changed since it was read; else it is read again)."""
     assert claimed.rater_id is not None
-    snap = load_snapshot(db, study)
+    snap = snap or load_snapshot(db, study)
     out = _screened_out(snap)
     swaps, _ = plan_swaps(snap, claimed.id, claimed.rater_id, study.max_sessions_per_rater, out=out)
     if swaps and db.get_bind().dialect.name == "postgresql":

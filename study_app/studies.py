@@ -3,27 +3,49 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session as DBSession
 
-from study_app import design
-from study_app.manifest import ManifestError, ValidatedManifest
+from study_app import design, video
+from study_app.manifest import ManifestError, StimulusEntry, ValidatedManifest
+from study_app.media import copies_dir
 from study_app.models import Condition, Content, Response, Session, Stimulus, Study, Trial
 
 
-def create_study(db: DBSession, vm: ValidatedManifest, organizer_id: int | None = None) -> Study:
+def create_study(db: DBSession, vm: ValidatedManifest, organizer_id: int | None = None,
+                 media_dir: Path | None = None) -> Study:
     """Write the study, its stimuli and its whole plan.
 
+    Every local stimulus file is served from a clean copy (:func:`study_app.video.clean_copy`)
+    under an opaque random name in ``<media_dir>/<study id>/``; the stimulus rows point
+    at the copies. URL stimuli stay as they are (they are proxied).
+
     The caller owns the transaction: nothing is visible until it commits, and a
-    failure anywhere leaves the database as it was.
+    failure anywhere leaves the database as it was. The copies are removed again
+    when the transaction rolls back.
+
+    Parameters
+    ----------
+    db : Session
+        The caller's session, inside its transaction.
+    vm : ValidatedManifest
+        A manifest that passed validation (stimuli probed).
+    organizer_id : int, optional
+        Owner of the study.
+    media_dir : path, optional
+        Root folder of the copies; default :func:`study_app.media.copies_dir` of the current app.
 
     Raises
     ------
     ManifestError
-        If a study with the same slug exists already.
+        If a study with the same slug exists already, or stimulus files cannot be
+        remuxed (every such file is listed; no copy is left behind).
     """
     if db.scalar(select(Study.id).where(Study.slug == vm.slug)) is not None:
         raise ManifestError([f"{vm.source.name}: slug: a study '{vm.slug}' already exists"])
@@ -38,12 +60,73 @@ def create_study(db: DBSession, vm: ValidatedManifest, organizer_id: int | None 
     )
     db.add(study)
     db.flush()
-    stimulus_ids = _write_stimuli(db, study, vm)
+    folder = (media_dir or copies_dir()) / str(study.id)
+    served = _clean_copies(vm, folder)
+    _discard_on_rollback(db, folder)
+    stimulus_ids = _write_stimuli(db, study, vm, served)
     _write_plan(db, study, plan, stimulus_ids)
     return study
 
 
-def _write_stimuli(db: DBSession, study: Study, vm: ValidatedManifest) -> dict[tuple[str, str], int]:
+def _clean_copies(vm: ValidatedManifest, folder: Path) -> dict[tuple[str, str], tuple[str, int | None]]:
+    """(content, condition) → (served path, size) of every stimulus; local files are copied clean."""
+    served: dict[tuple[str, str], tuple[str, int | None]] = {}
+    problems: list[str] = []
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for s in vm.stimuli:
+            key = (s.content, s.condition)
+            if _is_url(s.path):
+                served[key] = (s.path, s.media.size_bytes if s.media else None)
+                continue
+            copy = folder / f"{secrets.token_hex(16)}{video.copy_suffix(s.path)}"
+            try:
+                served[key] = (str(copy), video.clean_copy(s.path, copy))
+            except (ValueError, OSError) as exc:
+                problems.append(_copy_problem(vm, s, exc))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if problems:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ManifestError(problems)
+    return served
+
+
+def _copy_problem(vm: ValidatedManifest, s: StimulusEntry, exc: Exception) -> str:
+    # Worded like the manifest check's own problems (study_app.manifest).
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"{vm.source.name}: stimuli[{s.content}/{s.condition}]: '{s.path}': {why}"
+
+
+def _is_url(path: str) -> bool:
+    return urlparse(path).scheme in ("http", "https")
+
+
+def _discard_on_rollback(db: DBSession, folder: Path) -> None:
+    """Remove ``folder`` if the caller's transaction rolls back, keep it if it commits.
+
+    The copies are written before the commit (the rows must point at them); without
+    this, a failure after ``create_study`` returned would leave orphan files.
+    """
+    decided = False
+
+    def keep(_session: DBSession) -> None:
+        nonlocal decided
+        decided = True
+
+    def discard(_session: DBSession) -> None:
+        nonlocal decided
+        if not decided:
+            decided = True
+            shutil.rmtree(folder, ignore_errors=True)
+
+    event.listen(db, "after_commit", keep, once=True)
+    event.listen(db, "after_rollback", discard, once=True)
+
+
+def _write_stimuli(db: DBSession, study: Study, vm: ValidatedManifest,
+                   served: dict[tuple[str, str], tuple[str, int | None]]) -> dict[tuple[str, str], int]:
     conditions = {
         c: Condition(study_id=study.id, key=c, label=vm.labels[c], role=vm.spec.roles[c], position=i)
         for i, c in enumerate(vm.spec.conditions)
@@ -55,10 +138,11 @@ def _write_stimuli(db: DBSession, study: Study, vm: ValidatedManifest) -> dict[t
     for s in vm.stimuli:
         m = s.media
         assert m is not None, "stimuli are probed before a study is written"
+        path, size = served[(s.content, s.condition)]
         rows.append({
             "study_id": study.id, "content_id": contents[s.content].id, "condition_id": conditions[s.condition].id,
-            "path": s.path, "width": m.width, "height": m.height, "fps": m.fps, "duration_s": m.duration_s,
-            "n_frames": m.n_frames, "codec": m.codec, "size_bytes": m.size_bytes,
+            "path": path, "width": m.width, "height": m.height, "fps": m.fps, "duration_s": m.duration_s,
+            "n_frames": m.n_frames, "codec": m.codec, "size_bytes": size,
         })
     ids = db.scalars(insert(Stimulus).returning(Stimulus.id, sort_by_parameter_order=True), rows).all()
     return {(s.content, s.condition): i for s, i in zip(vm.stimuli, ids, strict=True)}
@@ -103,6 +187,8 @@ def _trial_row(session_id: int, t: design.PlannedTrial, stimulus_ids: dict[tuple
 
 
 def get_study(db: DBSession, slug: str) -> Study | None:
+    if not slug.isprintable():  # no slug has control characters, and PostgreSQL refuses a NUL outright
+        return None
     return db.scalar(select(Study).where(Study.slug == slug))
 
 

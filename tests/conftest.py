@@ -3,14 +3,6 @@ SQLite and a throwaway PostgreSQL cluster, and small generated demo clips."""
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,77 +13,39 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from study_app import clips, create_app, migrate
 from study_app.demo import demo_manifest
+from tests.pg_support import PgCluster, PgUnavailable, start_cluster
 
 SMALL = dict(width=320, height=180, seconds=1, fps=25)
 
 
 # --------------------------------------------------------------------------- PostgreSQL
-def _pg_bin() -> Path | None:
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(candidates[-1]).parent if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _as_pg_user() -> list[str]:
-    # initdb refuses to run as root; Debian's package provides the 'postgres' user.
-    if os.geteuid() != 0:
-        return []
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster in a temp dir on a free loopback port (tests/pg_support.py)."""
     try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.skip("PostgreSQL tests skipped: running as root and there is no 'postgres' user to run initdb")
-    return ["runuser", "-u", "postgres", "--"]
+        cluster = start_cluster()
+    except PgUnavailable as exc:
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """A PostgreSQL cluster in a temp dir on a free loopback port; yields its base URL."""
-    pytest.importorskip("psycopg", reason="PostgreSQL tests skipped: psycopg is not installed")
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL tests skipped: PostgreSQL is not installed and could not be installed "
-                    "(make test installs it with apt-get)")
-    prefix = _as_pg_user()
-    root = Path(tempfile.mkdtemp(prefix="panelrank-pg-"))
-    data = root / "data"
-    if prefix:
-        shutil.chown(root, "postgres")
-    port = _free_port()
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-    opts = f"-p {port} -h 127.0.0.1 -k {root} -F"
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"),
-                    "-w", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+def pg_server(pg_cluster: PgCluster) -> str:
+    """The cluster's base URL."""
+    return pg_cluster.url
 
 
 @pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
     """A fresh, empty database on the session's cluster, dropped afterwards."""
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    plain = pg_server.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg_cluster.create_database()
     try:
-        yield f"{pg_server}/{name}"
+        yield url
     finally:
-        with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_cluster.drop_database(url)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

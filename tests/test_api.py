@@ -301,15 +301,16 @@ def test_openapi_documents_exactly_the_routes(world: World) -> None:
     assert r.status_code == 200 and r.mimetype == "application/json"
     doc = r.json
     assert re.fullmatch(r"3\.1\.\d+", doc["openapi"])
-    routes = {openapi_path(rule.rule) for rule in world.app.url_map.iter_rules()
-              if rule.rule.startswith("/api/v1/")}
-    assert routes == set(doc["paths"])
+    routes = {openapi_path(rule.rule): rule.methods - {"HEAD", "OPTIONS"} for rule in world.app.url_map.iter_rules()
+              if rule.rule.startswith("/api/v1/") or rule.endpoint.startswith("rater.api_")}
+    assert routes == {path: {method.upper() for method in item} for path, item in doc["paths"].items()}
     for path, item in doc["paths"].items():
-        assert set(item) == {"get"}, path
-        op = item["get"]
-        assert {"200", "401"} <= set(op["responses"]), path
+        method, op = next(iter(item.items()))
+        assert "200" in op["responses"] and ("401" in op["responses"]) == path.startswith("/api/v1/"), path
         named = {p["name"] for p in op["parameters"] if p["in"] == "path"}
         assert named == set(re.findall(r"{(\w+)}", path)), path
+        # A body is documented exactly where the route takes one, by the model that validates it.
+        assert ("requestBody" in op) == (method == "post"), path
     assert doc["security"] == [{"bearer": []}]
     assert doc["components"]["securitySchemes"]["bearer"] == {**doc["components"]["securitySchemes"]["bearer"],
                                                               "type": "http", "scheme": "bearer"}
@@ -390,3 +391,23 @@ def test_openapi_vote_schema_lists_every_export_column() -> None:
 
     documented = set(PAIRWISE_VOTE["properties"])
     assert set(frames.PAIRWISE_COLUMNS) | set(EXTRA_COLUMNS) <= documented
+
+
+def test_openapi_request_bodies_are_the_validating_models() -> None:
+    from study_app import schemas
+
+    doc = document()
+    for model in schemas.REQUEST_MODELS:
+        generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        generated.pop("$defs", None)
+        assert doc["components"]["schemas"][model.__name__] == generated
+    vote = doc["components"]["schemas"]["Vote"]
+    assert vote["required"] == ["trial", "response"]
+    assert (vote["properties"]["trial"]["minimum"], vote["properties"]["trial"]["maximum"]) == (0, schemas.MAX_COUNT)
+    assert doc["paths"]["/s/{slug}/api/vote"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Vote"}
+
+
+def test_nul_in_a_slug_is_a_json_404(world: World) -> None:
+    r = world.get("/api/v1/studies/de%00mo/votes")
+    assert r.status_code == 404 and r.json == {"error": "no study with that slug"}

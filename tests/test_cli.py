@@ -103,7 +103,8 @@ def test_export_to_an_unwritable_place_is_a_clear_error(runner, demo_manifest_pa
 def test_commands_require_a_current_schema(tmp_path: Path) -> None:
     from study_app import create_app
 
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite'}", "TESTING": True})
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite'}", "INSTANCE_DIR": str(tmp_path),
+                      "TESTING": True})
     result = app.test_cli_runner().invoke(args=["list-studies"])
     assert result.exit_code != 0 and "panelrank db upgrade" in result.output
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])

@@ -1,21 +1,30 @@
-"""``/media/<token>``: opaque HMAC tokens, HTTP Range, ETag/Cache-Control, no names anywhere."""
+"""``/media/<token>``: opaque HMAC tokens, HTTP Range, ETag/Cache-Control, no names anywhere; clean
+copies made at study creation; offloading to the front web server."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
+import yaml
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from study_app import db
-from study_app.media import token_for
-from study_app.models import Stimulus
+from study_app import create_app, db
+from study_app.demo import demo_manifest
+from study_app.manifest import ManifestError, validate
+from study_app.media import copies_dir, token_for
+from study_app.models import Condition, Content, Stimulus, Study
+from study_app.studies import create_study
 from tests.rater_support import SMALL_SESSION, make_study
 
 
@@ -174,3 +183,124 @@ def test_url_stimuli_are_proxied_without_their_address(app: Flask, client: Flask
     assert part.headers["Content-Range"] == f"bytes 5-14/{len(_RangeHandler.payload)}"
     gone = client.get(f"/media/{missing}")
     assert gone.status_code == 502 and "unavailable" in gone.json["error"] and "127.0.0.1" not in gone.get_data(True)
+
+
+# --------------------------------------------------------------------------- clean copies
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray() for f in c.decode(c.streams.video[0])]
+
+
+@pytest.fixture
+def titled_clips(demo_clips: Path, tmp_path: Path) -> Path:
+    """The demo clips, the compressed ones carrying a title as editing tools leave it."""
+    out = tmp_path / "titled"
+    shutil.copytree(demo_clips, out)
+    for clip in out.glob("*/compressed.mp4"):
+        with av.open(str(clip)) as inp, av.open(str(clip.with_suffix(".tmp.mp4")), "w") as dst:
+            dst.metadata["title"] = "heavy compression crf 44"
+            ost = dst.add_stream_from_template(inp.streams.video[0])
+            for packet in inp.demux(inp.streams.video[0]):
+                if packet.dts is not None:
+                    packet.stream = ost
+                    dst.mux(packet)
+        clip.with_suffix(".tmp.mp4").replace(clip)
+    return out
+
+
+def _served(app: Flask, slug: str) -> dict[str, tuple[str, str]]:
+    """condition → (token, stored path) of content c1."""
+    with app.app_context(), db.transaction(app) as s:
+        rows = s.execute(select(Stimulus.study_id, Stimulus.id, Stimulus.path, Condition.key)
+                         .join(Condition, Stimulus.condition_id == Condition.id)
+                         .join(Content, Stimulus.content_id == Content.id)
+                         .join(Study, Stimulus.study_id == Study.id)
+                         .where(Content.key == "c1", Study.slug == slug)).all()
+    return {cond: (token_for(study, sid, "test-secret"), path) for study, sid, path, cond in rows}
+
+
+def test_served_clips_are_clean_copies(app: Flask, client: FlaskClient, titled_clips: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump(demo_manifest(titled_clips)))
+    slug = make_study(app, manifest, **SMALL_SESSION)
+    served = _served(app, slug)
+    original = (titled_clips / "c1" / "compressed.mp4").read_bytes()
+    assert b"crf=" in original and b"heavy compression" in original  # what the copy must lose
+    token, path = served["compressed"]
+    assert Path(path).parent.parent == copies_dir(app) and re.fullmatch(r"[0-9a-f]{32}\.mp4", Path(path).name)
+    r = client.get(f"/media/{token}")
+    assert r.status_code == 200
+    for needle in (b"x264", b"crf=", b"Lavf", b"heavy compression", b"compressed.mp4", str(titled_clips).encode()):
+        assert needle not in r.data, needle
+    copy = tmp_path / "fetched.mp4"
+    copy.write_bytes(r.data)
+    ours, theirs = _frames(copy), _frames(titled_clips / "c1" / "compressed.mp4")
+    assert len(ours) == len(theirs) == 25 and all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    other = client.get(f"/media/{served['source'][0]}")
+    assert r.headers["Last-Modified"] == other.headers["Last-Modified"] == "Sat, 01 Jan 2000 00:00:00 GMT"
+    with app.app_context(), db.transaction(app) as s:
+        sizes = dict(s.execute(select(Stimulus.path, Stimulus.size_bytes)).all())
+    assert sizes[path] == len(r.data)  # the preload progress counts the bytes actually sent
+
+
+def test_a_clip_that_cannot_be_remuxed_is_a_problem_and_nothing_is_written(
+        app: Flask, demo_manifest_path: Path, tmp_path: Path) -> None:
+    raw = yaml.safe_load(demo_manifest_path.read_text())
+    vm = validate(raw, demo_manifest_path)  # probed while the file was still fine
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\0" * 4096)
+    vm.stimuli[3] = replace(vm.stimuli[3], path=str(broken))
+    with app.app_context(), pytest.raises(ManifestError) as caught, db.transaction(app) as s:
+        create_study(s, vm)
+    assert caught.value.problems == [
+        f"manifest.yaml: stimuli[{vm.stimuli[3].content}/{vm.stimuli[3].condition}]: '{broken}': "
+        "cannot be remuxed (Invalid data found when processing input)"]
+    assert not any(copies_dir(app).rglob("*"))
+    with app.app_context(), db.transaction(app) as s:
+        assert s.scalar(select(func.count(Study.id))) == 0
+
+
+def test_copies_go_when_the_transaction_rolls_back(app: Flask, demo_manifest_path: Path) -> None:
+    vm = validate(yaml.safe_load(demo_manifest_path.read_text()), demo_manifest_path)
+    with app.app_context(), pytest.raises(RuntimeError), db.transaction(app) as s:
+        create_study(s, vm)
+        assert len(list(copies_dir(app).rglob("*.mp4"))) == 24
+        raise RuntimeError("a later step of the same transaction fails")
+    assert not any(copies_dir(app).rglob("*.mp4"))
+    make_study(app, demo_manifest_path)  # and a committed study keeps its copies
+    assert len(list(copies_dir(app).rglob("*.mp4"))) == 24
+
+
+# --------------------------------------------------------------------------- offloading
+def test_x_accel_redirect_hands_the_copy_to_nginx(app: Flask, client: FlaskClient,
+                                                  stimuli: list[tuple[str, str, int]]) -> None:
+    app.config.update(MEDIA_OFFLOAD="x-accel-redirect", MEDIA_INTERNAL_PREFIX="/_internal/")
+    token, path, _ = stimuli[0]
+    for r in (client.get(f"/media/{token}", headers={"Range": "bytes=0-9"}), client.head(f"/media/{token}")):
+        assert r.status_code == 200 and r.data == b""
+        assert r.headers["X-Accel-Redirect"] == "/_internal/" + Path(path).relative_to(copies_dir(app)).as_posix()
+        assert re.fullmatch(r"/_internal/\d+/[0-9a-f]{32}\.mp4", r.headers["X-Accel-Redirect"])
+        assert r.headers["Content-Type"] == "video/mp4" and "private" in r.headers["Cache-Control"]
+        assert "Content-Disposition" not in r.headers and "ETag" not in r.headers
+    assert client.get(f"/media/{'0' * 32}").status_code == 404  # the same token check first
+
+
+def test_x_sendfile_and_files_outside_the_copies(app: Flask, client: FlaskClient,
+                                                 stimuli: list[tuple[str, str, int]], tmp_path: Path) -> None:
+    app.config["MEDIA_OFFLOAD"] = "x-sendfile"
+    token, path, _ = stimuli[0]
+    r = client.get(f"/media/{token}")
+    assert r.headers["X-Sendfile"] == path and r.data == b""
+    # A study made before clean copies existed points at the original: the app sends it itself.
+    old = tmp_path / "old-style.mp4"
+    old.write_bytes(Path(path).read_bytes())
+    with app.app_context(), db.transaction(app) as s:
+        stim = next(x for x in s.scalars(select(Stimulus)) if token_for(x.study_id, x.id, "test-secret") == token)
+        stim.path = str(old)
+    r = client.get(f"/media/{token}")
+    assert r.status_code == 200 and "X-Sendfile" not in r.headers and r.data == old.read_bytes()
+
+
+def test_an_unknown_offload_mode_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="PANELRANK_MEDIA_OFFLOAD must be one of"):
+        create_app({"INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "test-secret", "MEDIA_OFFLOAD": "x-accel"})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -99,10 +97,3 @@ def test_sqlite_runs_in_wal_with_foreign_keys(app: Flask) -> None:
     with db.engine(app).connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
-
-
-def test_production_refuses_default_secret(tmp_path: Path) -> None:
-    from study_app import create_app
-
-    with pytest.raises(RuntimeError, match="default secret key"):
-        create_app({"PRODUCTION": True, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite"})

@@ -325,10 +325,15 @@ def test_progress_session_states_duration_pace_and_flags(owned: Flask) -> None:
     now = utcnow()
     with owned.app_context(), db.transaction(owned) as s:
         rater = s.scalar(select(Rater))
+        # A rater has at most one active session (a partial unique index): the second is another rater's.
+        other = Rater(study_id=rater.study_id, panel=rater.panel, panel_id=f"{rater.panel_id}-2")
+        s.add(other)
+        s.flush()
         sessions = list(s.scalars(select(Session).order_by(Session.index)))[:6]
         states = ["completed", "completed", "completed", "active", "active", "screened_out"]
         for sess, status in zip(sessions, states, strict=True):
-            sess.rater_id, sess.status, sess.started_at = rater.id, status, now - timedelta(hours=3)
+            owner = other if sess is sessions[4] else rater
+            sess.rater_id, sess.status, sess.started_at = owner.id, status, now - timedelta(hours=3)
         for sess, minutes in zip(sessions[:3], (10, 20, 60), strict=True):
             sess.completed_at = sess.started_at + timedelta(minutes=minutes)
         # Session 3 answered a minute ago (active); session 4 went quiet long ago (abandoned).

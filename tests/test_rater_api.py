@@ -15,6 +15,7 @@ from study_app import db
 from study_app.export import votes_frame
 from study_app.media import token_for
 from study_app.models import Condition, Content, Response, Session, Stimulus, Study, Trial
+from study_app.rater import flow
 from study_app.rater.scales import SCREEN_SCALES, to_screen, to_value
 from tests.rater_support import SMALL_SESSION, acr_overrides, csrf, make_study, walk_to_trials
 from tests.sql_support import statements
@@ -89,6 +90,12 @@ def test_vote_is_stored_with_left_right_undone(app: Flask, rater: FlaskClient, s
     assert (row["window_w"], row["window_h"], row["display_scale"]) == (1280, 720, 0.423)
 
 
+def test_unknown_fields_and_signal_keys_are_dropped(app: Flask, rater: FlaskClient, slug: str) -> None:
+    r = _vote(rater, slug, 0, 3, colour="blue", signals={"scale": 1, "view": "toggle", "note": "x" * 3000})
+    assert r.status_code == 200, r.json
+    assert _trial(app, 0).response.signals == {"scale": 1.0, "view": "toggle"}
+
+
 def test_identical_resubmit_is_the_same_200_and_different_is_409(app: Flask, rater: FlaskClient,
                                                                   slug: str) -> None:
     first = _vote(rater, slug, 0, 2, reasons=[1], watch_ms=900)
@@ -154,8 +161,14 @@ def test_vote_and_plan_take_a_fixed_handful_of_queries(app: Flask, rater: FlaskC
     ({"trial": 0, "response": 3, "reasons": "colours"}, 400, "'reasons'"),
     ({"trial": 0, "response": 3, "stalls": -1}, 400, "'stalls'"),
     ({"trial": 0, "response": 3, "max_drift_ms": "big"}, 400, "'max_drift_ms'"),
-    ({"trial": 0, "response": 3, "signals": {"x": "y" * 5000}}, 400, "'signals'"),
-    ({"trial": 0, "response": 3, "signals": [1]}, 400, "'signals'"),
+    ({"trial": 0, "response": 3, "signals": [1]}, 400, "'signals' is missing or not valid: must be an object"),
+    ({"trial": 0, "response": 3, "signals": {"scale": 10**400}}, 400, "'signals.scale' is missing or not valid"),
+    ({"trial": 0, "response": 3, "signals": {"view": "y" * 5000}}, 400, "'signals.view'"),
+    ({"trial": 0, "response": 3, "signals": {"watch_per_player_ms": [1, 2.5]}}, 400,
+     "'signals.watch_per_player_ms.1' is missing or not valid: must be a whole number"),
+    ({"trial": 10**400, "response": 3}, 400, "'trial' is missing or not valid: must be at most 100000"),
+    ({"trial": 0, "response": -10**400}, 400, "'response' is missing or not valid: must be at least -1000"),
+    ({"trial": 0, "response": 3, "watch_ms": 1.5}, 400, "'watch_ms' is missing or not valid: must be a whole number"),
     ({"trial": 999, "response": 3}, 404, "no trial 999"),
     ({"trial": 2, "response": 3}, 409, "current trial (0)"),
 ])
@@ -290,3 +303,30 @@ def test_other_pairwise_methods(app: Flask, client: FlaskClient, demo_manifest_p
     assert stored.response.value == (a_left_value if stored.a_left else -a_left_value)
     if method == "2afc":
         assert _vote(client, slug, 1, 3).status_code == 400
+
+
+def test_identical_vote_committed_meanwhile_is_the_same_200(app: Flask, rater: FlaskClient, slug: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The twin of this vote commits after this request read the trial but before it read the plan:
+    the plan has moved on, yet the answer is the stored one, so it is the idempotent 200, not a 409."""
+    first = _vote(rater, slug, 0, 3, reasons=[1])
+    real = flow.plan_state
+    twin_stored = []
+
+    def plan_after_twin(session: object, sess: Session) -> tuple[int, int | None]:  # flow.plan_state, delayed
+        if not twin_stored:
+            with app.app_context(), db.transaction(app) as s:
+                trial = s.scalar(select(Trial).where(Trial.session_id == sess.id, Trial.position == 1))
+                s.add(Response(trial_id=trial.id, value=0, reason="brightness"))  # answer 3 is 0 either side
+            twin_stored.append(True)
+        return real(session, sess)
+
+    monkeypatch.setattr(flow, "plan_state", plan_after_twin)
+    second = _vote(rater, slug, 1, 3, reasons=[1])
+    assert twin_stored and second.status_code == 200, second.json
+    assert second.json == {"ok": True, "trial": 1, "next": 2, "done": False, "redirect": None}
+    assert first.status_code == 200
+    different = _vote(rater, slug, 1, 4, reasons=[1])
+    assert different.status_code == 409 and "already answered" in different.json["error"]
+    with app.app_context(), db.transaction(app) as s:
+        assert len(s.scalars(select(Response)).all()) == 2

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -56,24 +57,61 @@ def _claim_at_once(db_app: Flask, raters: list[int]) -> dict[int, int | None]:
     return results
 
 
-def test_claims_in_index_order_until_none_left(db_app: Flask, demo_manifest_path: Path) -> None:
-    make_study(db_app, demo_manifest_path, **SMALL_SESSION)
+@pytest.mark.parametrize("cap", [1, 3])  # one session each is claimed without reading the plan
+def test_claims_in_index_order_until_none_left(db_app: Flask, demo_manifest_path: Path, cap: int) -> None:
+    make_study(db_app, demo_manifest_path, max_sessions_per_rater=cap, **SMALL_SESSION)
     with db_app.app_context(), db.transaction(db_app) as s:
         total = s.scalar(select(func.count()).select_from(Session))
-    rater = _raters(db_app, 1)[0]
-    got = [_claim(db_app, rater) for _ in range(total)]
+    raters = _raters(db_app, total + 1)
+    got = [_claim(db_app, rid) for rid in raters[:total]]
     assert got == list(range(total))
-    assert _claim(db_app, rater) is None
+    assert _claim(db_app, raters[-1]) is None
     with db_app.app_context(), db.transaction(db_app) as s:
-        r = s.get(Rater, rater)
-        assert scheduling.sessions_taken(s, r) == total
+        assert [scheduling.sessions_taken(s, s.get(Rater, rid)) for rid in raters] == [1] * total + [0]
         assert scheduling.planned_left(s, s.scalar(select(Study))) == 0
-        latest = scheduling.latest_session(s, r)
+        latest = scheduling.latest_session(s, s.get(Rater, raters[0]))
         assert latest is not None and latest.status == "active" and latest.started_at is not None
 
 
-def test_concurrent_claims_never_share_a_session(db_app: Flask, demo_manifest_path: Path) -> None:
-    make_study(db_app, demo_manifest_path, **SMALL_SESSION)
+def _claim_or_why(app: Flask, rater_id: int) -> int | str | None:
+    """The index claimed, or why not: ``held <index>`` / ``cap`` (whatever the claim wrote is committed)."""
+    with app.app_context(), db.transaction(app) as s:
+        try:
+            claimed = scheduling.claim_session(s, s.scalar(select(Study)), s.get(Rater, rater_id))
+        except scheduling.SessionHeld as held:
+            return f"held {held.session.index}"
+        except scheduling.CapReached:
+            return "cap"
+        return None if claimed is None else claimed.index
+
+
+def _finish(app: Flask, index: int) -> None:
+    with app.app_context(), db.transaction(app) as s:
+        session_id = s.scalar(select(Session.id).where(Session.index == index))
+    _answer_in_db(app, session_id)
+
+
+def test_one_active_session_and_the_cap(db_app: Flask, demo_manifest_path: Path) -> None:
+    """A rater holding an active session is handed that one back; after finishing it they take another, up to
+    ``max_sessions_per_rater``; a refused claim counts nothing."""
+    make_study(db_app, demo_manifest_path, max_sessions_per_rater=2, **SMALL_SESSION)
+    rid = _raters(db_app, 1)[0]
+    first = _claim(db_app, rid)
+    assert _claim_or_why(db_app, rid) == f"held {first}"
+    _finish(db_app, first)
+    second = _claim(db_app, rid)
+    assert second not in (None, first)
+    _finish(db_app, second)
+    assert _claim_or_why(db_app, rid) == "cap"
+    with db_app.app_context(), db.transaction(db_app) as s:
+        rows = s.execute(select(Session.index, Session.status).where(Session.rater_id == rid)).all()
+        assert sorted(rows) == sorted([(first, "completed"), (second, "completed")])
+        assert scheduling.sessions_taken(s, s.get(Rater, rid)) == 2
+
+
+@pytest.mark.parametrize("cap", [1, 3])
+def test_concurrent_claims_never_share_a_session(db_app: Flask, demo_manifest_path: Path, cap: int) -> None:
+    make_study(db_app, demo_manifest_path, max_sessions_per_rater=cap, **SMALL_SESSION)
     with db_app.app_context(), db.transaction(db_app) as s:
         total = s.scalar(select(func.count()).select_from(Session))
     raters = _raters(db_app, total + 4)  # more raters than sessions: some must get None

@@ -12,9 +12,11 @@ import { nativeSize, pairView } from "./display.js";
 
 // Drift below this is left alone (a frame at 60 fps is 16.7 ms).
 const DEADBAND_S = 0.008;
-// The lagging player runs at 1 + GAIN × drift (s), at most 1 + MAX_NUDGE: 40 ms → 1.08.
-const GAIN_PER_S = 2;
-const MAX_NUDGE = 0.1;
+// The lagging player runs at 1 + GAIN × drift (s), at most 1 + MAX_NUDGE: 10 ms → 1.05,
+// 40 ms → 1.2, caught up within about 0.2 s (a starved decoder, or the first frames after a
+// start, can put one player a few frames behind).
+const GAIN_PER_S = 5;
+const MAX_NUDGE = 0.25;
 // More than this apart (after a long wait for data): pause both, seek, start again together.
 const RESYNC_S = 0.5;
 // Below HAVE_FUTURE_DATA a playing video is waiting for data.

@@ -1,10 +1,10 @@
-"""The organizer's console: login, studies (list, upload, open/pause/close, settings), progress."""
+"""The organizer's console: login and account, studies (list, upload, open/pause/close, settings), progress."""
 
 from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -21,10 +21,11 @@ bp.before_request(csrf.protect)
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response | tuple[str, int]:
     if request.method == "POST":
-        organizer = accounts.authenticate(get_db(), request.form.get("email", ""), request.form.get("password", ""))
+        db = get_db()
+        organizer = accounts.authenticate(db, request.form.get("email", ""), request.form.get("password", ""))
         if organizer is not None:
-            session.clear()
-            session["organizer_id"] = organizer.id
+            accounts.log_in(db, organizer)
+            db.commit()
             return redirect(_safe_next(request.args.get("next")))
         flash("Wrong email or password.", "error")
         return render_template("organizer/login.html"), 401
@@ -43,14 +44,14 @@ def _error_page(exc: HTTPException) -> HTTPException | tuple[str, int]:
     """Errors inside the console as a page of the console (with a way back), not a bare one."""
     if exc.code is None or exc.code < 400:
         return exc  # redirects raised as exceptions stay what they are
-    title = exc.name
-    if exc.code == 413:
+    title, message = exc.name, exc.description or exc.name
+    if exc.code == 429:  # a throttled password form (study_app.limits); Retry-After says when to retry
+        title = "Too many attempts"
+    elif exc.code == 413:
         title = "Upload too large"
         limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
         message = (f"The upload is larger than the server accepts ({limit / 2**20:.0f} MB). A manifest and its "
                    "stimulus list are small text files: upload those, not the videos (the manifest points at them).")
-    else:
-        message = exc.description or exc.name
     referrer = urlparse(request.referrer or "")
     same_page = referrer.path == request.path and request.method == "GET"
     back = referrer.path if referrer.netloc == request.host and not same_page else None
@@ -60,7 +61,48 @@ def _error_page(exc: HTTPException) -> HTTPException | tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
-    session.clear()
+    accounts.log_out()
+    get_db().commit()
+    return redirect(url_for("organizer.login"))
+
+
+@bp.get("/account")
+@accounts.login_required
+def account() -> str:
+    return _account_page()
+
+
+def _account_page(problem: str | None = None) -> str:
+    return render_template("organizer/account.html", me=me(), problem=problem,
+                           logins=accounts.active_logins(get_db(), me()), this_login=accounts.current_login(),
+                           idle_days=accounts.IDLE_TIMEOUT.days)
+
+
+@bp.post("/account/password")
+@accounts.login_required
+def change_password() -> Response | tuple[str, int]:
+    db, organizer, new = get_db(), me(), request.form.get("new_password", "")
+    if not accounts.password_matches(organizer, request.form.get("password", "")):
+        return _account_page("the current password is wrong"), 401  # 401: counted as a failed attempt
+    if new != request.form.get("confirm_password", ""):
+        return _account_page("the new password and its repetition differ"), 400
+    try:
+        ended = accounts.set_password(organizer, new, keep=accounts.current_login())
+    except accounts.AccountError as exc:
+        return _account_page(str(exc)), 400
+    db.commit()
+    flash(f"Password changed; other browsers logged out: {ended}.", "info")
+    return redirect(url_for("organizer.account"))
+
+
+@bp.post("/logout-everywhere")
+@accounts.login_required
+def logout_everywhere() -> Response:
+    db = get_db()
+    ended = accounts.end_logins(db, me())
+    accounts.log_out()
+    db.commit()
+    flash(f"Logged out everywhere: {ended} login(s) ended, this one included.", "info")
     return redirect(url_for("organizer.login"))
 
 

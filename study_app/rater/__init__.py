@@ -19,6 +19,7 @@ from study_app.models import Rater, Session, Study, utcnow
 from study_app.rater import flow, identity
 from study_app.rater.identity import Identity, Refusal
 from study_app.rater.scales import client_scale
+from study_app.schemas import CONTROL, read_limited
 from study_app.studies import get_study
 
 bp = Blueprint("rater", __name__)
@@ -27,15 +28,35 @@ API_MAX_BYTES = 16 * 1024
 
 @bp.before_request
 def _protect() -> Response | None:
+    is_api = (request.endpoint or "").startswith("rater.api_")
+    if (refused := _bad_address(is_api)) is not None:
+        return refused
     # The JSON API is CSRF-safe by requiring a JSON body (a cross-site form cannot send one);
     # refuse anything else there with a JSON error rather than an HTML page.
-    if "/api/" in request.path and request.method == "POST":
+    if is_api and request.method == "POST":
         if not request.is_json:
             return api_error(415, "api.bad_json")
-        if (request.content_length or 0) > API_MAX_BYTES:
+        # Content-Length may be absent (chunked) or lie: read at most one byte past the limit.
+        raw = None if (request.content_length or 0) > API_MAX_BYTES else read_limited(request.stream, API_MAX_BYTES)
+        if raw is None:
             return api_error(413, "api.too_large")
+        g.json_body = raw
         return None
     csrf.protect()
+    return None
+
+
+def _bad_address(is_api: bool) -> Response | None:
+    """Refuse control characters (NUL above all: PostgreSQL cannot store or compare it) in the
+    path and the query string before anything reaches the database."""
+    if CONTROL.search(request.path):
+        if is_api:
+            return api_error(404, "refuse.not_found.title")
+        raise Refusal("not_found", 404)
+    if any(CONTROL.search(part) for item in request.args.items(multi=True) for part in item):
+        if is_api:
+            return api_error(400, "api.bad_address")
+        raise Refusal("bad_id", 400)
     return None
 
 
@@ -90,11 +111,20 @@ def current(db: DBSession, study: Study) -> tuple[Identity | None, Rater | None,
 
 
 def check_can_start(db: DBSession, study: Study, rater: Rater | None) -> None:
-    """Refuse a new session: study not open, cap reached, or nothing planned left."""
+    """Refuse a new session: study not open, cap reached, or nothing planned left.
+
+    Not when the rater holds an active session after all: a concurrent consent of theirs (another tab,
+    a retried request) has just claimed it, and this request's claim will resume it.
+    """
     require_open(study)
-    if rater is not None and scheduling.sessions_taken(db, rater) >= study.max_sessions_per_rater:
+    capped = rater is not None and scheduling.sessions_taken(db, rater) >= study.max_sessions_per_rater
+    full = scheduling.planned_left(db, study) == 0
+    # Read after the counts, so a claim that committed in between is seen here.
+    if (capped or full) and rater is not None and scheduling.active_session(db, rater) is not None:
+        return
+    if capped:
         raise Refusal("max_sessions", 403, n=study.max_sessions_per_rater)
-    if scheduling.planned_left(db, study) == 0:
+    if full:
         raise Refusal("full", 503)
 
 
@@ -182,7 +212,16 @@ def paragraphs(text: str) -> list[list[str]]:
 def _consent(db: DBSession, study: Study, ident: Identity, active: Session | None) -> Response:
     if active is None:
         rater = identity.ensure_rater(db, study, ident)
-        active = scheduling.claim_session(db, study, rater)
+        try:
+            active = scheduling.claim_session(db, study, rater)
+        except scheduling.SessionHeld as held:
+            # Another consent of this rater (a second tab, a retried request) claimed first: both continue
+            # on that one session, which its consent has already marked.
+            db.rollback()
+            return _resume(study, held.session)
+        except scheduling.CapReached:
+            db.rollback()
+            raise Refusal("max_sessions", 403, n=study.max_sessions_per_rater) from None
         if active is None:
             db.rollback()
             raise Refusal("full", 503)

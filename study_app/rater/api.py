@@ -1,18 +1,16 @@
 """The JSON API of the study page: environment gate, session plan, trials, votes, training.
 
-Every refusal is ``{"error": message}`` with a meaningful status. Votes are
-idempotent: the identical answer resubmitted returns the same 200 body; a
-different answer for an answered trial is a 409.
+Every refusal is ``{"error": message}`` with a meaningful status. Bodies are validated by
+the models of :mod:`study_app.schemas` (a refusal names the field). Votes are idempotent:
+the identical answer resubmitted returns the same 200 body, also when the two arrive at
+once; a different answer for an answered trial is a 409.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import dataclass
 from typing import Any
 
-from flask import jsonify, request, url_for
+from flask import g, jsonify, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DBSession
@@ -27,10 +25,7 @@ from study_app.rater import bp, current, flow
 from study_app.rater import load_study as _load_study
 from study_app.rater.identity import Refusal
 from study_app.rater.scales import SCREEN_SCALES, label_of, on_scale, to_screen, to_value
-
-MAX_MS = 24 * 3600 * 1000
-MAX_COUNT = 100_000
-MAX_SIGNALS_CHARS = 4000
+from study_app.schemas import CONTROL, BodyError, EnvironmentCheck, M, TrainingAnswer, TrainingDone, Vote, parse
 
 
 class ApiError(Exception):
@@ -62,24 +57,14 @@ def _context(db: DBSession, slug: str, statuses: tuple[str, ...] = ("active",)) 
     return study, rater, sess
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "api.bad_json")
-    return data
-
-
-def _int(data: dict[str, Any], name: str, low: int, high: int, required: bool = False) -> int | None:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise ApiError(400, "api.bad_field", field=name, why=t("api.why.required"))
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ApiError(400, "api.bad_field", field=name, why=t("api.why.number"))
-    if not low <= value <= high:
-        raise ApiError(400, "api.bad_field", field=name, why=t("api.why.range", low=low, high=high))
-    return round(value)
+def _body(model: type[M]) -> M:
+    """The request's JSON body (read and size-checked by the blueprint's guard) as ``model``."""
+    try:
+        return parse(model, g.get("json_body", b""))
+    except BodyError as exc:
+        if exc.field is None:
+            raise ApiError(400, exc.key, **exc.values) from None
+        raise ApiError(400, "api.bad_field", field=exc.field, why=t(exc.key, **exc.values)) from None
 
 
 # --------------------------------------------------------------------------- environment gate
@@ -91,17 +76,13 @@ def api_environment(slug: str) -> HTTPResponse:
     study, rater, sess = _context(db, slug)
     if flow.step_endpoint(sess) != "rater.check":
         raise ApiError(409, "api.not_ready")
-    data = _body()
-    measured = {name: _int(data, name, 0, 100_000, required=True) for name in ("inner_w", "inner_h")}
-    measured |= {name: _int(data, name, 0, 100_000) for name in ("screen_w", "screen_h")}
-    dpr = data.get("dpr")
-    good_dpr = isinstance(dpr, int | float) and not isinstance(dpr, bool) and math.isfinite(dpr) and 0 < dpr <= 16
-    measured["dpr"] = float(dpr) if good_dpr else None
-    measured["mobile"] = bool(data.get("mobile"))
-    measured["user_agent"] = request.headers.get("User-Agent", "")[:300]
+    data = _body(EnvironmentCheck)
+    measured: dict[str, Any] = data.model_dump(exclude={"cannot"})
+    # Control characters are dropped: the gate is stored as JSON text (PostgreSQL refuses NUL).
+    measured["user_agent"] = CONTROL.sub("", request.headers.get("User-Agent", ""))[:300]
     need = flow.window_need(flow.display_of(db, study), measured["dpr"])
     failure = _gate_failure(study, measured, need)
-    if failure is not None and failure[0] == "reason.window" and data.get("cannot") is not True:
+    if failure is not None and failure[0] == "reason.window" and not data.cannot:
         # Too small is something the rater can fix (resize, full screen): only their own
         # "I cannot" ends the session, never one early click.
         raise ApiError(422, "api.window_small", **failure[1])
@@ -169,58 +150,30 @@ def api_trial(slug: str) -> HTTPResponse:
 # --------------------------------------------------------------------------- votes
 
 
-@dataclass(frozen=True)
-class Vote:
-    position: int
-    answer: int
-    reasons: tuple[int, ...]
-    numbers: dict[str, int | None]
-    max_drift_ms: float | None
-    signals: dict[str, Any] | None
-
-
-def _parse_vote(data: dict[str, Any], study: Study) -> Vote:
-    position = _int(data, "trial", 0, MAX_COUNT, required=True)
-    answer = data.get("response")
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise ApiError(400, "api.bad_field", field="response", why=t("api.why.whole"))
-    _on_scale(study, answer)
-    numbers = {name: _int(data, name, 0, MAX_MS) for name in ("watch_ms", "answer_ms", "hidden_ms")}
-    numbers |= {name: _int(data, name, 0, MAX_COUNT) for name in ("plays", "stalls", "window_w", "window_h")}
-    drift = data.get("max_drift_ms")
-    bad_drift = isinstance(drift, bool) or not isinstance(drift, int | float) or not 0 <= drift <= MAX_MS
-    if drift is not None and bad_drift:
-        raise ApiError(400, "api.bad_field", field="max_drift_ms", why=t("api.why.ms"))
-    assert position is not None
-    return Vote(position, answer, _reasons(data, study), numbers,
-                None if drift is None else float(drift), _signals(data))
-
-
-def _on_scale(study: Study, answer: object) -> int:
-    """``answer`` when it is a whole number on the study's scale; refused otherwise."""
-    if isinstance(answer, bool) or not isinstance(answer, int) or not on_scale(study.method, answer):
+def _on_scale(study: Study, answer: int) -> int:
+    """``answer`` when it is on the study's scale (the model made it a bounded whole number)."""
+    if not on_scale(study.method, answer):
         s = SCREEN_SCALES[study.method]
         raise ApiError(400, "api.off_scale", value=answer, low=s.low, high=s.high)
     return answer
 
 
-def _reasons(data: dict[str, Any], study: Study) -> tuple[int, ...]:
-    raw = data.get("reasons") or []
+def _reasons(vote: Vote, study: Study) -> tuple[int, ...]:
+    raw = vote.reasons or []
     allowed = len(study.manifest.get("reasons") or []) if study.pairwise else 0
-    if (not isinstance(raw, list) or len(set(map(repr, raw))) != len(raw)
-            or not all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < allowed for r in raw)):
+    if len(set(raw)) != len(raw) or not all(r < allowed for r in raw):
         why = t("api.why.reasons", high=allowed - 1) if allowed else t("api.why.no_reasons")
         raise ApiError(400, "api.bad_field", field="reasons", why=why)
     return tuple(sorted(raw))
 
 
-def _signals(data: dict[str, Any]) -> dict[str, Any] | None:
-    signals = data.get("signals")
-    if signals is None:
-        return None
-    if not isinstance(signals, dict) or len(json.dumps(signals)) > MAX_SIGNALS_CHARS:
-        raise ApiError(400, "api.bad_field", field="signals", why=t("api.why.signals", n=MAX_SIGNALS_CHARS))
-    return signals
+def _stored_fields(vote: Vote) -> dict[str, Any]:
+    """The vote's timings and signals as Response columns (unset ones left to their defaults)."""
+    fields = vote.model_dump(exclude={"trial", "response", "reasons", "signals"}, exclude_none=True)
+    if vote.signals is not None:
+        # Only what the client sent (unknown keys already dropped): the export reads it back.
+        fields["signals"] = vote.signals.model_dump(exclude_unset=True)
+    return fields
 
 
 def _reason_text(study: Study, reasons: tuple[int, ...]) -> str | None:
@@ -239,20 +192,25 @@ def _vote_body(study: Study, trial: Trial, n: int) -> dict[str, Any]:
 def api_vote(slug: str) -> HTTPResponse:
     db = get_db()
     study, _, sess = _ready(db, slug, statuses=("active", "completed"))
-    vote = _parse_vote(_body(), study)
-    trial = db.scalar(select(Trial).where(Trial.session_id == sess.id, Trial.position == vote.position)
+    vote = _body(Vote)
+    _on_scale(study, vote.response)
+    reason = _reason_text(study, _reasons(vote, study))
+    trial = db.scalar(select(Trial).where(Trial.session_id == sess.id, Trial.position == vote.trial)
                       .options(joinedload(Trial.response)))
     if trial is None:
-        raise ApiError(404, "api.no_trial", trial=vote.position)
+        raise ApiError(404, "api.no_trial", trial=vote.trial)
     n, pending = flow.plan_state(db, sess)
-    value = to_value(study.method, vote.answer, trial.a_left)
-    reason = _reason_text(study, vote.reasons)
-    if trial.response is not None:
-        return _resubmit(study, trial, n, value, reason)
+    value = to_value(study.method, vote.response, trial.a_left)
+    stored = trial.response
+    if stored is None and pending != trial.position:
+        # The plan moved on after the trial was read: an identical vote sent at the same time may
+        # have committed in between. Judge against what it stored before calling this out of order.
+        stored = _stored_response(db, trial)
+    if stored is not None:
+        return _resubmit(study, trial, stored, n, value, reason)
     if pending != trial.position:
         raise ApiError(409, "api.out_of_order", current="-" if pending is None else pending)
-    db.add(Response(trial_id=trial.id, value=value, reason=reason, max_drift_ms=vote.max_drift_ms,
-                    signals=vote.signals, **{k: v for k, v in vote.numbers.items() if v is not None}))
+    db.add(Response(trial_id=trial.id, value=value, reason=reason, **_stored_fields(vote)))
     if trial.position >= n - 1:
         flow.complete(study, sess)
     try:
@@ -260,17 +218,19 @@ def api_vote(slug: str) -> HTTPResponse:
     except IntegrityError:
         # The same vote arrived twice at once: the other request stored it; judge against that one.
         db.rollback()
-        stored = db.scalar(select(Response).where(Response.trial_id == trial.id))
+        stored = _stored_response(db, trial)
         if stored is None:
             raise
-        db.refresh(trial)
-        return _resubmit(study, trial, n, value, reason)
+        return _resubmit(study, trial, stored, n, value, reason)
     return jsonify(_vote_body(study, trial, n))
 
 
-def _resubmit(study: Study, trial: Trial, n: int, value: int, reason: str | None) -> HTTPResponse:
-    stored = trial.response
-    assert stored is not None
+def _stored_response(db: DBSession, trial: Trial) -> Response | None:
+    # A fresh statement sees what other transactions committed (read committed; SQLite outside a write).
+    return db.scalar(select(Response).where(Response.trial_id == trial.id))
+
+
+def _resubmit(study: Study, trial: Trial, stored: Response, n: int, value: int, reason: str | None) -> HTTPResponse:
     if stored.value != value or (stored.reason or None) != reason:
         raise ApiError(409, "api.conflict")
     return jsonify(_vote_body(study, trial, n))
@@ -286,13 +246,12 @@ def api_training(slug: str) -> HTTPResponse:
     study, _, sess = _ready(db, slug)
     if flow.env(sess).get("training_done"):
         raise ApiError(409, "api.training_done")
-    data = _body()
-    item = _int(data, "item", 0, MAX_COUNT, required=True)
+    data = _body(TrainingAnswer)
     training = study.manifest.get("training") or []
-    if item is None or item >= len(training):
-        raise ApiError(404, "api.no_training", item=item)
-    answer = _on_scale(study, data.get("response"))
-    spec = training[item]
+    if data.item >= len(training):
+        raise ApiError(404, "api.no_training", item=data.item)
+    answer = _on_scale(study, data.response)
+    spec = training[data.item]
     value = to_value(study.method, answer, True)
     expected = to_screen(study.method, spec["expected"], True)
     return jsonify({
@@ -307,6 +266,8 @@ def api_training(slug: str) -> HTTPResponse:
 def api_training_done(slug: str) -> HTTPResponse:
     db = get_db()
     _, _, sess = _ready(db, slug)
+    if g.get("json_body"):  # an empty body is fine too (older pages sent none)
+        _body(TrainingDone)
     flow.set_env(sess, training_done=True)
     db.commit()
     return jsonify({"ok": True})

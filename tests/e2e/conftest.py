@@ -4,19 +4,17 @@ variant with tiny clips, and headless Debian Chromium driven by Python Playwrigh
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 from flask import Flask
-from werkzeug.serving import make_server
 
 from study_app import create_app, migrate
 from study_app.demo import demo_manifest
+from tests.live_server import serve
 from tests.rater_support import SMALL_SESSION, acr_overrides, make_study
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -46,19 +44,6 @@ def live_server(demo_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     make_study(app, manifest, **acr_overrides())
     with serve(app) as base:
         yield LiveServer(base, app, manifest)
-
-
-@contextmanager
-def serve(app: Flask) -> Iterator[str]:
-    """Serve ``app`` with werkzeug in a thread on a free loopback port; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 from study_app import create_app, db
 from study_app.demo import SIMULATED_SLUG
 from study_app.models import Response, Session, Study, Trial
-from tests.e2e.conftest import serve
 from tests.e2e.rater_steps import UNLOCK_PROBE, answer, enter, practice, preload_and_start, trial_shown
+from tests.live_server import serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 

@@ -17,7 +17,8 @@ from study_app.demo import fill_with_simulated_votes
 from study_app.manifest import load
 from study_app.models import Rater, Response, Session, Study, Trial
 from study_app.studies import create_study
-from tests.e2e.conftest import demo_app, serve
+from tests.e2e.conftest import demo_app
+from tests.live_server import serve
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "organizer-pass"
