@@ -184,7 +184,9 @@ def gunicorn_args(host: str, port: int, workers: int, threads: int, pidfile: Pat
     gunicorn = Path(sys.executable).with_name("gunicorn")
     return [str(gunicorn), "--config", "python:study_app.gunicorn_conf", "--bind", f"{host}:{port}",
             "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
-            "--pid", str(pidfile), "--access-logfile", "-", "study_app.wsgi:app"]
+            "--pid", str(pidfile), "--access-logfile", "-",
+            # gunicorn's default control socket is one per user (~/.gunicorn): two servers would share it.
+            "--control-socket", str(pidfile.with_suffix(".ctl")), "study_app.wsgi:app"]
 
 
 def _exec_gunicorn(host: str, port: int, workers: int = 2, threads: int = DEFAULT_THREADS,
@@ -192,8 +194,18 @@ def _exec_gunicorn(host: str, port: int, workers: int = 2, threads: int = DEFAUL
     pidfile = (pidfile or Path(current_app.config["INSTANCE_DIR"]) / PID_FILE).resolve()
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     _clear_stale_pidfile(pidfile)
+    _warn_unshared_limits(workers)
     args = gunicorn_args(host, port, workers, threads, pidfile)
     os.execv(args[0], args)
+
+
+def _warn_unshared_limits(workers: int) -> None:
+    # Flask-Limiter's memory:// counters live in each worker: N workers allow N times the limit.
+    storage = str(current_app.config.get("RATELIMIT_STORAGE_URI", ""))
+    if workers > 1 and storage.startswith("memory://"):
+        click.echo(f"warning: login throttling counts per worker ({workers} workers, {storage}): up to {workers}× "
+                   "the configured limit; set PANELRANK_RATELIMIT_STORAGE to a shared store (redis://…) "
+                   "to count together", err=True)
 
 
 def _clear_stale_pidfile(pidfile: Path) -> None:

@@ -44,7 +44,9 @@ Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Pixels = Annotated[int, Field(ge=0, le=MAX_PIXELS)]
 Answer = Annotated[int, Field(ge=-MAX_ANSWER, le=MAX_ANSWER)]
 FloatMs = Annotated[float, Field(ge=0, le=MAX_MS)]
-Dpr = Annotated[float, Field(gt=0, le=100)]
+# Browser zoom spans 25–500 % on screens of density 1–4: anything outside 0.1–20 is not a
+# measurement, and the screen check divides by it.
+Dpr = Annotated[float, Field(ge=0.1, le=20)]
 View = Literal["side-by-side", "toggle", "scaled", "single"]
 
 

@@ -266,3 +266,12 @@ def test_browser_without_cookies_gets_an_explanation_not_a_loop(app, demo_manife
     assert first.status_code == 302 and "arrived=1" in first.headers["Location"]
     second = client.get(first.headers["Location"])
     assert second.status_code == 400 and "allow cookies" in second.get_data(as_text=True).lower()
+
+
+@pytest.mark.parametrize("dpr", [5e-324, 1e-300, 0.05, 25])
+def test_a_device_pixel_ratio_that_is_no_measurement_is_refused(client: FlaskClient, slug: str, dpr: float) -> None:
+    """The screen check divides by it: a subnormal one overflowed into a 500 (found by the ops tryout)."""
+    client.get(f"/s/{slug}")
+    client.post(f"/s/{slug}/welcome", data={"consent": "yes", "csrf_token": csrf(client)})
+    r = client.post(f"/s/{slug}/api/environment", json={"inner_w": 1920, "inner_h": 1080, "dpr": dpr})
+    assert r.status_code == 400 and "'dpr'" in r.json["error"]

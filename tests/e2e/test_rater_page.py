@@ -149,14 +149,14 @@ def test_ccr7_keyboard_answers_are_stored_as_chosen(live_server: Any, browser: A
 
 @pytest.fixture(scope="module")
 def hd_study(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """pc5 over 2 s 720p clips, two contents × two conditions, both pairs in one session."""
+    """pc5 over 3 s 720p clips, two contents × two conditions, both pairs in one session."""
     root = tmp_path_factory.mktemp("hd")
     stimuli = []
     for content in ("c1", "c2"):
         for cond in ("source", "dark"):
             path = root / content / f"{cond}.mp4"
             path.parent.mkdir(exist_ok=True)
-            clips.make_clip(path, content, cond, width=1280, height=720, seconds=2, fps=25)
+            clips.make_clip(path, content, cond, width=1280, height=720, seconds=3, fps=25)
             stimuli.append({"content": content, "condition": cond, "path": str(path)})
     manifest = root / "manifest.yaml"
     manifest.write_text(yaml.safe_dump({
@@ -242,13 +242,13 @@ def test_toggle_view_shows_720p_at_native_size_in_1280x720(
     wait_state(page, "1", "playing")
     page.wait_for_function("() => document.querySelector('#players video').currentTime > 0.3")
     seen = _visible_video(page)
+    # Switch at once, while the clips still play (a slow screenshot first could miss the end).
+    page.keyboard.press("Space")
+    assert _visible_video(page)["badge"] == "B"
     assert page.evaluate("document.getElementById('study').dataset.view") == "toggle"
     assert seen["count"] == 1 and (seen["w"], seen["h"]) == (1280, 720), seen
     assert seen["top"] > -1 and seen["bottom"] < HD["height"] + 1 and seen["left"] == 0, seen  # sub-pixel scroll
     assert seen["badge"] == "A" and seen["label"] == "Strong preference for A", seen
-    page.screenshot(path=str(tmp_path / "toggle-a.png"))
-    page.keyboard.press("Space")
-    assert _visible_video(page)["badge"] == "B"
     page.screenshot(path=str(tmp_path / "toggle-b.png"))
     wait_state(page, "1", "answer")
     samples = _take_samples(page)
