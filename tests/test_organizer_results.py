@@ -198,3 +198,7 @@ def test_too_few_votes_give_a_409_not_a_500(study_app: Flask, ann: FlaskClient) 
         response = ann.get(f"/organizer/studies/demo/export/{name}")
         assert response.status_code == 409 and b"cannot be analysed yet" in response.data
     assert ann.get("/organizer/studies/demo/export/votes.csv").status_code == 200
+    # raters.csv needs no ranking (the leaderboard's "screening dropped every rater" points to it).
+    raters = ann.get("/organizer/studies/demo/export/raters.csv")
+    assert raters.status_code == 200
+    assert pd.read_csv(io.BytesIO(raters.data))["rater"].astype(str).tolist() == ["early"]

@@ -12,7 +12,7 @@ import pandas as pd
 from flask import Response, abort, render_template, request, send_file
 from plotly.offline import get_plotlyjs
 
-from analysis import plots, report
+from analysis import plots, report, screening
 from study_app import accounts, livestats
 from study_app.db import get_db
 from study_app.models import Study
@@ -128,6 +128,10 @@ def export(slug: str, name: str) -> Response:
     try:
         result = _analysis(study, _ties(), selected_rules())
     except ValueError as exc:  # as on the leaderboard page: too few votes to determine the scores yet
+        if name == "raters.csv":
+            # The leaderboard's "screening dropped every rater; see raters.csv" must lead somewhere:
+            # the screening table needs no ranking.
+            return _send_screening(study)
         abort(409, description=f"The votes cannot be analysed yet: {exc}")
     if result is None:
         abort(409, description="No votes yet: there is nothing to analyse.")
@@ -137,6 +141,18 @@ def export(slug: str, name: str) -> Response:
     mimetype = "text/html" if name.endswith(".html") else "text/csv"
     return send_file(io.BytesIO(data), mimetype=mimetype, as_attachment=True,
                      download_name=f"{study.slug}-{name}")
+
+
+def _send_screening(study: Study) -> Response:
+    """raters.csv from the screening alone (what ``report.write_report`` writes as raters.csv)."""
+    frame = livestats.votes(get_db(), study)
+    rejected = livestats.rejected_raters(get_db(), study)
+    frame = frame[~frame["rater"].isin(rejected)] if rejected else frame
+    if frame.empty:
+        abort(409, description="No votes yet: there is nothing to analyse.")
+    data = screening.screen(frame, livestats.rules_from(selected_rules())).raters.to_csv(index=False).encode()
+    return send_file(io.BytesIO(data), mimetype="text/csv", as_attachment=True,
+                     download_name=f"{study.slug}-raters.csv")
 
 
 def _send_votes(study: Study, name: str) -> Response:
