@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import frames
+from analysis import frames, methods
 from analysis.bradley_terry import PairCounts
 
 _N_COL = re.compile(r"^n_(-?\d+)$")
@@ -150,7 +150,7 @@ class PairTable:
 def from_pair_table(
     df: pd.DataFrame,
     *,
-    scale: str = "pc5",
+    method: str = "pc5",
     graded: bool = False,
     tie_share: float = 0.2,
     strength: float = 1.5,
@@ -163,8 +163,8 @@ def from_pair_table(
         One row per pair (a pair may repeat; its counts add up). ``cond_a``/``cond_b``
         are text ids (put in Unicode NFC, as :func:`analysis.frames.validate` does); an
         empty one is an error.
-    scale : str
-        The pairwise scale of the votes (for ``dmos`` and the strength bound).
+    method : str
+        The pairwise test method of the votes (its scale bounds ``dmos`` and the strength).
     graded : bool
         A vote of strength k counts as k wins (per-value and mean layouts).
     tie_share, strength : float
@@ -174,9 +174,9 @@ def from_pair_table(
     -------
     PairTable
     """
-    scale_def = frames.SCALES.get(scale)
-    if scale_def is None or scale_def.kind != "pairwise":
-        raise ValueError(f"scale must be pairwise ({', '.join(frames.PAIRWISE_METHODS)}), got {scale!r}")
+    entry = methods.METHODS.get(method)
+    if entry is None or not entry.pairwise:
+        raise ValueError(f"method must be pairwise ({', '.join(methods.PAIRWISE_METHODS)}), got {method!r}")
     problems = [f"missing column '{c}'" for c in ("cond_a", "cond_b") if c not in df.columns]
     if problems:
         raise ValueError("pair table: " + "; ".join(problems))
@@ -189,7 +189,7 @@ def from_pair_table(
     b = frames.normalize_ids(df["cond_b"].astype(str)).to_numpy()
     if (a == b).any():
         raise ValueError("pair table: a row compares a condition with itself")
-    top = scale_def.high
+    top = entry.high
     assumption: dict[str, Any] = {}
     per_value = _pair_values(df)
     if per_value:
@@ -199,7 +199,7 @@ def from_pair_table(
         tt = np.zeros(len(df))
         for value, counts in per_value.values():
             if abs(value) > top:
-                raise ValueError(f"count column for pref={value} is off the {scale} scale")
+                raise ValueError(f"count column for pref={value} is off the {method} scale")
             weight = abs(value) if graded else 1.0
             if value > 0:
                 wa += weight * counts
@@ -220,7 +220,7 @@ def from_pair_table(
         else:
             mean = (top + 1) - df["dmos"].to_numpy(dtype=float)  # P.910 numbering: 1 = strongest A
         if (np.abs(mean) > top).any():
-            raise ValueError(f"mean vote outside the {scale} scale")
+            raise ValueError(f"mean vote outside the {method} scale")
         mapping = MeanMapping(tie_share, strength, graded)
         wa, tt, wb, clipped = mapping.counts(n, mean, top)
         assumption = {"tie_share": tie_share, "strength": strength, "graded": graded,
@@ -294,13 +294,13 @@ class NtireResults:
         ----------
         **kw
             Passed to :func:`from_pair_table` (``graded``, ``tie_share``, ``strength``); the
-            scale is always ``"pc5"``.
+            method is always ``"pc5"``.
 
         Returns
         -------
         PairTable
         """
-        return from_pair_table(self.pairs[["cond_a", "cond_b", "n", "mean_pref"]], scale="pc5", **kw)
+        return from_pair_table(self.pairs[["cond_a", "cond_b", "n", "mean_pref"]], method="pc5", **kw)
 
 
 def read_ntire(path: str | Path) -> NtireResults:

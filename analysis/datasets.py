@@ -21,7 +21,7 @@ from analysis import frames
 def ratings_frame(
     table: pd.DataFrame,
     *,
-    scale: str,
+    method: str,
     rater: str = "subject",
     content: str = "content",
     cond: str = "condition",
@@ -34,8 +34,8 @@ def ratings_frame(
     ----------
     table : DataFrame
         One row per rating.
-    scale : str
-        The ratings method (a ratings scale of :data:`analysis.frames.SCALES`, e.g. ``"acr5"``).
+    method : str
+        The test method (a ratings method of :data:`analysis.methods.METHODS`, e.g. ``"acr5"``).
     rater, content, cond, score : str
         The table's columns holding the rater id, the content (source clip), the
         condition and the score.
@@ -64,21 +64,21 @@ def ratings_frame(
     out = pd.DataFrame({
         "study": study, "rater": ids, "session": ids,
         "trial": ids.groupby(ids, sort=False, dropna=False).cumcount().to_numpy() + 1,
-        "content": table[content], "cond": table[cond], "score": table[score], "scale": scale,
+        "content": table[content], "cond": table[cond], "score": table[score], "method": method,
         **dict.fromkeys(("repeat_of", "gold_expected", "answered_at", "watch_ms", "stalls"), np.nan),
     }, index=table.index)
     extra = [c for c in table.columns if c not in mapping and c not in out.columns]
     return frames.validate(pd.concat([out, table[extra]], axis=1), "ratings")
 
 
-def read_ratings_csv(path: str | Path, *, scale: str, study: str | None = None, **columns: str) -> pd.DataFrame:
+def read_ratings_csv(path: str | Path, *, method: str, study: str | None = None, **columns: str) -> pd.DataFrame:
     """Read a CSV of individual ratings (one row per rating) as a validated ratings frame.
 
     Parameters
     ----------
     path : str or Path
-    scale : str
-        The ratings method, e.g. ``"acr5"``.
+    method : str
+        The test method of the ratings, e.g. ``"acr5"``.
     study : str, optional
         Study id; default: the name of the CSV's folder.
     **columns : str
@@ -92,7 +92,7 @@ def read_ratings_csv(path: str | Path, *, scale: str, study: str | None = None, 
 
     Examples
     --------
-    >>> votes = read_ratings_csv("vqeg-hd3/ratings.csv", scale="acr5")  # doctest: +SKIP
+    >>> votes = read_ratings_csv("vqeg-hd3/ratings.csv", method="acr5")  # doctest: +SKIP
     >>> mos.mos(votes, by=("content", "cond"))  # doctest: +SKIP
     """
     path = Path(path)
@@ -100,4 +100,4 @@ def read_ratings_csv(path: str | Path, *, scale: str, study: str | None = None, 
     table = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     if score in table.columns:
         table[score] = pd.to_numeric(table[score], errors="coerce")
-    return ratings_frame(table, scale=scale, study=study or path.resolve().parent.name, **columns)
+    return ratings_frame(table, method=method, study=study or path.resolve().parent.name, **columns)

@@ -11,6 +11,23 @@ This module owns the schema. Every frame that enters :mod:`analysis` — an expo
 from the web app or a CSV from any other tool — goes through :func:`validate`,
 which raises one :class:`FrameError` listing *every* problem it found.
 
+Validated votes are a type: :func:`validate` returns a :class:`Votes`, a read-only
+``pandas.DataFrame`` that carries its layout (``kind``). Every public function of
+:mod:`analysis` that takes votes calls :func:`validate`, which checks a plain frame
+and hands a :class:`Votes` of the asked layout back as it is, so a frame is checked
+once however many functions it passes through::
+
+    votes = frames.validate(raw)          # checked here, once
+    sr = screening.screen(votes)          # not checked again
+    fit = bradley_terry.fit(screening.main_votes(votes))
+
+Only :func:`validate` and :meth:`Votes.rows` (a row subset of valid votes is valid)
+make a :class:`Votes`. Anything pandas derives from one (a slice, ``copy()``,
+``assign``, ``concat``, a merge, ...) is a plain ``DataFrame`` again and is checked
+when it enters the next function: it may no longer follow the schema. Changing a
+:class:`Votes` in place (``votes["pref"] = …``, ``.loc[…] = …``, ``inplace=True``)
+raises ``TypeError``; change a ``copy()`` and validate that.
+
 Identifiers (study, rater, session, content, conditions, reason) are text. A CSV is
 read with :func:`read_table`: a condition or rater called ``NA``, ``None``, ``null``
 or ``nan`` is that name, and only an empty cell is missing. :func:`validate` puts every
@@ -19,63 +36,17 @@ identifier in Unicode NFC, so ``café`` typed composed or decomposed is one id.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from analysis._files import atomic_write, write_csv
-
-Kind = Literal["pairwise", "ratings"]
-
-
-@dataclass(frozen=True)
-class Scale:
-    """One response scale: its integer range and whether 0 ("no preference") exists."""
-
-    method: str
-    kind: Kind
-    low: int
-    high: int
-    allows_zero: bool = True
-
-    def contains(self, values: np.ndarray) -> np.ndarray:
-        """Boolean mask of the values that lie on this scale.
-
-        Parameters
-        ----------
-        values : ndarray
-            Numeric responses.
-
-        Returns
-        -------
-        ndarray of bool
-            Same shape: whole numbers in ``[low, high]`` (and non-zero when ``allows_zero``
-            is false).
-        """
-        ok = (values >= self.low) & (values <= self.high) & (np.floor(values) == values)
-        if not self.allows_zero:
-            ok &= values != 0
-        return ok
-
-
-#: Every method a study can use, keyed by its manifest name (PROTOCOL.md §1).
-SCALES: dict[str, Scale] = {
-    "pc5": Scale("pc5", "pairwise", -2, 2),
-    "2afc": Scale("2afc", "pairwise", -1, 1, allows_zero=False),
-    "ccr7": Scale("ccr7", "pairwise", -3, 3),
-    "acr5": Scale("acr5", "ratings", 1, 5),
-    "acr-hr": Scale("acr-hr", "ratings", 1, 5),
-    "dcr5": Scale("dcr5", "ratings", 1, 5),
-    "slider100": Scale("slider100", "ratings", 0, 100),
-}
-
-PAIRWISE_METHODS = tuple(m for m, s in SCALES.items() if s.kind == "pairwise")
-RATING_METHODS = tuple(m for m, s in SCALES.items() if s.kind == "ratings")
+from analysis.methods import METHODS, Kind
 
 _COMMON_HEAD = ("study", "rater", "session", "trial", "content")
 _COMMON_TAIL = ("repeat_of", "gold_expected", "answered_at", "watch_ms", "stalls")
@@ -86,7 +57,7 @@ PAIRWISE_COLUMNS: tuple[str, ...] = (
     "cond_a",
     "cond_b",
     "pref",
-    "scale",
+    "method",
     "reason",
     "shown_left",
     *_COMMON_TAIL,
@@ -95,16 +66,16 @@ RATINGS_COLUMNS: tuple[str, ...] = (
     *_COMMON_HEAD,
     "cond",
     "score",
-    "scale",
+    "method",
     *_COMMON_TAIL,
 )
 
 # Columns that must never be empty; the others may hold nulls.
 _REQUIRED_VALUES = {
-    "pairwise": ("rater", "trial", "content", "cond_a", "cond_b", "pref", "scale"),
-    "ratings": ("rater", "trial", "content", "cond", "score", "scale"),
+    "pairwise": ("rater", "trial", "content", "cond_a", "cond_b", "pref", "method"),
+    "ratings": ("rater", "trial", "content", "cond", "score", "method"),
 }
-_STRING_COLUMNS = ("study", "rater", "session", "content", "cond_a", "cond_b", "cond", "scale", "reason")
+_STRING_COLUMNS = ("study", "rater", "session", "content", "cond_a", "cond_b", "cond", "method", "reason")
 #: Columns a CSV reader must take as text, verbatim: only an empty cell is missing there.
 TEXT_COLUMNS: tuple[str, ...] = (*_STRING_COLUMNS, "shown_left")
 #: Cells pandas reads as missing by default; still missing in the numeric and time columns.
@@ -113,6 +84,10 @@ NA_TOKENS: tuple[str, ...] = (
     "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 )
 _INT_COLUMNS = ("trial", "repeat_of", "watch_ms", "stalls")
+#: Columns renamed since votes files were first written (old name → name now). :func:`read_table`
+#: reads a file that has an old name, and not the new one, under the new name: ``scale`` became
+#: ``method`` when the test method got one name in the manifest, database, frames and export.
+RENAMED_COLUMNS: dict[str, str] = {"scale": "method"}
 SHOWN_LEFT_VALUES = ("a", "b")
 
 
@@ -132,6 +107,123 @@ class FrameError(ValueError):
         self.kind = kind
         head = f"invalid {kind} frame" if kind else "invalid vote frame"
         super().__init__(f"{head}: {len(self.problems)} problem(s):\n- " + "\n- ".join(self.problems))
+
+
+def _read_only(*_args: object, **_kwargs: object) -> None:
+    raise TypeError("a Votes frame is read-only: change votes.copy() (a plain DataFrame) and validate that")
+
+
+class _ReadOnlyIndexer:
+    """``.loc``/``.iloc``/``.at``/``.iat`` of a :class:`Votes`: reads as pandas does, refuses writes."""
+
+    def __init__(self, indexer: object):
+        self._indexer = indexer
+
+    def __getitem__(self, key: object) -> object:
+        return self._indexer[key]  # type: ignore[index]
+
+    __setitem__ = _read_only
+
+    def __call__(self, axis: object = None) -> _ReadOnlyIndexer:
+        return _ReadOnlyIndexer(self._indexer(axis))  # type: ignore[operator]
+
+    def __getattr__(self, name: str) -> object:
+        if name == "_setitem_with_indexer":  # the path every indexed write takes inside pandas
+            _read_only()
+        return getattr(self._indexer, name)
+
+
+class Votes(pd.DataFrame):
+    """A vote frame :func:`validate` checked: public functions take it without checking again.
+
+    A read-only ``pandas.DataFrame`` (layout columns first in schema order, canonical
+    dtypes, identifiers in NFC, one row per answered trial) with its layout in
+    :attr:`kind`. Made only by :func:`validate` and :meth:`rows`; ``Votes(df)`` raises.
+    Whatever pandas derives from it is a plain ``DataFrame`` (``_constructor``), so a
+    derived frame is validated again where it is used; in-place changes raise ``TypeError``.
+    """
+
+    # Kept through pickling; derived frames are plain DataFrames, so it never reaches them.
+    _metadata: ClassVar[list[str]] = ["_kind"]
+
+    def __init__(self, *args: object, **kwargs: object):
+        raise TypeError("Votes are made by analysis.frames.validate(df), which checks the frame first")
+
+    @classmethod
+    def _checked(cls, df: pd.DataFrame, kind: Kind) -> Votes:
+        """Wrap a frame :func:`validate` has just checked (shares its data: copy-on-write)."""
+        obj = cls.__new__(cls)
+        pd.DataFrame.__init__(obj, df)
+        object.__setattr__(obj, "_kind", kind)
+        return obj
+
+    @property
+    def kind(self) -> Kind:
+        """The layout: ``"pairwise"`` or ``"ratings"``."""
+        return self._kind
+
+    def rows(self, mask: np.ndarray | pd.Series) -> Votes:
+        """The rows where ``mask`` is true, still validated, numbered from 0 as :func:`validate` does.
+
+        Parameters
+        ----------
+        mask : array or Series of bool
+            One entry per row, in row order.
+
+        Returns
+        -------
+        Votes
+            A subset of valid rows is valid: nothing is checked again.
+        """
+        keep = np.asarray(mask, dtype=bool)
+        if keep.shape != (len(self),):
+            raise ValueError(f"mask has shape {keep.shape}, expected ({len(self)},)")
+        return Votes._checked(pd.DataFrame(self)[keep].reset_index(drop=True), self.kind)
+
+    @property
+    def loc(self) -> _ReadOnlyIndexer:  # type: ignore[override]
+        return _ReadOnlyIndexer(super().loc)
+
+    @property
+    def iloc(self) -> _ReadOnlyIndexer:  # type: ignore[override]
+        return _ReadOnlyIndexer(super().iloc)
+
+    @property
+    def at(self) -> _ReadOnlyIndexer:  # type: ignore[override]
+        return _ReadOnlyIndexer(super().at)
+
+    @property
+    def iat(self) -> _ReadOnlyIndexer:  # type: ignore[override]
+        return _ReadOnlyIndexer(super().iat)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Setting an existing column by attribute goes through __setitem__; these two replace an axis.
+        if name in ("index", "columns"):
+            _read_only()
+        super().__setattr__(name, value)
+
+    # Every other in-place change of a DataFrame goes through one of these.
+    __setitem__ = __delitem__ = insert = isetitem = _set_value = _update_inplace = _read_only  # type: ignore[assignment]
+
+
+def _refusing_inplace(name: str) -> Callable[..., object]:
+    """``DataFrame.<name>`` that refuses ``inplace=True`` before pandas touches any data."""
+    method = getattr(pd.DataFrame, name)
+
+    @functools.wraps(method)
+    def guarded(self: Votes, *args: object, **kwargs: object) -> object:
+        if kwargs.get("inplace"):
+            _read_only()
+        return method(self, *args, **kwargs)
+
+    return guarded
+
+
+# Some of these change the data before they would reach _update_inplace (fillna, replace, ...).
+for _name in ("bfill", "clip", "drop", "drop_duplicates", "dropna", "eval", "ffill", "fillna", "interpolate", "mask",
+              "query", "rename", "rename_axis", "replace", "reset_index", "set_index", "sort_index", "sort_values",
+              "where"):
+    setattr(Votes, _name, _refusing_inplace(_name))
 
 
 def columns_for(kind: Kind) -> tuple[str, ...]:
@@ -167,6 +259,8 @@ def detect_kind(df: pd.DataFrame) -> Kind:
     FrameError
         When the columns fit neither layout.
     """
+    if isinstance(df, Votes):
+        return df.kind
     cols = set(df.columns)
     if {"cond_a", "cond_b", "pref"} <= cols:
         return "pairwise"
@@ -244,8 +338,8 @@ def _problems(df: pd.DataFrame, kind: Kind, raw: pd.DataFrame | None = None) -> 
             empty = is_blank(df[col])
             if empty.any():
                 problems.append(_rows_msg(empty, f"column '{col}' is empty"))
-    if "scale" in present:
-        problems += _scale_problems(df, kind)
+    if "method" in present:
+        problems += _method_problems(df, kind)
     for col in ("trial", "repeat_of", "watch_ms", "stalls", "gold_expected", "pref"):
         if col in present:
             problems += _int_problems(df, col)
@@ -346,25 +440,25 @@ def _normalised(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _scale_problems(df: pd.DataFrame, kind: Kind) -> list[str]:
+def _method_problems(df: pd.DataFrame, kind: Kind) -> list[str]:
     problems: list[str] = []
     value_col = "pref" if kind == "pairwise" else "score"
-    scales = df["scale"].astype("string")
-    unknown = scales.notna() & ~scales.isin(list(SCALES))
+    names_of = df["method"].astype("string")
+    unknown = names_of.notna() & ~names_of.isin(list(METHODS))
     if unknown.any():
-        names = sorted(set(scales[unknown]))
-        problems.append(_rows_msg(unknown, f"unknown scale {names}; known: {', '.join(SCALES)}"))
-    wrong_kind = scales.isin([m for m, s in SCALES.items() if s.kind != kind])
+        names = sorted(set(names_of[unknown]))
+        problems.append(_rows_msg(unknown, f"unknown test method {names} in 'method'; known: {', '.join(METHODS)}"))
+    wrong_kind = names_of.isin([m for m, e in METHODS.items() if e.kind != kind])
     if wrong_kind.any():
-        problems.append(_rows_msg(wrong_kind, f"scale of the other layout in a {kind} frame"))
+        problems.append(_rows_msg(wrong_kind, f"method of the other layout in a {kind} frame"))
     if value_col not in df.columns:
         return problems
     values = pd.to_numeric(df[value_col], errors="coerce")
     off = pd.Series(False, index=df.index)
-    for name, scale in SCALES.items():
-        rows = (scales == name).fillna(False) & values.notna()
+    for name, method in METHODS.items():
+        rows = (names_of == name).fillna(False) & values.notna()
         if rows.any():
-            off |= rows & ~scale.contains(values.to_numpy(dtype=float, na_value=np.nan))
+            off |= rows & ~method.contains(values.to_numpy(dtype=float, na_value=np.nan))
     if off.any():
         problems.append(_rows_msg(off, f"'{value_col}' outside its scale's range"))
     return problems
@@ -390,8 +484,12 @@ def _rows_msg(mask: pd.Series, what: str, show: int = 5) -> str:
     return f"{what} in {len(rows)} row(s) (rows {listed}{more})"
 
 
-def validate(df: pd.DataFrame, kind: Kind | None = None) -> pd.DataFrame:
-    """Check a vote frame against the schema and return it with canonical dtypes.
+def validate(df: pd.DataFrame, kind: Kind | None = None) -> Votes:
+    """Check a vote frame against the schema and return it, with canonical dtypes, as :class:`Votes`.
+
+    A :class:`Votes` of the asked layout is returned as it is: it was checked when it was
+    made and cannot have changed since (it is read-only). So every public function calls
+    this on its input, and a frame is checked once however many of them it passes through.
 
     Parameters
     ----------
@@ -402,7 +500,7 @@ def validate(df: pd.DataFrame, kind: Kind | None = None) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame
+    Votes
         The same rows, layout columns first in schema order, with canonical dtypes;
         identifiers in Unicode NFC (see :func:`normalize_id`).
 
@@ -415,6 +513,8 @@ def validate(df: pd.DataFrame, kind: Kind | None = None) -> pd.DataFrame:
     """
     if not isinstance(df, pd.DataFrame):
         raise FrameError([f"expected a pandas DataFrame, got {type(df).__name__}"])
+    if isinstance(df, Votes) and kind in (None, df.kind):
+        return df
     kind = kind or detect_kind(df)
     raw, df = df, _normalised(df)
     problems = _problems(df, kind, raw)
@@ -422,17 +522,18 @@ def validate(df: pd.DataFrame, kind: Kind | None = None) -> pd.DataFrame:
         raise FrameError(problems, kind)
     cols = list(columns_for(kind))
     extra = [c for c in df.columns if c not in cols]
-    return coerce(df[cols + extra], kind).reset_index(drop=True)
+    return Votes._checked(coerce(df[cols + extra], kind).reset_index(drop=True), kind)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a votes file or pair table (``.csv`` or ``.parquet``) as it is, without validating it.
 
-    In a CSV the text columns (:data:`TEXT_COLUMNS`: ids, scale, reason, shown_left)
+    In a CSV the text columns (:data:`TEXT_COLUMNS`: ids, method, reason, shown_left)
     are read verbatim as strings: ``NA``, ``None``, ``null``, ``nan`` there are names and
     only an empty cell is missing. Every other column parses missing values as pandas
     does by default (:data:`NA_TOKENS`), so ``repeat_of`` or ``gold_expected`` written
-    as ``NA`` are still missing.
+    as ``NA`` are still missing. Columns under an old name (:data:`RENAMED_COLUMNS`) come
+    back under their name now.
 
     Parameters
     ----------
@@ -454,16 +555,23 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise FrameError([f"{path}: no such file"])
     try:
         if path.suffix.lower() == ".parquet":
-            return pd.read_parquet(path)
+            return _renamed(pd.read_parquet(path))
         header = pd.read_csv(path, nrows=0).columns
-        text = [c for c in header if c in TEXT_COLUMNS]
+        text = [c for c in header if RENAMED_COLUMNS.get(c, c) in TEXT_COLUMNS]
         na_values = {c: [""] if c in text else list(NA_TOKENS) for c in header}
-        return pd.read_csv(path, dtype=dict.fromkeys(text, "string"), keep_default_na=False, na_values=na_values)
+        table = pd.read_csv(path, dtype=dict.fromkeys(text, "string"), keep_default_na=False, na_values=na_values)
     except Exception as exc:  # any parser failure means a bad file to the user
         raise FrameError([f"{path}: cannot be read as {path.suffix or 'csv'}: {exc}"]) from exc
+    return _renamed(table)
 
 
-def read_votes(path: str | Path, kind: Kind | None = None) -> pd.DataFrame:
+def _renamed(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its old column names (:data:`RENAMED_COLUMNS`) replaced, unless the new one is there too."""
+    renames = {old: new for old, new in RENAMED_COLUMNS.items() if old in df.columns and new not in df.columns}
+    return df.rename(columns=renames) if renames else df
+
+
+def read_votes(path: str | Path, kind: Kind | None = None) -> Votes:
     """Read a votes file (``.csv`` or ``.parquet``) and validate it.
 
     Parameters
@@ -476,7 +584,7 @@ def read_votes(path: str | Path, kind: Kind | None = None) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame
+    Votes
         As :func:`validate` returns it.
 
     Raises

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
-from analysis import frames, normalize, resample
+from analysis import frames, methods, normalize, resample
 from analysis.screening import main_votes
 
 CI = Literal["cluster", "bootstrap", "t"]
@@ -44,8 +44,8 @@ CI = Literal["cluster", "bootstrap", "t"]
 CI_METHODS: tuple[str, ...] = ("cluster", "bootstrap", "t")
 Normalisation = Literal["minmax", "zscore", "zscore-rescaled"] | None
 
-#: Scales on which ACR-HR differential scores are defined (five categories, 1..5).
-DMOS_SCALES = ("acr-hr", "acr5")
+#: Test methods on whose scores ACR-HR differential scores are defined (five categories, 1..5).
+DMOS_METHODS: tuple[str, ...] = tuple(m for m, entry in methods.METHODS.items() if entry.dmos)
 
 #: Values of a ``role`` column that mark the hidden reference.
 REFERENCE_ROLES = ("reference", "ref", "hidden_reference", "source")
@@ -311,13 +311,13 @@ def _scores(df: pd.DataFrame, normalise: Normalisation) -> np.ndarray:
     if normalise is None:
         return df["score"].to_numpy(dtype=float)
     if normalise == "minmax":
-        return normalize._minmax(df)["score_norm"].to_numpy(dtype=float)
+        return normalize.minmax(df)["score_norm"].to_numpy(dtype=float)
     if normalise in ("zscore", "zscore-rescaled"):
-        return normalize._zscore(df, rescale=normalise == "zscore-rescaled")["score_norm"].to_numpy(dtype=float)
+        return normalize.zscore(df, rescale=normalise == "zscore-rescaled")["score_norm"].to_numpy(dtype=float)
     raise ValueError(f"normalize must be None, 'minmax', 'zscore' or 'zscore-rescaled', got {normalise!r}")
 
 
-def _ratings_main(votes: pd.DataFrame) -> pd.DataFrame:
+def _ratings_main(votes: pd.DataFrame) -> frames.Votes:
     df = main_votes(votes)
     _require_ratings(df)
     return df
@@ -329,7 +329,7 @@ def _require_ratings(df: pd.DataFrame) -> None:
 
 
 def _one_scale(df: pd.DataFrame, normalise: Normalisation) -> None:
-    scales = sorted(map(str, df["scale"].unique()))
+    scales = sorted(map(str, df["method"].unique()))
     if len(scales) > 1 and normalise is None:
         raise frames.FrameError(
             [f"scores on several scales {scales} cannot be averaged raw; normalise them or split the frame"],
@@ -353,7 +353,8 @@ def mos(
     Parameters
     ----------
     votes : DataFrame
-        A ratings frame (validated here). Repeat and gold rows are left out.
+        A ratings frame (validated here unless a :class:`analysis.frames.Votes`).
+        Repeat and gold rows are left out.
     by : ("cond",) or ("content", "cond")
         Grouping.
     ci : {"cluster", "bootstrap", "t"}
@@ -386,27 +387,20 @@ def mos(
         Invalid frame, a pairwise frame, or raw scores on several scales.
     """
     by = _check_by(by)
-    return _mos(_ratings_main(votes), by, ci, n_boot, seed, level=level, normalize=normalize,
-                keep_cov=keep_cov)
-
-
-def _mos(df: pd.DataFrame, by: tuple[str, ...], ci: CI, n_boot: int, seed: int, *, level: float,
-         normalize: Normalisation, keep_cov: bool) -> MOSResult:
-    """:func:`mos` of validated main ratings (``screening._main`` of a validated frame)."""
-    _require_ratings(df)
+    df = _ratings_main(votes)
     _one_scale(df, normalize)
     values = pd.DataFrame({"rater": df["rater"].astype(str), "v": _scores(df, normalize)})
     for col in by:
         values[col] = df[col].astype(str)
     table, cov, notes = _aggregate(values, by, ci, n_boot, seed, level, keep_cov)
     if normalize is None:
-        _within_scale(table, frames.SCALES[str(df["scale"].iloc[0])], notes)
+        _within_scale(table, methods.METHODS[str(df["method"].iloc[0])], notes)
     params = {"by": by, "ci": ci, "n_boot": n_boot, "seed": seed, "level": level, "normalize": normalize,
               "notes": notes}
     return MOSResult(table, "mos", params, cov)
 
 
-def _within_scale(table: pd.DataFrame, scale: frames.Scale, notes: list[str]) -> None:
+def _within_scale(table: pd.DataFrame, scale: methods.TestMethod, notes: list[str]) -> None:
     """Cut raw-score intervals at the ends of the scale, where a mean cannot go, and say where
     every rater gave one score (an interval of zero width that is the data's, not the method's)."""
     table["ci_low"] = table["ci_low"].clip(lower=scale.low)
@@ -477,16 +471,10 @@ def dmos(
         When the reference cannot be determined.
     """
     by = _check_by(by)
-    return _dmos(_ratings_main(votes), reference, by, ci, n_boot, seed, level=level, keep_cov=keep_cov)
-
-
-def _dmos(df: pd.DataFrame, reference: str | None, by: tuple[str, ...], ci: CI, n_boot: int, seed: int, *,
-          level: float, keep_cov: bool) -> MOSResult:
-    """:func:`dmos` of validated main ratings."""
-    _require_ratings(df)
-    off = sorted(set(map(str, df["scale"].unique())) - set(DMOS_SCALES))
+    df = _ratings_main(votes)
+    off = sorted(set(map(str, df["method"].unique())) - set(DMOS_METHODS))
     if off:
-        raise frames.FrameError([f"DMOS is defined on {DMOS_SCALES} scores, got {off}"], "ratings")
+        raise frames.FrameError([f"DMOS is defined on {DMOS_METHODS} scores, got {off}"], "ratings")
     ref = _reference_name(df, reference)
     df = df.assign(rater=df["rater"].astype(str), content=df["content"].astype(str), cond=df["cond"].astype(str))
     is_ref = (df["cond"] == ref).to_numpy()

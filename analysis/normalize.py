@@ -35,8 +35,8 @@ Variance = Literal["unbiased", "ml"]
 Z95 = 1.959963984540054
 
 
-def _ratings(votes: pd.DataFrame) -> pd.DataFrame:
-    """Validate a frame and insist on the ratings layout."""
+def _ratings(votes: pd.DataFrame) -> frames.Votes:
+    """Validate a frame (a :class:`analysis.frames.Votes` is taken as it is) and insist on the ratings layout."""
     df = frames.validate(votes)
     if frames.detect_kind(df) != "ratings":
         raise frames.FrameError(["expected a ratings frame (cond, score), got a pairwise frame"], "ratings")
@@ -77,11 +77,7 @@ def minmax(votes: pd.DataFrame, *, constant: Constant = "nan", column: str = "sc
     DataFrame
         The validated frame with ``column`` added (float).
     """
-    return _minmax(_ratings(votes), constant=constant, column=column)
-
-
-def _minmax(df: pd.DataFrame, *, constant: Constant = "nan", column: str = "score_norm") -> pd.DataFrame:
-    """:func:`minmax` of a validated ratings frame."""
+    df = _ratings(votes)
     codes, x, raters = _per_rater(df)
     lo = np.full(len(raters), np.inf)
     hi = np.full(len(raters), -np.inf)
@@ -121,13 +117,7 @@ def zscore(
     DataFrame
         The validated frame with ``column`` added (float).
     """
-    return _zscore(_ratings(votes), rescale=rescale, constant=constant, column=column)
-
-
-def _zscore(
-    df: pd.DataFrame, *, rescale: bool = False, constant: Constant = "nan", column: str = "score_norm"
-) -> pd.DataFrame:
-    """:func:`zscore` of a validated ratings frame."""
+    df = _ratings(votes)
     codes, x, raters = _per_rater(df)
     n = np.bincount(codes).astype(float)
     mean = np.bincount(codes, x) / n
@@ -353,7 +343,7 @@ def subject_model(
     df = _ratings(votes)
     if len(df) == 0:
         raise ValueError("no ratings to fit")
-    scales = df["scale"].unique()
+    scales = df["method"].unique()
     if len(scales) > 1:
         raise ValueError(f"ratings on several scales {sorted(map(str, scales))}; fit one scale at a time")
     s, stim = _stimulus_codes(df)
@@ -394,7 +384,7 @@ def subject_model(
         "n": n_rat,
     }).sort_values("rater", ignore_index=True)
     params = {"max_iter": max_iter, "tol": tol, "min_inconsistency": min_inconsistency, "variance": variance,
-              "scale": str(scales[0]), "model": "score = q_s + b_r + N(0, v_r^2), mean(b) = 0"}
+              "method": str(scales[0]), "model": "score = q_s + b_r + N(0, v_r^2), mean(b) = 0"}
     return SubjectModelResult(stimuli, rater_frame, loglik, n_iter, converged, params)
 
 

@@ -140,8 +140,8 @@ def tiebreak_id(tb: TieBreaker) -> str:
     return f"{tb.name}@{tb.version}"
 
 
-def _tiebreak_label(tb: TieBreaker) -> str:
-    """``tiebreak:<name>@<version>``, the ``separated_by`` value of pairs a tie-breaker ordered."""
+def tiebreak_label(tb: TieBreaker) -> str:
+    """``tiebreak:`` + :func:`tiebreak_id`, the ``separated_by`` value of pairs a tie-breaker ordered."""
     return f"tiebreak:{tiebreak_id(tb)}"
 
 
@@ -340,7 +340,7 @@ def rank_scores(
             tb_value = None
         order.extend(_order_within(members, sep, scores, tb_value))
 
-    label = _tiebreak_label(tiebreak) if tiebreak is not None else "unresolved"
+    label = tiebreak_label(tiebreak) if tiebreak is not None else "unresolved"
     separated_by = ["top"]
     ranks = [1]
     sharing = [order[0]] if n else []  # the conditions holding the current rank

@@ -33,6 +33,7 @@ from scipy import sparse
 
 from analysis import bradley_terry as bt
 from analysis import simulate
+from analysis.simulate import PairwiseDesign, PairwisePanel, PairwiseTruth
 
 
 def _time(fn: Callable[[], Any], repeat: int = 1) -> tuple[tuple[float, float], Any]:
@@ -87,24 +88,27 @@ def _count_and_fit(n: int, decided: list[tuple[int, int]]) -> np.ndarray:
 
 def challenge_scenario(n_boot: int, naive_rounds: int) -> None:
     print("12 conditions × 350,000 votes × 300 raters (pc5, 20 % ties)")
-    t_sim, sim = _time(lambda: simulate.simulate_pairwise(12, 3000, 350_000, 300, tie_rate=0.2, seed=1))
+    t_sim, sim = _time(lambda: simulate.simulate_pairwise(PairwiseTruth(12, tie_rate=0.2),
+                                                          PairwisePanel(300),
+                                                          PairwiseDesign(3000, 350_000),
+                                                          seed=1))
     _row("simulate (validated frame)", t_sim)
     t_count, vc = _time(lambda: bt.count_votes(sim.votes))
     _row("count votes → sufficient statistics (incl. validation)", t_count)
     kw: dict[str, Any] = dict(graded=False, anchor=None, elo=False, n_boot=n_boot, seed=0, alpha=0.05,
-                              sparse_solver=None, rater_counts=vc)
+                              sparse_solver=None)
     for ties in bt.TIE_MODELS:
-        t, _ = _time(lambda ties=ties: bt._fit_pairs(vc.pairs, ties=ties, ci="none", **kw), repeat=5)
+        t, _ = _time(lambda ties=ties: bt.fit(vc, ties=ties, ci="none", **kw), repeat=5)
         _row(f"our fit after counting, ties={ties}, no intervals", t, "(target ≤ 20 ms)")
     for ties in bt.TIE_MODELS:
-        t, _ = _time(lambda ties=ties: bt._fit_pairs(vc.pairs, ties=ties, ci="cluster", **kw), repeat=5)
+        t, _ = _time(lambda ties=ties: bt.fit(vc, ties=ties, ci="cluster", **kw), repeat=5)
         _row(f"our fit after counting, ties={ties}, rater-clustered CIs (default)", t, "(target ≤ 50 ms)")
-    t, _ = _time(lambda: bt._fit_pairs(vc.pairs, ties="davidson", ci="hessian", **kw), repeat=5)
+    t, _ = _time(lambda: bt.fit(vc, ties="davidson", ci="hessian", **kw), repeat=5)
     _row("our fit after counting, davidson, Hessian CIs", t)
-    t, res = _time(lambda: bt._fit_pairs(vc.pairs, ties="davidson", ci="bootstrap", **kw), repeat=2)
+    t, res = _time(lambda: bt.fit(vc, ties="davidson", ci="bootstrap", **kw), repeat=2)
     _row(f"our fit + {n_boot}-round rater bootstrap (davidson)", t, "(target ≤ 2 s)")
     t_full, _ = _time(lambda: bt.fit(sim.votes))
-    _row("bt.fit(votes) end to end: validate, count, fit, clustered CIs", t_full)
+    _row("bt.fit(votes) end to end: count, fit, clustered CIs (votes already validated)", t_full)
 
     decided = _winner_loser(sim.votes, vc.pairs.conditions)
     wins, _ = vc.pairs.matrices()
@@ -129,19 +133,22 @@ def challenge_scenario(n_boot: int, naive_rounds: int) -> None:
 
 def large_scenario(choix_max_iter: int) -> None:
     print("3,000 items × 300,000 votes (random pairs, pc5, 20 % ties, 300 raters)")
-    t_sim, sim = _time(lambda: simulate.simulate_pairwise(3000, 3000, 300_000, 300, tie_rate=0.2, seed=2))
+    t_sim, sim = _time(lambda: simulate.simulate_pairwise(PairwiseTruth(3000, tie_rate=0.2),
+                                                          PairwisePanel(300),
+                                                          PairwiseDesign(3000, 300_000),
+                                                          seed=2))
     _row("simulate", t_sim)
     t_count, vc = _time(lambda: bt.count_votes(sim.votes))
     _row(f"count votes ({len(vc.pairs.i):,} distinct pairs)", t_count)
     kw: dict[str, Any] = dict(graded=False, anchor=None, elo=False, n_boot=0, seed=0, alpha=0.05,
-                              sparse_solver=None, rater_counts=vc)
+                              sparse_solver=None)
     for ties in bt.TIE_MODELS:
-        t, res = _time(lambda ties=ties: bt._fit_pairs(vc.pairs, ties=ties, ci="none", **kw), repeat=3)
+        t, res = _time(lambda ties=ties: bt.fit(vc, ties=ties, ci="none", **kw), repeat=3)
         _row(f"our sparse Newton-CG fit, ties={ties}", t,
              f"(target ≤ 0.5 s; {res.params['iterations']} Newton steps)")
-    t, res = _time(lambda: bt._fit_pairs(vc.pairs, ties="davidson", ci="cluster", **kw), repeat=3)
+    t, res = _time(lambda: bt.fit(vc, ties="davidson", ci="cluster", **kw), repeat=3)
     _row("our fit + rater-clustered CIs (default)", t, "(target ≤ 1 s)")
-    t, res = _time(lambda: bt._fit_pairs(vc.pairs, ties="davidson", ci="hessian", **kw))
+    t, res = _time(lambda: bt.fit(vc, ties="davidson", ci="hessian", **kw))
     _row("our fit + Hessian covariance (dense 3,001² inverse)", t)
     decided = _winner_loser(sim.votes, vc.pairs.conditions)
     wins, _ = vc.pairs.matrices()

@@ -91,7 +91,7 @@ def _pairwise_study(design: Design, q: np.ndarray, sd: tuple[float, float, float
     return pd.DataFrame({
         "study": "cov", "rater": raters[rater], "session": raters[rater], "trial": np.arange(r * v),
         "content": [f"c{k}" for k in rng.integers(0, design.contents, r * v)],
-        "cond_a": names[ci], "cond_b": names[cj], "pref": pref, "scale": "pc5", "reason": None,
+        "cond_a": names[ci], "cond_b": names[cj], "pref": pref, "method": "pc5", "reason": None,
         "shown_left": np.where(rng.random(r * v) < 0.5, "a", "b"), "repeat_of": None, "gold_expected": None,
         "answered_at": "2026-01-01T00:00:00Z", "watch_ms": 10_000, "stalls": 0,
     })
@@ -121,7 +121,7 @@ def _ratings_study(design: Design, sd, rng) -> tuple[pd.DataFrame, np.ndarray]:
     frame = pd.DataFrame({
         "study": "cov", "rater": [f"r{x:03d}" for x in ri.ravel()], "session": [f"r{x:03d}" for x in ri.ravel()],
         "trial": np.arange(ri.size), "content": [f"c{x}" for x in ci.ravel()], "cond": [f"C{x}" for x in ki.ravel()],
-        "score": scores.ravel().astype(int), "scale": "acr5", "repeat_of": None, "gold_expected": None,
+        "score": scores.ravel().astype(int), "method": "acr5", "repeat_of": None, "gold_expected": None,
         "answered_at": "2026-01-01T00:00:00Z", "watch_ms": 10_000, "stalls": 0,
     })
     return frame, truth

@@ -49,7 +49,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.pg_support, when run as a script
 
-from study_app.rater.scales import SCREEN_SCALES  # noqa: E402
+from analysis.methods import METHODS  # noqa: E402
 
 # A session of the demo design: 16 main trials, 3 repeats, 1 gold; 60 items (4 contents × 15 pairs).
 TRIALS_PER_SESSION = 20
@@ -57,7 +57,7 @@ MAIN_PER_SESSION = 16
 ITEMS = 60
 CLIP = dict(width=480, height=270, seconds=2, fps=25)
 SLUG = "load"
-ANSWERS = (SCREEN_SCALES["pc5"].low, SCREEN_SCALES["pc5"].high)  # the buttons of the pc5 scale
+ANSWERS = (METHODS["pc5"].screen_low, METHODS["pc5"].screen_high)  # the buttons of the pc5 scale
 BARE_APP = "benchmarks.load:bare_app()"
 OVERLOAD = (http.client.HTTPException, OSError)  # a connection refused, reset or cut: retried like a browser
 
@@ -412,9 +412,9 @@ def bare_app() -> Any:
 
 
 def make_clips(folder: Path) -> Path:
-    from study_app import clips
+    from study_app.demo.clipset import generate_demo
 
-    clips.generate_demo(folder, contents=("c1", "c2", "c3", "c4"), **CLIP)
+    generate_demo(folder, contents=("c1", "c2", "c3", "c4"), **CLIP)
     return folder
 
 
@@ -427,7 +427,7 @@ def sessions_needed(raters: int, seconds: float, think: tuple[float, float]) -> 
 def create_study(url: str, instance: Path, clip_dir: Path, sessions: int, secret: str) -> None:
     """Migrate the database and create the load study (pc5, the demo design, Prolific ids)."""
     from study_app import create_app, db, migrate
-    from study_app.demo import demo_manifest
+    from study_app.demo.builder import demo_manifest
     from study_app.manifest import validate
     from study_app.studies import create_study as write_study
 
@@ -447,7 +447,6 @@ def stored_votes(url: str) -> tuple[Counter[tuple[str, int]], dict[tuple[str, in
 
     from study_app.db import make_engine
     from study_app.models import Rater, Response, Session, Study, Trial
-    from study_app.rater.scales import to_screen
 
     engine = make_engine(url)
     try:
@@ -461,7 +460,7 @@ def stored_votes(url: str) -> tuple[Counter[tuple[str, int]], dict[tuple[str, in
     finally:
         engine.dispose()
     counts = Counter((pid, pos) for pid, pos, *_ in rows)
-    answers = {(pid, pos): to_screen(method, value, a_left) for pid, pos, value, a_left, method in rows}
+    answers = {(pid, pos): METHODS[method].to_screen(value, a_left) for pid, pos, value, a_left, method in rows}
     return counts, answers
 
 
@@ -532,7 +531,7 @@ def bench(kind: str, opts: argparse.Namespace, clip_dir: Path, tmp: Path) -> Fig
         if kind == "bare":
             biggest = max(clip_dir.rglob("*.mp4"), key=lambda f: f.stat().st_size)
             env = {**server_env("sqlite://", tmp, secret), "PANELRANK_BARE_CLIP": str(biggest)}
-            from study_app.cli import gunicorn_args
+            from study_app.cli.study import gunicorn_args
 
             args = [*gunicorn_args("127.0.0.1", port, opts.workers or 2, opts.threads or 16, pidfile)[:-1], BARE_APP]
         else:

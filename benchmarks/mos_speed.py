@@ -24,7 +24,7 @@ import pandas as pd
 from analysis.mos import mos
 from analysis.normalize import subject_model, sureal_dataset
 from analysis.screening import main_votes
-from analysis.simulate import simulate_ratings
+from analysis.simulate import RatingsDesign, RatingsPanel, RatingsTruth, simulate_ratings
 
 
 def best_of(fn, repeat: int = 3) -> tuple[float, object]:
@@ -70,10 +70,12 @@ def main() -> None:
     args = ap.parse_args()
 
     n_stim = args.conditions * args.contents
-    # Raters of similar precision (inconsistency Gamma-spread as simulate.py does, on a
+    # Raters of similar precision (inconsistency Gamma-spread as analysis.simulate does, on a
     # 0..100 slider): SUREAL's ML and ours then have the same interior optimum to compare.
-    sim = simulate_ratings(args.conditions, args.contents, args.raters, scale="slider100",
-                           condition_sd=8, content_sd=4, rater_bias_sd=4, rater_inconsistency=8, seed=args.seed)
+    sim = simulate_ratings(RatingsTruth(args.conditions, condition_sd=8, content_sd=4),
+                           RatingsPanel(args.raters, rater_bias_sd=4, rater_inconsistency=8),
+                           RatingsDesign(args.contents, method="slider100"),
+                           seed=args.seed)
     votes = main_votes(sim.votes)
     print(f"subject model: {n_stim:,} stimuli × {args.raters} raters = {len(votes):,} ratings (slider100)")
 

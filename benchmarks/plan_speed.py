@@ -1,6 +1,6 @@
 """Plan generation and writing at the 2025 challenge's scale (PROTOCOL.md §5).
 
-Prints: ``design.make_plan`` for 12 conditions × 3,000 contents (random_k, k = 6 pairs per
+Prints: ``plan.make_plan`` for 12 conditions × 3,000 contents (random_k, k = 6 pairs per
 content, 15 votes per pair → 270,000 main trials), then ``studies.create_study`` writing the
 whole study (36,000 stimuli and every trial) to a fresh SQLite file in one transaction.
 """
@@ -11,8 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from analysis.video import VideoInfo
 from study_app import create_app, db, design, migrate
-from study_app.manifest import MediaInfo, StimulusEntry, ValidatedManifest
+from study_app.manifest import StimulusEntry, ValidatedManifest
+from study_app.plan import make_plan, plan_summary
 from study_app.studies import create_study
 
 CONDITIONS = tuple(f"T{i:02d}" for i in range(1, 13))
@@ -27,7 +29,7 @@ def spec() -> design.DesignSpec:
 
 
 def manifest(s: design.DesignSpec) -> ValidatedManifest:
-    media = MediaInfo(width=1280, height=720, fps=25.0, duration_s=10.0, n_frames=250, codec="h264",
+    media = VideoInfo(width=1280, height=720, fps=25.0, duration_s=10.0, n_frames=250, codec="h264",
                       size_bytes=None)
     # URLs: local files would be remuxed into clean copies, and this measures the plan and the write.
     stimuli = [StimulusEntry(c, k, f"https://example.org/{c}/{k}.mp4", media) for c in CONTENTS for k in CONDITIONS]
@@ -40,12 +42,12 @@ def manifest(s: design.DesignSpec) -> ValidatedManifest:
 def main() -> None:
     s = spec()
     t0 = time.perf_counter()
-    plan = design.make_plan(s)
+    plan = make_plan(s)
     t_plan = time.perf_counter() - t0
-    summary = design.plan_summary(plan)
+    summary = plan_summary(plan)
     print(f"plan: {summary['main']:,} main + {summary['repeat']:,} repeat trials in "
           f"{summary['sessions']:,} sessions")
-    print(f"  design.make_plan                          {t_plan:7.2f} s")
+    print(f"  plan.make_plan                            {t_plan:7.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/scale.sqlite"
         app = create_app({"DATABASE_URL": url, "INSTANCE_DIR": tmp})

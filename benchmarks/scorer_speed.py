@@ -28,7 +28,8 @@ from pathlib import Path
 
 import av
 
-from analysis.objective.handcrafted import count_frames, video_features
+from analysis.objective.scorers.features import video_features
+from analysis.video import count_frames
 
 _MEMORY_PROBE = r"""
 import json, resource, sys, tracemalloc
@@ -47,7 +48,7 @@ def peak_rss_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-from analysis.objective.handcrafted import video_features
+from analysis.objective.scorers.features import video_features
 
 base = peak_rss_kib()
 tracemalloc.start()
@@ -64,11 +65,11 @@ print(json.dumps({
 
 
 def make_clip(path: Path, width: int, height: int, seconds: float, fps: float) -> Path:
-    """A synthetic H.264 clip (study_app.clips when present, else a moving test pattern)."""
+    """A synthetic H.264 clip (study_app.demo when present, else a moving test pattern)."""
     if path.exists():
         return path
     try:
-        from study_app.clips import make_clip as clips_make_clip
+        from study_app.demo.clipset import make_clip as clips_make_clip
     except ImportError:
         clips_make_clip = None
     if clips_make_clip is not None:
@@ -116,7 +117,7 @@ def checkpoint_speed(path: Path, workdir: Path, on_cpu: bool) -> str:
         return "torch not installed"
     if not torch.cuda.is_available() and not on_cpu:
         return "no CUDA"
-    from analysis.objective.checkpoint import CheckpointScorer
+    from analysis.objective import CheckpointScorer
 
     class Tiny(torch.nn.Module):
         def __init__(self) -> None:

@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import frames, screening, simulate
+from analysis.simulate import PairwiseDesign, PairwisePanel, PairwiseTruth, RatingsDesign, RatingsPanel, RatingsTruth
 
 PAIRWISE_HET = {
     "moderate": dict(rater_scale_sd=0.25, rater_decisiveness_sd=0.25, rater_position_sd=0.1, rater_noise=0.2),
@@ -142,20 +143,21 @@ def _with_gold_tolerance(sim: simulate.Simulation, tolerance: int) -> simulate.S
 
 def _pairwise(votes_per_rater: int, het: str, spread: float, clickers: bool, seed: int,
               gold: int = 0) -> simulate.Simulation:
-    sim = simulate.simulate_pairwise(12, 20, 30 * votes_per_rater, 30, spammer_fraction=CLICKER_SHARE * clickers,
-                                     score_sd=spread, seed=seed, gold_per_rater=gold, **PAIRWISE_HET[het])
+    sim = simulate.simulate_pairwise(PairwiseTruth(12, score_sd=spread),
+                                     PairwisePanel(30, spammer_fraction=CLICKER_SHARE * clickers, **PAIRWISE_HET[het]),
+                                     PairwiseDesign(20, 30 * votes_per_rater, gold_per_rater=gold), seed=seed)
     return _with_gold_tolerance(sim, MANIFEST_GOLD_TOLERANCE) if gold else sim
 
 
-def _ratings(votes_per_rater: int | None, het: str, clickers: bool, seed: int, scale: str,
+def _ratings(votes_per_rater: int | None, het: str, clickers: bool, seed: int, method: str,
              gold: int = 0) -> simulate.Simulation:
-    unit = 25.0 if scale == "slider100" else 1.0
+    unit = 25.0 if method == "slider100" else 1.0
     kw: dict[str, Any] = {k: v * unit if k in ("rater_bias_sd", "rater_inconsistency") else v
                           for k, v in RATINGS_HET[het].items()}
-    sim = simulate.simulate_ratings(12, 8, 24, scale=scale, n_votes=None if votes_per_rater is None
-                                    else 24 * votes_per_rater, condition_sd=1.0 * unit,
-                                    spammer_fraction=CLICKER_SHARE * clickers, seed=seed, gold_per_rater=gold,
-                                    **kw)
+    n_votes = None if votes_per_rater is None else 24 * votes_per_rater
+    sim = simulate.simulate_ratings(RatingsTruth(12, condition_sd=1.0 * unit),
+                                    RatingsPanel(24, spammer_fraction=CLICKER_SHARE * clickers, **kw),
+                                    RatingsDesign(8, method=method, n_votes=n_votes, gold_per_rater=gold), seed=seed)
     return _with_gold_tolerance(sim, MANIFEST_GOLD_TOLERANCE) if gold else sim
 
 
@@ -185,11 +187,11 @@ def rates(panels: int) -> None:
                       f"{honest.line('dropped', 'bt_agreement')}")
                 print(f"  {'':<38}clickers: {clicker.line('caught ', 'bt_agreement')}")
     for het in RATINGS_HET:
-        for scale, v in (("acr5", 30), ("acr5", 60), ("acr5", None), ("slider100", None)):
+        for method, v in (("acr5", 30), ("acr5", 60), ("acr5", None), ("slider100", None)):
             label = f"{v:3d}" if v else "all"
-            honest, clicker = _run(lambda c, s, v=v, het=het, scale=scale: _ratings(v, het, c, s, scale), panels,
+            honest, clicker = _run(lambda c, s, v=v, het=het, method=method: _ratings(v, het, c, s, method), panels,
                                    "loo_corr", "loo_p")
-            print(f"  ratings {scale:<9} {het:<8} {label} of 96 items  honest: {honest.line('dropped', 'loo_corr')}")
+            print(f"  ratings {method:<9} {het:<8} {label} of 96 items  honest: {honest.line('dropped', 'loo_corr')}")
             print(f"  {'':<40}clickers: {clicker.line('caught ', 'loo_corr')}")
 
 
@@ -198,7 +200,7 @@ def _gold_chunk(kind: str, het: str, gold: int, start: int, panels: int) -> tupl
     v = GOLD_MAIN_VOTES
     if kind == "pairwise":
         return _run(partial(_pairwise, v, het, 1.0, gold=gold), panels, "bt_agreement", "bt_p", start)
-    return _run(partial(_ratings, v, het, scale="acr5", gold=gold), panels, "loo_corr", "loo_p", start)
+    return _run(partial(_ratings, v, het, method="acr5", gold=gold), panels, "loo_corr", "loo_p", start)
 
 
 def gold_rates(panels: int, jobs: int) -> None:
@@ -235,16 +237,23 @@ def _best(fn, repeat: int = 3) -> float:
 
 def speed() -> None:
     print("Time to screen 600 raters (best of 3, validated frames)")
-    pw = frames.validate(simulate.simulate_pairwise(12, 200, 600 * 100, 600, spammer_fraction=0.1, seed=1,
-                                                    **PAIRWISE_HET["moderate"]).votes)
+    panel = PairwisePanel(600, spammer_fraction=0.1, **PAIRWISE_HET["moderate"])
+    pw = frames.validate(simulate.simulate_pairwise(PairwiseTruth(12), panel, PairwiseDesign(200, 600 * 100),
+                                                    seed=1).votes)
     main = screening.main_votes(pw)
     print(f"  pairwise, 60,000 votes:  screen {1e3 * _best(lambda: screening.screen(pw)):7.1f} ms, "
-          f"of which bt_agreement {1e3 * _best(lambda: screening._bt_agreement(main)):6.1f} ms")
-    small = frames.validate(simulate.simulate_pairwise(12, 20, 50 * 60, 50, seed=1).votes)
+          f"of which bt_agreement {1e3 * _best(lambda: screening.agreement._bt_agreement(main)):6.1f} ms")
+    small = frames.validate(simulate.simulate_pairwise(PairwiseTruth(12),
+                                                       PairwisePanel(50),
+                                                       PairwiseDesign(20, 50 * 60),
+                                                       seed=1).votes)
     main = screening.main_votes(small)
     print(f"  pairwise, 50 raters (exact leave-one-out refits): bt_agreement "
-          f"{1e3 * _best(lambda: screening._bt_agreement(main)):6.1f} ms")
-    rt = frames.validate(simulate.simulate_ratings(12, 4, 600, spammer_fraction=0.1, seed=1).votes)
+          f"{1e3 * _best(lambda: screening.agreement._bt_agreement(main)):6.1f} ms")
+    rt = frames.validate(simulate.simulate_ratings(RatingsTruth(12),
+                                                   RatingsPanel(600, spammer_fraction=0.1),
+                                                   RatingsDesign(4),
+                                                   seed=1).votes)
     print(f"  ratings, 600 × 48 scores: screen {1e3 * _best(lambda: screening.screen(rt)):7.1f} ms")
 
 

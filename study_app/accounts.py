@@ -12,7 +12,7 @@ import hashlib
 import re
 import secrets
 from datetime import timedelta
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 from flask import g, redirect, request, session, url_for
@@ -77,15 +77,21 @@ def set_password(organizer: Organizer, password: str, keep: OrganizerLogin | Non
     return end_logins(db, organizer, keep=keep)
 
 
-#: Checked when the email is unknown, so a wrong email takes as long as a wrong password
-#: (the response time does not tell which emails have accounts).
-_DUMMY_HASH = generate_password_hash("not-a-password-of-anyone")
+@cache
+def _dummy_hash() -> str:
+    """A hash checked when the email is unknown, so a wrong email takes as long as a wrong password.
+
+    The response time then does not tell which emails have accounts. Computed on the first unknown
+    email, not at import (hashing takes half a second; every ``panelrank`` command imports this
+    module). Two threads racing on the first call each compute one, which is harmless.
+    """
+    return generate_password_hash("not-a-password-of-anyone")
 
 
 def authenticate(db: DBSession, email: str, password: str) -> Organizer | None:
     organizer = find_organizer(db, email)
     if organizer is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     return organizer if password_matches(organizer, password) else None
 

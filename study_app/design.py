@@ -1,20 +1,19 @@
-"""Study design: a validated manifest → the plan (sessions × trials).
+"""Study design: what a study asks (its items) and whether a design spec is valid.
 
-Pure functions over plain data: no database, no Flask. The same ``DesignSpec``
-with the same ``seed`` always yields the same :class:`Plan`, so the seed stored
-with a study reproduces its plan exactly.
+Pure functions over plain data: no database, no Flask. A :class:`DesignSpec` (taken from a
+validated manifest) names the method, conditions, contents and vote counts; :func:`design_items`
+lists the things to vote on, :func:`spec_problems` everything wrong with a spec. Packing the
+items into sessions is :mod:`study_app.plan`'s part.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from analysis.frames import SCALES, Scale
+from analysis.methods import METHODS
 
 PairDesign = Literal["all_pairs", "vs_reference", "random_k"]
 TrialKind = Literal["main", "repeat", "gold"]
@@ -56,48 +55,9 @@ class DesignSpec:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class PlannedTrial:
-    """One question in a session.
-
-    ``cond_b`` is the second condition of a pair (None for single-stimulus
-    methods). ``reference`` is the condition shown first in DCR. ``a_left``
-    says whether ``cond_a`` is displayed on the left. ``repeat_of`` is the
-    position (within the same session) of the original of a consistency repeat.
-    """
-
-    position: int
-    kind: TrialKind
-    content: str
-    cond_a: str
-    cond_b: str | None = None
-    a_left: bool = True
-    repeat_of: int | None = None
-    gold_expected: int | None = None
-    gold_tolerance: int | None = None
-    reference: str | None = None
-
-
-@dataclass(frozen=True)
-class PlannedSession:
-    index: int
-    trials: tuple[PlannedTrial, ...]
-
-
-@dataclass(frozen=True)
-class Plan:
-    spec: DesignSpec
-    items: tuple[tuple[str, str, str | None], ...]  # (content, cond_a, cond_b) before repetition
-    sessions: tuple[PlannedSession, ...] = field(default_factory=tuple)
-
-
 # --------------------------------------------------------------------------- keys & small helpers
 
 Item = tuple[str, str, str | None]  # (content, cond_a, cond_b); cond_b is None for ratings
-
-#: Minimum distance (in positions) between a trial and its consistency repeat, so
-#: the rater cannot simply remember the answer they just gave.
-REPEAT_GAP = 3
 
 _DESIGNS: tuple[str, ...] = ("all_pairs", "vs_reference", "random_k")
 _ROLES: tuple[str, ...] = ("reference", "baseline", "submission")
@@ -128,7 +88,7 @@ def references(spec: DesignSpec) -> list[str]:
     return [c for c in spec.conditions if spec.roles.get(c) == "reference"]
 
 
-def _rng(spec: DesignSpec, stream: str) -> random.Random:
+def rng_for(spec: DesignSpec, stream: str) -> random.Random:
     """A private RNG per purpose, so adding draws to one stream never shifts another.
 
     String seeds are hashed with SHA-512 by :mod:`random`, hence stable across
@@ -194,11 +154,11 @@ def spec_problems(spec: DesignSpec) -> list[SpecProblem]:
 
 
 def _method_problems(spec: DesignSpec) -> list[SpecProblem]:
-    scale = SCALES.get(spec.method)
-    if scale is None:
-        return [SpecProblem("method", f"unknown method {spec.method!r}; expected one of {', '.join(SCALES)}")]
-    if spec.pairwise != (scale.kind == "pairwise"):
-        return [SpecProblem("method", f"method {spec.method!r} is {scale.kind} but pairwise={spec.pairwise}")]
+    method = METHODS.get(spec.method)
+    if method is None:
+        return [SpecProblem("method", f"unknown method {spec.method!r}; expected one of {', '.join(METHODS)}")]
+    if spec.pairwise != method.pairwise:
+        return [SpecProblem("method", f"method {spec.method!r} is {method.kind} but pairwise={spec.pairwise}")]
     return []
 
 
@@ -224,10 +184,10 @@ def _name_problems(spec: DesignSpec) -> list[SpecProblem]:
 
 
 def _design_problems(spec: DesignSpec) -> list[SpecProblem]:
-    scale = SCALES.get(spec.method)
-    if scale is None:
+    method = METHODS.get(spec.method)
+    if method is None:
         return []  # already reported; the rules below depend on the method's kind
-    if scale.kind == "pairwise":
+    if method.pairwise:
         return _pairwise_design_problems(spec)
     return _rating_design_problems(spec)
 
@@ -257,15 +217,17 @@ def _pairwise_design_problems(spec: DesignSpec) -> list[SpecProblem]:
 
 
 def _rating_design_problems(spec: DesignSpec) -> list[SpecProblem]:
-    if spec.method not in ("acr-hr", "dcr5"):
+    role = METHODS[spec.method].reference
+    if role is None:
         return []
-    # DMOS (acr-hr) and the DCR presentation both need *the* reference of a content.
+    # DMOS (a hidden reference) and the DCR presentation (a shown one) both need *the* reference of a content.
     refs = references(spec)
     if len(refs) != 1:
         msg = f"method {spec.method!r} needs exactly one 'reference' condition, got {len(refs)}"
         return [SpecProblem("conditions", msg, ("method",))]
-    if spec.method == "dcr5" and len(set(spec.conditions)) < 2:
-        return [SpecProblem("conditions", "method 'dcr5' needs at least one non-reference condition", ("method",))]
+    if role == "shown" and len(set(spec.conditions)) < 2:
+        msg = f"method {spec.method!r} needs at least one non-reference condition"
+        return [SpecProblem("conditions", msg, ("method",))]
     return []
 
 
@@ -314,14 +276,10 @@ def _one_gold_problems(spec: DesignSpec, g: GoldItem) -> list[tuple[str, tuple[s
         problems.append((f"compares condition {g.cond_a!r} with itself", ()))
     if g.tolerance < 0:
         problems.append((f"tolerance must be >= 0, got {g.tolerance}", ()))
-    scale = SCALES.get(spec.method)
-    if scale is not None and not _on_scale(scale, g.expected):
-        problems.append((f"expected {g.expected} is off the {spec.method} scale {scale.low}..{scale.high}", ()))
+    method = METHODS.get(spec.method)
+    if method is not None and not method.stored_ok(g.expected):
+        problems.append((f"expected {g.expected} is off the {spec.method} scale {method.low}..{method.high}", ()))
     return problems
-
-
-def _on_scale(scale: Scale, value: int) -> bool:
-    return scale.low <= value <= scale.high and (scale.allows_zero or value != 0)
 
 
 #: What a gold-supply problem follows from: when one of these is reported already, the manifest leaves it out.
@@ -329,7 +287,10 @@ _GOLD_SUPPLY_DEPENDS = ("gold", "method", "conditions", "contents", "design", "v
 
 
 def _session_sizes(n_items: int, spec: DesignSpec) -> tuple[int, int, int]:
-    """(sessions, main trials of a full session, main trials of the last one), as :func:`make_plan` packs them."""
+    """(sessions, main trials of a full session, main trials of the last one).
+
+    As :func:`study_app.plan.make_plan` packs them.
+    """
     size = min(spec.trials_per_session, n_items)
     total = n_items * spec.votes_per_item
     sessions = -(-total // size)
@@ -344,7 +305,7 @@ def _gold_supply_problems(spec: DesignSpec) -> list[SpecProblem]:
     ``slack`` such items as main trials. Fixed session sizes allow that iff (1) a full session
     finds enough other items to fill up and (2) all showings of those items fit under the
     per-session limit; then such a dealing exists (Gale–Ryser for equal vote counts), and
-    :func:`make_plan` finds one by swapping main trials.
+    :func:`study_app.plan.make_plan` finds one by swapping main trials.
     """
     n = spec.gold_per_session
     if n < 1 or not spec.gold:
@@ -417,8 +378,8 @@ def design_items(spec: DesignSpec) -> list[Item]:
     list of (content, cond_a, cond_b)
         Content-major. Pairwise: ``cond_a`` precedes ``cond_b`` in
         ``spec.conditions`` (for ``vs_reference`` ``cond_a`` is the reference).
-        Ratings: ``cond_b`` is None; ``dcr5`` leaves the reference out (it is
-        shown as the trial's ``reference``), ``acr-hr`` keeps it (hidden reference).
+        Ratings: ``cond_b`` is None; a shown reference (``dcr5``) is left out (it is
+        the trial's ``reference``), a hidden one (``acr-hr``) is rated like any condition.
 
     Raises
     ------
@@ -444,7 +405,7 @@ def _items(spec: DesignSpec) -> list[Item]:
 
 
 def _rating_items(spec: DesignSpec) -> list[Item]:
-    skip = set(references(spec)) if spec.method == "dcr5" else set()
+    skip = set(references(spec)) if METHODS[spec.method].reference == "shown" else set()
     conds = [c for c in spec.conditions if c not in skip]
     return [(content, cond, None) for content in spec.contents for cond in conds]
 
@@ -458,7 +419,7 @@ def _random_k_items(spec: DesignSpec) -> list[Item]:
     so one content spreads over many conditions; remaining ties are random.
     """
     assert spec.k is not None  # guaranteed by validation
-    rng = _rng(spec, "items")
+    rng = rng_for(spec, "items")
     pairs = _all_pairs(spec.conditions)
     used = [0] * len(pairs)
     items: list[Item] = []
@@ -500,292 +461,3 @@ def _least_shown(tied: list[int], pairs: list[tuple[str, str]], shown: dict[str,
         if best_score is None or score < best_score:
             best, best_score = i, score
     return best
-
-
-# --------------------------------------------------------------------------- the plan
-
-
-@dataclass
-class _Draft:
-    """One session under construction: main trials as (item index, a_left), gold as (gold index, a_left)."""
-
-    main: list[tuple[int, bool]]
-    gold: list[tuple[int, bool]] = field(default_factory=list)
-
-
-def make_plan(spec: DesignSpec) -> Plan:
-    """Turn a design into sessions of position-randomised trials.
-
-    Every item gets exactly ``votes_per_item`` main trials, balanced over
-    left/right; main trials are packed ``trials_per_session`` to a session
-    (fewer only in the last session, or in all of them when there are fewer
-    items than that) with no item twice in a session; each session then gets
-    exactly ``gold_per_session`` gold trials, none of them one of its main
-    items, and its consistency repeats.
-
-    Parameters
-    ----------
-    spec
-        A valid design. ``spec.seed`` fixes every random choice.
-
-    Returns
-    -------
-    Plan
-        Identical for identical specs.
-
-    Raises
-    ------
-    ValueError
-        Listing every problem :func:`validate_spec` finds.
-    """
-    items = design_items(spec)
-    rng = _rng(spec, "plan")
-    size = min(spec.trials_per_session, len(items))  # never duplicate an item to fill a session
-    drafts = [_Draft([(i, True) for i in main]) for main in _pack_main(len(items), spec.votes_per_item, size, rng)]
-    _assign_sides(drafts, len(items), spec.pairwise, rng)
-    _spread_gold_items(drafts, spec, items)
-    _assign_gold(drafts, spec, items, rng)
-    sessions = tuple(_finish_session(i, d, spec, items, rng) for i, d in enumerate(drafts))
-    return Plan(spec=spec, items=tuple(items), sessions=sessions)
-
-
-def _pack_main(n_items: int, votes: int, size: int, rng: random.Random) -> list[list[int]]:
-    """Cut ``votes`` shuffled rounds of all items into sessions of ``size`` distinct items.
-
-    A session that straddles two rounds takes the rest of the old round and
-    fills up with next-round items it does not already hold; ``size <= n_items``
-    guarantees enough of those exist. Linear time: no repair passes.
-    """
-    sessions: list[list[int]] = []
-    pool: list[int] = []  # what is left of the current round, consumed from the end
-    rounds_left = votes
-    while pool or rounds_left:
-        take = pool[-size:]
-        del pool[-size:]
-        if len(take) < size and rounds_left:
-            pool = list(range(n_items))
-            rng.shuffle(pool)
-            rounds_left -= 1
-            take += _draw_excluding(pool, size - len(take), set(take))
-        sessions.append(take)
-    return sessions
-
-
-def _draw_excluding(pool: list[int], n: int, exclude: set[int]) -> list[int]:
-    """Remove and return the last ``n`` entries of ``pool`` that are not in ``exclude``."""
-    drawn: list[int] = []
-    i = len(pool)
-    while len(drawn) < n:
-        i -= 1
-        if pool[i] not in exclude:
-            drawn.append(pool.pop(i))  # pops near the end of the list: cheap
-    return drawn
-
-
-def _assign_sides(drafts: list[_Draft], n_items: int, pairwise: bool, rng: random.Random) -> None:
-    """Alternate each item's A-left / B-left over its showings, from a random start.
-
-    Alternation (rather than coin flips) makes the two sides differ by at most
-    one per item, so position bias cancels in every item's votes.
-    """
-    if not pairwise:
-        return
-    nxt = [bool(rng.getrandbits(1)) for _ in range(n_items)]
-    for d in drafts:
-        for j, (item, _) in enumerate(d.main):
-            d.main[j] = (item, nxt[item])
-            nxt[item] = not nxt[item]
-
-
-def _gold_as_items(spec: DesignSpec, items: list[Item]) -> list[int | None]:
-    """For each gold item, the index of the design item it also is (None if it is not one)."""
-    index = {item_key(*it): i for i, it in enumerate(items)}
-    return [index.get(item_key(g.content, g.cond_a, g.cond_b)) for g in spec.gold]
-
-
-def _spread_gold_items(drafts: list[_Draft], spec: DesignSpec, items: list[Item]) -> None:
-    """Swap main trials between sessions until none holds more than ``len(gold) - gold_per_session`` gold items.
-
-    A session cannot take a gold item that is one of its main trials, so one holding more
-    would get too few gold. Swapping whole (item, a_left) entries keeps every item's votes,
-    its left/right balance and "no item twice in a session". Sessions are repaired in
-    index order and a receiving session never goes over the limit, so each repair is final;
-    :func:`_gold_supply_problems` guarantees a repair exists. Collisions are rare in big
-    studies, so this is a linear count plus a little work per collision.
-    """
-    slack = len(spec.gold) - spec.gold_per_session
-    golden = {i for i in _gold_as_items(spec, items) if i is not None}
-    if spec.gold_per_session < 1 or len(golden) <= slack:
-        return
-    rng = _rng(spec, "gold")  # its own stream: plans without collisions stay exactly as they were
-    held = [sum(i in golden for i, _ in d.main) for d in drafts]
-    for i in range(len(drafts)):
-        while held[i] > slack:
-            if not _relieve(i, drafts, held, golden, slack, rng):
-                raise AssertionError(f"session {i}: no swap frees its gold (validate_spec should have refused)")
-
-
-def _relieve(i: int, drafts: list[_Draft], held: list[int], golden: set[int], slack: int,
-             rng: random.Random) -> bool:
-    """Move one gold item's main trial out of session ``i`` (or, failing that, make room for it); False if stuck."""
-    start = rng.randrange(len(drafts))  # from a random session on, then round: lazily, the first one usually does
-
-    def order() -> Iterator[int]:
-        return itertools.chain(range(start, len(drafts)), range(start))
-
-    def has_room(j: int) -> bool:
-        return j != i and held[j] < min(slack, len(drafts[j].main))
-
-    if any(_swap_gold_out(i, j, drafts, held, golden, rng) for j in order() if has_room(j)):
-        return True
-    # Only the short last session has room, and every non-gold item it could give back session i
-    # holds already. A session k at or over the limit that lacks one of those items passes a gold
-    # item there instead; at the limit, that frees a place in k (a full session) for one of i's.
-    room = [j for j in order() if has_room(j)]
-    for k in order():
-        if k != i and held[k] >= slack and any(_swap_gold_out(k, j, drafts, held, golden, rng) for j in room):
-            return held[k] >= slack or _swap_gold_out(i, k, drafts, held, golden, rng)
-    return False
-
-
-def _swap_gold_out(p: int, q: int, drafts: list[_Draft], held: list[int], golden: set[int],
-                   rng: random.Random) -> bool:
-    """Swap a main trial of a gold item in session ``p`` with one of a non-gold item in ``q``, if neither
-    session then holds an item twice; False when no such pair exists."""
-    in_p = {item for item, _ in drafts[p].main}
-    in_q = {item for item, _ in drafts[q].main}
-    give = [n for n, (item, _) in enumerate(drafts[p].main) if item in golden and item not in in_q]
-    take = [n for n, (item, _) in enumerate(drafts[q].main) if item not in golden and item not in in_p]
-    if not give or not take:
-        return False
-    a, b = rng.choice(give), rng.choice(take)
-    drafts[p].main[a], drafts[q].main[b] = drafts[q].main[b], drafts[p].main[a]
-    held[p] -= 1
-    held[q] += 1
-    return True
-
-
-def _assign_gold(drafts: list[_Draft], spec: DesignSpec, items: list[Item], rng: random.Random) -> None:
-    """Deal gold round-robin, ``gold_per_session`` to each session.
-
-    A gold item that is also one of the session's main items would show the
-    same thing twice; it is skipped there (the next gold in the rotation takes
-    its place). :func:`_spread_gold_items` has left every session enough gold
-    that is not among its main items, so each gets exactly ``gold_per_session``.
-    """
-    gold = spec.gold
-    if not gold or spec.gold_per_session < 1:
-        return
-    as_item = _gold_as_items(spec, items)
-    nxt = [bool(rng.getrandbits(1)) if spec.pairwise else True for _ in gold]
-    cursor = 0  # the next gold in the rotation
-    for d in drafts:
-        in_session = {item for item, _ in d.main}
-        start = cursor
-        for step in range(len(gold)):  # at most one lap: each gold at most once per session
-            if len(d.gold) == spec.gold_per_session:
-                break
-            g = (start + step) % len(gold)
-            if as_item[g] is None or as_item[g] not in in_session:
-                d.gold.append((g, nxt[g]))
-                nxt[g] = nxt[g] != spec.pairwise  # flips for pairs, stays True for ratings
-                cursor = (g + 1) % len(gold)
-        assert len(d.gold) == spec.gold_per_session  # guaranteed by _spread_gold_items
-
-
-def _finish_session(index: int, d: _Draft, spec: DesignSpec, items: list[Item], rng: random.Random) -> PlannedSession:
-    """Shuffle main and gold trials together, then slot in the consistency repeats."""
-    base: list[tuple[TrialKind, int, bool]] = [("main", i, left) for i, left in d.main]
-    base += [("gold", g, left) for g, left in d.gold]
-    rng.shuffle(base)
-    repeats = _place_repeats(base, spec.repeats_per_session, rng)
-    ref = references(spec)[0] if spec.method == "dcr5" else None
-    trials: list[PlannedTrial] = []
-    final_pos: list[int] = []  # base index -> final position
-    for gap in range(len(base) + 1):
-        for orig in repeats.get(gap, ()):
-            trials.append(_repeat_trial(trials[final_pos[orig]], len(trials), spec.pairwise))
-        if gap < len(base):
-            final_pos.append(len(trials))
-            trials.append(_base_trial(len(trials), base[gap], spec, items, ref))
-    return PlannedSession(index=index, trials=tuple(trials))
-
-
-def _place_repeats(base: list[tuple[TrialKind, int, bool]], wanted: int, rng: random.Random) -> dict[int, list[int]]:
-    """Choose repeat originals and where each copy goes.
-
-    Returns ``{gap: [base index of original, ...]}``; a copy at ``gap`` is
-    inserted just before ``base[gap]``. Requiring ``gap >= original + REPEAT_GAP``
-    in base indexes is enough: other copies inserted in between only widen the
-    distance. Originals are distinct main trials; when the session is too short,
-    fewer repeats are made rather than violating the gap.
-    """
-    n = len(base)
-    eligible = [p for p in range(n - REPEAT_GAP + 1) if base[p][0] == "main"]
-    originals = rng.sample(eligible, min(wanted, len(eligible)))
-    gaps: dict[int, list[int]] = {}
-    for p in originals:
-        gaps.setdefault(rng.randint(p + REPEAT_GAP, n), []).append(p)
-    return gaps
-
-
-def _base_trial(
-    position: int, entry: tuple[TrialKind, int, bool], spec: DesignSpec, items: list[Item], ref: str | None
-) -> PlannedTrial:
-    kind, idx, a_left = entry
-    if kind == "main":
-        content, cond_a, cond_b = items[idx]
-        return PlannedTrial(position, "main", content, cond_a, cond_b, a_left, reference=ref)
-    g = spec.gold[idx]
-    return PlannedTrial(
-        position,
-        "gold",
-        g.content,
-        g.cond_a,
-        g.cond_b,
-        a_left,
-        gold_expected=g.expected,
-        gold_tolerance=g.tolerance,
-        reference=ref,
-    )
-
-
-def _repeat_trial(orig: PlannedTrial, position: int, pairwise: bool) -> PlannedTrial:
-    # Swapping sides for pairs tests the rater, not their memory of a screen layout.
-    a_left = not orig.a_left if pairwise else orig.a_left
-    return PlannedTrial(
-        position,
-        "repeat",
-        orig.content,
-        orig.cond_a,
-        orig.cond_b,
-        a_left,
-        repeat_of=orig.position,
-        reference=orig.reference,
-    )
-
-
-# --------------------------------------------------------------------------- summary
-
-
-def plan_summary(plan: Plan) -> dict[str, int]:
-    """Counts for CLI output.
-
-    Returns
-    -------
-    dict
-        ``items``, ``sessions``, ``trials`` and the trials of each kind
-        (``main``, ``repeat``, ``gold``), plus the shortest and longest session.
-    """
-    counts = Counter(t.kind for s in plan.sessions for t in s.trials)
-    lengths = [len(s.trials) for s in plan.sessions] or [0]
-    return {
-        "items": len(plan.items),
-        "sessions": len(plan.sessions),
-        "trials": sum(counts.values()),
-        "main": counts["main"],
-        "repeat": counts["repeat"],
-        "gold": counts["gold"],
-        "min_session_trials": min(lengths),
-        "max_session_trials": max(lengths),
-    }

@@ -51,9 +51,10 @@ def _query(study: Study) -> Select:
     )
 
 
-def votes_frame(db: DBSession, study: Study) -> pd.DataFrame:
+def votes_frame(db: DBSession, study: Study) -> frames.Votes:
     """Every answered trial of a study as a validated tidy frame (pairwise or ratings)."""
-    kind: frames.Kind = "pairwise" if study.pairwise else "ratings"
+    method = study.test_method
+    kind = method.kind
     rows = db.execute(_query(study)).mappings().all()
     if not rows:
         empty = frames.empty_frame(kind)
@@ -63,15 +64,14 @@ def votes_frame(db: DBSession, study: Study) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df.insert(0, "study", study.slug)
     df["session"] = df["session"].astype(str)
-    df["scale"] = study.method
+    df["method"] = study.method
     df["stalled"] = df["stalls"].fillna(0) > 0
     df["display_view"] = df["signals"].map(_display_view)
     df["display_scale"] = pd.to_numeric(df.pop("signals").map(_display_scale), errors="coerce")
-    if kind == "pairwise":
-        df["pref"] = df.pop("value")
+    df[method.value_column] = df.pop("value")
+    if method.pairwise:
         df["shown_left"] = df.pop("a_left").map({True: "a", False: "b"})
     else:
-        df["score"] = df.pop("value")
         df["cond"] = df.pop("cond_a")
         df = df.drop(columns=["cond_b", "reason", "a_left"])
     # The same column order as an empty export: the schema's, then EXTRA_COLUMNS.

@@ -1,7 +1,7 @@
 """gunicorn server hooks of ``panelrank serve`` (loaded with ``--config python:study_app.gunicorn_conf``).
 
 The settings themselves (worker class, threads, bind, pid file) are command-line
-arguments built by :func:`study_app.cli.gunicorn_args`; this module only holds hooks.
+arguments built by :func:`study_app.cli.study.gunicorn_args`; this module only holds hooks.
 """
 
 from __future__ import annotations

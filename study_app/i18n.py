@@ -16,7 +16,8 @@ from typing import Any
 
 from flask import Flask, g
 
-CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
+# A real folder of this package (package data in the wheel), unlike templates/ and static/.
+CATALOG_DIR = Path(__file__).with_name("catalog")
 FALLBACK = "en"
 _LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 

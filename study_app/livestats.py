@@ -114,7 +114,7 @@ def vote_file(frame: pd.DataFrame, fmt: str) -> bytes:
     raise ValueError(f"unknown vote file format '{fmt}'; known: {', '.join(VOTE_FORMATS)}")
 
 
-def votes(db: DBSession, study: Study, fp: Fingerprint | None = None) -> pd.DataFrame:
+def votes(db: DBSession, study: Study, fp: Fingerprint | None = None) -> frames.Votes:
     """The study's vote frame, cached under ``fp`` (taken now when not given).
 
     A caller that caches more under the same fingerprint passes the one it took *before* the
@@ -145,16 +145,25 @@ def leaderboard(db: DBSession, study: Study, rules: screening.ScreeningRules, ti
     do not determine the scores yet) propagate and are not cached: the next vote may fix them.
     """
     fp = fingerprint(db, study)
-    frame = votes(db, study, fp)
     rejected = rejected_raters(db, study)
-    if rejected:
-        # An organizer's "reject" removes the rater's votes from the ranking as well as from payment.
-        frame = frame[~frame["rater"].isin(rejected)]
+    frame = accepted_votes(db, study, fp, rejected)
     if frame.empty:
         return None
     key = ("leaderboard", study.id, *fp, rules_key(rules), ties, ci, bootstrap, rejected)
-    return cached(key, lambda: report.analyze(frame, ties=ties, ci=ci, bootstrap=bootstrap, seed=study.seed,
-                                              screening_rules=rules))
+    opts = report.AnalysisOptions(ties=ties, ci=ci, bootstrap=bootstrap, seed=study.seed, screening_rules=rules)
+    return cached(key, lambda: report.analyze(frame, opts))
+
+
+def accepted_votes(db: DBSession, study: Study, fp: Fingerprint | None = None,
+                   rejected: tuple[str, ...] | None = None) -> frames.Votes:
+    """The study's votes without those of raters an organizer rejected by hand.
+
+    An organizer's "reject" removes the rater's votes from the ranking as well as from payment.
+    The result is still validated: the analysis takes it as it is.
+    """
+    frame = votes(db, study, fp)
+    rejected = rejected_raters(db, study) if rejected is None else rejected
+    return frame.rows(~frame["rater"].isin(rejected)) if rejected else frame
 
 
 def rejected_raters(db: DBSession, study: Study) -> tuple[str, ...]:

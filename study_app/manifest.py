@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import av
 import yaml
 
-from analysis.frames import SCALES
-from study_app import design, i18n
-from study_app.models import PANELS, ROLES
+from analysis import video
+from analysis.methods import METHODS
+from study_app import design
+from study_app.manifest_settings import MAX_NAME_CHARS, Problems, read_settings, whole_number
+from study_app.models import ROLES
 
-DEFAULT_REASONS = ("colours", "brightness", "skin tone")
 PAIR_DESIGNS = ("all_pairs", "vs_reference", "random_k")
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 KNOWN_KEYS = {
     "name", "slug", "method", "conditions", "contents", "stimuli", "design", "votes_per_pair",
@@ -33,12 +32,6 @@ KNOWN_KEYS = {
     "training", "reasons", "panel", "max_sessions_per_rater", "instructions", "environment", "seed",
     "language", "scorer", "display",
 }
-#: How a pairwise trial's two clips are shown (docs/manifest.md, ``display``). Every value but
-#: ``scaled`` shows clips at native size (one video pixel per screen pixel).
-DISPLAYS = ("auto", "side-by-side", "toggle", "scaled")
-# Column sizes of the database (study name, condition label, a response's ticked reasons).
-MAX_NAME_CHARS = 200
-MAX_REASONS_CHARS = 200
 # Durations of one content may differ by container rounding; more than this is a different cut.
 DURATION_TOLERANCE_S = 0.1
 
@@ -52,22 +45,11 @@ class ManifestError(ValueError):
 
 
 @dataclass(frozen=True)
-class MediaInfo:
-    width: int
-    height: int
-    fps: float
-    duration_s: float
-    n_frames: int | None
-    codec: str
-    size_bytes: int | None
-
-
-@dataclass(frozen=True)
 class StimulusEntry:
     content: str
     condition: str
     path: str  # absolute path or URL
-    media: MediaInfo | None = None
+    media: video.VideoInfo | None = None
 
 
 @dataclass
@@ -83,21 +65,6 @@ class ValidatedManifest:
     @property
     def slug(self) -> str:
         return self.settings["slug"]
-
-
-class _Problems:
-    def __init__(self, source: Path) -> None:
-        self.source = source
-        self.items: list[str] = []
-        self.fields: set[str] = set()
-
-    def add(self, where: str, message: str, file: Path | str | None = None) -> None:
-        self.items.append(f"{file or self.source.name}: {where}: {message}")
-        self.fields.add(where)
-
-    def touches(self, name: str) -> bool:
-        """Whether a problem was reported for field ``name`` or anything inside it."""
-        return any(f == name or f.startswith((f"{name}.", f"{name}[")) for f in self.fields)
 
 
 def load(path: str | Path, probe_media: bool = True, media_root: Path | None = None) -> ValidatedManifest:
@@ -119,14 +86,14 @@ def load(path: str | Path, probe_media: bool = True, media_root: Path | None = N
         Listing every problem found.
     """
     path = Path(path)
-    problems = _Problems(path)
+    problems = Problems(path)
     raw = _read_yaml(path, problems)
     if raw is None:
         raise ManifestError(problems.items)
     return validate(raw, path, problems, probe_media, media_root)
 
 
-def _read_yaml(path: Path, problems: _Problems) -> dict[str, Any] | None:
+def _read_yaml(path: Path, problems: Problems) -> dict[str, Any] | None:
     if not path.is_file():
         problems.add("file", "no such file")
         return None
@@ -141,7 +108,7 @@ def _read_yaml(path: Path, problems: _Problems) -> dict[str, Any] | None:
     return data
 
 
-def validate(raw: dict[str, Any], source: Path, problems: _Problems | None = None,
+def validate(raw: dict[str, Any], source: Path, problems: Problems | None = None,
              probe_media: bool = True, media_root: Path | None = None) -> ValidatedManifest:
     """Validate an already-parsed manifest mapping (see :func:`load`).
 
@@ -150,17 +117,17 @@ def validate(raw: dict[str, Any], source: Path, problems: _Problems | None = Non
     a gold item naming a condition whose entry was rejected) is left out: each
     mistake is listed once.
     """
-    problems = problems or _Problems(source)
+    problems = problems or Problems(source)
     for key in sorted(set(raw) - KNOWN_KEYS):
         problems.add(key, "unknown field (see docs/manifest.md)")
-    settings = _settings(raw, problems)
+    settings = read_settings(raw, problems)
     method = settings.get("method")
     conditions, roles, labels = _conditions(raw.get("conditions"), problems)
     stimuli = _stimuli(raw.get("stimuli"), source, problems, media_root)
     contents = _contents(raw.get("contents"), stimuli, problems)
     _check_cells(stimuli, contents, conditions, problems)
-    known = method in SCALES
-    pairwise = known and SCALES[method].kind == "pairwise"
+    known = method in METHODS
+    pairwise = known and METHODS[method].pairwise
     spec_kw = _design(raw, settings, pairwise, problems)
     # Without a known method the shape of gold/training answers is unknown: only their
     # container is checked, so one wrong method does not turn into many gold problems.
@@ -196,7 +163,7 @@ def validate(raw: dict[str, Any], source: Path, problems: _Problems | None = Non
 
 
 def _add_spec_problems(spec: design.DesignSpec, gold_index: list[int], votes_key: str,
-                       problems: _Problems) -> None:
+                       problems: Problems) -> None:
     """Report the design's own problems under the manifest's field names, skipping consequences."""
 
     def manifest_field(name: str) -> str:
@@ -207,7 +174,7 @@ def _add_spec_problems(spec: design.DesignSpec, gold_index: list[int], votes_key
             return f"gold[{gold_index[int(name[5:-1])]}]"
         return name
 
-    already = _Problems(problems.source)
+    already = Problems(problems.source)
     already.fields = set(problems.fields)  # what was wrong before the design was looked at
     for p in design.spec_problems(spec):
         where = manifest_field(p.field)
@@ -216,7 +183,7 @@ def _add_spec_problems(spec: design.DesignSpec, gold_index: list[int], votes_key
 
 
 def _check_training_names(training: list[tuple[int, design.GoldItem]], contents: list[str],
-                          conditions: list[str], problems: _Problems) -> None:
+                          conditions: list[str], problems: Problems) -> None:
     """Training items must name the study's contents and conditions (gold is checked with the design)."""
     for i, item in training:
         if item.content not in contents and not problems.touches("contents"):
@@ -228,184 +195,7 @@ def _check_training_names(training: list[tuple[int, design.GoldItem]], contents:
             problems.add(f"training[{i}]", f"compares condition '{item.cond_a}' with itself")
 
 
-def _settings(raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    name = raw.get("name")
-    if name is not None and not isinstance(name, str):
-        problems.add("name", f"must be text (got {type(name).__name__})")
-    elif not (name or "").strip():
-        problems.add("name", "required: a non-empty study name")
-    elif len(name.strip()) > MAX_NAME_CHARS:
-        problems.add("name", f"at most {MAX_NAME_CHARS} characters (got {len(name.strip())})")
-    out["name"] = name.strip() if isinstance(name, str) else ""
-    slug = raw.get("slug")
-    if slug is None and out["name"]:
-        slug = _slugify(out["name"])
-        if not SLUG_RE.match(slug):
-            problems.add("slug", f"cannot be made from the name ('{slug}'): give one (2–63 of a-z, 0-9, '-')")
-    elif slug is not None and (not isinstance(slug, str) or not SLUG_RE.match(slug)):
-        problems.add("slug", f"'{slug}' must be 2–63 characters of a-z, 0-9 and '-', starting with a letter/digit")
-    out["slug"] = slug or ""
-    method = raw.get("method")
-    if method not in SCALES:
-        problems.add("method", f"unknown method '{method}'; known: {', '.join(SCALES)}")
-    out["method"] = method
-    out["seed"] = _int(raw, "seed", problems, default=0, low=0, high=2**31 - 1)
-    out["max_sessions_per_rater"] = _int(raw, "max_sessions_per_rater", problems, default=1, low=1)
-    out["instructions"] = _text(raw, "instructions", problems, default="")
-    out["language"] = _language(raw, problems)
-    out["display"] = _display(raw, problems)
-    out["reasons"] = _reasons(raw, problems, method)
-    out["panel"] = _panel(raw.get("panel"), problems)
-    out["environment"] = _environment(raw.get("environment"), problems)
-    out["scorer"] = _scorer(raw.get("scorer"), problems)
-    return out
-
-
-def _scorer(value: Any, problems: _Problems) -> dict[str, Any] | None:
-    """Optional objective scorer ``{name, options}`` (or just a name); built once to check it.
-
-    Stored normalised with the study; ``panelrank score-study`` and ``analyze-study`` use it
-    by default (docs/scorers.md).
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = {"name": value}
-    if not isinstance(value, dict):
-        problems.add("scorer", "must be a scorer name or a mapping {name, options}")
-        return None
-    for key in sorted(set(value) - {"name", "options"}):
-        problems.add(f"scorer.{key}", "unknown field (only name and options)")
-    name, options = value.get("name"), value.get("options") or {}
-    if not isinstance(name, str) or not name.strip():
-        problems.add("scorer.name", "required: the name of a registered scorer (e.g. handcrafted)")
-        return None
-    if not isinstance(options, dict):
-        problems.add("scorer.options", "must be a mapping of option: value")
-        return None
-    from analysis.objective.base import ScorerError, UnknownScorerError, available_scorers, scorer_from_config
-
-    config = {"name": name.strip(), "options": dict(options)}
-    try:
-        scorer_from_config(config)
-    except UnknownScorerError:
-        problems.add("scorer.name", f"unknown scorer '{name}'; registered: {', '.join(available_scorers())}")
-        return None
-    except (TypeError, ValueError, ScorerError, OSError, ImportError) as exc:
-        problems.add("scorer.options", f"scorer '{name}' rejects its options: {exc}")
-        return None
-    return config
-
-
-def _slugify(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63]
-
-
-def _int(raw: dict[str, Any], key: str, problems: _Problems, default: int | None = None,
-         low: int | None = None, high: int | None = None, where: str | None = None) -> int:
-    value = raw.get(key, default)
-    where = where or key
-    if isinstance(value, bool) or not isinstance(value, int):
-        problems.add(where, f"must be a whole number (got {value!r})")
-        return default or 0
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
-        problems.add(where, f"must be {bounds} (got {value})")
-    return value
-
-
-def _text(raw: dict[str, Any], key: str, problems: _Problems, default: str) -> str:
-    value = raw.get(key, default)
-    if not isinstance(value, str):
-        problems.add(key, f"must be text (got {type(value).__name__})")
-        return default
-    return value
-
-
-def _language(raw: dict[str, Any], problems: _Problems) -> str:
-    lang = _text(raw, "language", problems, default=i18n.FALLBACK)
-    if lang not in i18n.languages():
-        problems.add("language", f"no rater text catalog '{lang}'; available: {', '.join(i18n.languages())}")
-        return i18n.FALLBACK
-    return lang
-
-
-def _display(raw: dict[str, Any], problems: _Problems) -> str:
-    value = raw.get("display", "auto")
-    if value not in DISPLAYS:
-        problems.add("display", f"unknown display '{value}'; known: {', '.join(DISPLAYS)}")
-        return "auto"
-    return str(value)
-
-
-def _reasons(raw: dict[str, Any], problems: _Problems, method: Any) -> list[str]:
-    if "reasons" not in raw:
-        pairwise = method in SCALES and SCALES[method].kind == "pairwise"
-        return list(DEFAULT_REASONS) if pairwise else []
-    value = raw["reasons"]
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        problems.add("reasons", "must be a list of non-empty texts (or [] to skip the question)")
-        return []
-    if len(set(value)) != len(value):
-        problems.add("reasons", "lists the same reason twice")
-    if any(";" in v for v in value):
-        problems.add("reasons", "a reason may not contain ';' (it separates reasons in exports)")
-    if len(";".join(v.strip() for v in value)) > MAX_REASONS_CHARS:
-        # Every reason may be ticked at once; the stored answer must still fit.
-        problems.add("reasons", f"together at most {MAX_REASONS_CHARS} characters (separators included)")
-    return [v.strip() for v in value]
-
-
-def _panel(value: Any, problems: _Problems) -> dict[str, Any]:
-    if value is None:
-        value = {"name": "none"}
-    if isinstance(value, str):
-        value = {"name": value}
-    if not isinstance(value, dict):
-        problems.add("panel", "must be a mapping with at least 'name'")
-        return {"name": "none"}
-    name = value.get("name", "none")
-    if name not in PANELS:
-        problems.add("panel.name", f"unknown panel '{name}'; known: {', '.join(PANELS)}")
-    unknown = set(value) - {"name", "completion_code", "completion_url", "screen_out_code", "screen_out_url"}
-    for key in sorted(unknown):
-        problems.add(f"panel.{key}", "unknown field")
-    for key in ("completion_code", "screen_out_code"):
-        code = value.get(key)
-        if code is not None and not (isinstance(code, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", code)):
-            problems.add(f"panel.{key}", "must be 1–64 letters, digits, '_' or '-'")
-    for key in ("completion_url", "screen_out_url"):
-        url = value.get(key)
-        if url is not None and urlparse(str(url)).scheme not in ("http", "https"):
-            problems.add(f"panel.{key}", f"'{url}' is not an http(s) URL")
-    if name == "prolific" and not value.get("completion_code"):
-        problems.add("panel.completion_code", "required for Prolific (the code in its completion URL)")
-    return {"name": name, **{k: v for k, v in value.items() if k != "name"}}
-
-
-def _environment(value: Any, problems: _Problems) -> dict[str, Any]:
-    env = {"min_width": None, "min_height": None, "allow_mobile": False}
-    if value is None:
-        return env
-    if not isinstance(value, dict):
-        problems.add("environment", "must be a mapping")
-        return env
-    for key in sorted(set(value) - set(env)):
-        problems.add(f"environment.{key}", "unknown field")
-    for key in ("min_width", "min_height"):
-        if value.get(key) is not None:
-            env[key] = _int(value, key, problems, low=1, where=f"environment.{key}")
-    allow = value.get("allow_mobile", False)
-    if not isinstance(allow, bool):
-        problems.add("environment.allow_mobile", "must be true or false")
-    env["allow_mobile"] = bool(allow)
-    return env
-
-
-def _conditions(value: Any, problems: _Problems) -> tuple[list[str], dict[str, Any], dict[str, str | None]]:
+def _conditions(value: Any, problems: Problems) -> tuple[list[str], dict[str, Any], dict[str, str | None]]:
     ids: list[str] = []
     roles: dict[str, Any] = {}
     labels: dict[str, str | None] = {}
@@ -441,7 +231,7 @@ def _conditions(value: Any, problems: _Problems) -> tuple[list[str], dict[str, A
     return ids, roles, labels
 
 
-def _stimuli(value: Any, source: Path, problems: _Problems, media_root: Path | None) -> list[StimulusEntry]:
+def _stimuli(value: Any, source: Path, problems: Problems, media_root: Path | None) -> list[StimulusEntry]:
     if isinstance(value, str):
         return _stimuli_csv(source.parent / value, problems, media_root)
     if not isinstance(value, list) or not value:
@@ -456,7 +246,7 @@ def _stimuli(value: Any, source: Path, problems: _Problems, media_root: Path | N
     return _stimulus_rows(rows, media_root or source.parent, problems, None)
 
 
-def _stimuli_csv(path: Path, problems: _Problems, media_root: Path | None) -> list[StimulusEntry]:
+def _stimuli_csv(path: Path, problems: Problems, media_root: Path | None) -> list[StimulusEntry]:
     if not path.is_file():
         problems.add("stimuli", f"CSV file '{path}' does not exist")
         return []
@@ -478,7 +268,7 @@ def _stimuli_csv(path: Path, problems: _Problems, media_root: Path | None) -> li
     return _stimulus_rows(rows, media_root or path.parent, problems, path.name)
 
 
-def _stimulus_rows(rows: list[tuple[str, dict[str, Any]]], base: Path, problems: _Problems,
+def _stimulus_rows(rows: list[tuple[str, dict[str, Any]]], base: Path, problems: Problems,
                    file: str | None) -> list[StimulusEntry]:
     out: list[StimulusEntry] = []
     seen: set[tuple[str, str]] = set()
@@ -511,7 +301,7 @@ def _is_url(loc: str) -> bool:
     return urlparse(loc).scheme in ("http", "https")
 
 
-def _contents(value: Any, stimuli: list[StimulusEntry], problems: _Problems) -> list[str]:
+def _contents(value: Any, stimuli: list[StimulusEntry], problems: Problems) -> list[str]:
     from_stimuli = list(dict.fromkeys(s.content for s in stimuli))
     if value is None:
         return from_stimuli
@@ -532,7 +322,7 @@ def _contents(value: Any, stimuli: list[StimulusEntry], problems: _Problems) -> 
 
 
 def _check_cells(stimuli: list[StimulusEntry], contents: list[str], conditions: list[str],
-                 problems: _Problems) -> None:
+                 problems: Problems) -> None:
     cells = {(s.content, s.condition) for s in stimuli}
     for cond in sorted({s.condition for s in stimuli} - set(conditions)):
         problems.add("stimuli", f"condition '{cond}' is not listed under 'conditions'")
@@ -545,7 +335,7 @@ def _check_cells(stimuli: list[StimulusEntry], contents: list[str], conditions: 
 
 
 def _design(raw: dict[str, Any], settings: dict[str, Any], pairwise: bool,
-            problems: _Problems) -> dict[str, Any]:
+            problems: Problems) -> dict[str, Any]:
     d = raw.get("design") or {}
     if isinstance(d, str):
         d = {"pairs": d}
@@ -560,18 +350,18 @@ def _design(raw: dict[str, Any], settings: dict[str, Any], pairwise: bool,
         problems.add(f"design.{key}", "unknown field")
     k = d.get("k")
     if pairs == "random_k":
-        k = _int(d, "k", problems, low=1, where="design.k")
+        k = whole_number(d, "k", problems, low=1, where="design.k")
     votes_key, other = ("votes_per_pair", "votes_per_stimulus") if pairwise else ("votes_per_stimulus",
                                                                                    "votes_per_pair")
-    if other in raw and settings.get("method") in SCALES:
+    if other in raw and settings.get("method") in METHODS:
         problems.add(other, f"does not apply to method '{settings['method']}'; use {votes_key}")
     return {
         "design": pairs,
         "k": k if pairs == "random_k" else None,
-        "votes_per_item": _int(raw, votes_key, problems, default=1, low=1),
-        "trials_per_session": _int(raw, "trials_per_session", problems, default=30, low=1, high=2000),
-        "repeats_per_session": _int(raw, "repeats_per_session", problems, default=5, low=0, high=500),
-        "gold_per_session": _int(raw, "gold_per_session", problems,
+        "votes_per_item": whole_number(raw, votes_key, problems, default=1, low=1),
+        "trials_per_session": whole_number(raw, "trials_per_session", problems, default=30, low=1, high=2000),
+        "repeats_per_session": whole_number(raw, "repeats_per_session", problems, default=5, low=0, high=500),
+        "gold_per_session": whole_number(raw, "gold_per_session", problems,
                                  default=1 if raw.get("gold") else 0, low=0, high=500),
     }
 
@@ -581,7 +371,7 @@ def _feedback(value: Any, items: list[tuple[int, design.GoldItem]]) -> list[str 
     return [value[i].get("feedback") for i, _ in items]
 
 
-def _known_answer_items(value: Any, pairwise: bool | None, problems: _Problems,
+def _known_answer_items(value: Any, pairwise: bool | None, problems: Problems,
                         key: str) -> list[tuple[int, design.GoldItem]]:
     """Gold or training items with a known answer, each with its index in the manifest's list.
 
@@ -625,7 +415,7 @@ def _known_answer_items(value: Any, pairwise: bool | None, problems: _Problems,
     return items
 
 
-def _probe_all(stimuli: list[StimulusEntry], problems: _Problems) -> list[StimulusEntry]:
+def _probe_all(stimuli: list[StimulusEntry], problems: Problems) -> list[StimulusEntry]:
     # A missing file was reported when the list was read; saying so again adds nothing.
     stimuli = [s for s in stimuli if _is_url(s.path) or Path(s.path).is_file()]
     # Probing is I/O bound (open + decode one frame); threads overlap the waiting.
@@ -640,57 +430,18 @@ def _probe_all(stimuli: list[StimulusEntry], problems: _Problems) -> list[Stimul
     return out
 
 
-def probe(path: str) -> MediaInfo:
-    """Read size, frame rate and duration of a video and decode its first frame.
-
-    Raises
-    ------
-    ValueError
-        Naming what is wrong (cannot be read or fetched, not a video, no video stream,
-        does not decode).
-    """
+def _probe_one(entry: StimulusEntry) -> tuple[video.VideoInfo | None, str | None]:
+    # Decoding the first frame proves the stream decodes; a URL gets 10 s to answer.
     try:
-        options = {"timeout": "10000000"} if _is_url(path) else {}
-        with av.open(path, options=options) as container:
-            if not container.streams.video:
-                raise ValueError("has no video stream")
-            stream = container.streams.video[0]
-            first = next(container.decode(stream), None)
-            if first is None:
-                raise ValueError("has no decodable video frame")
-            fps = float(stream.average_rate or stream.guessed_rate or 0)
-            duration = _duration(container, stream)
-            n_frames = stream.frames or (round(duration * fps) if duration and fps else None)
-            return MediaInfo(width=first.width, height=first.height, fps=fps, duration_s=duration,
-                             n_frames=n_frames, codec=stream.codec_context.name,
-                             size_bytes=None if _is_url(path) else Path(path).stat().st_size)
-    except (av.error.InvalidDataError, av.error.DecoderNotFoundError, av.error.DemuxerNotFoundError) as exc:
-        raise ValueError(f"cannot be decoded as video ({exc.strerror or exc})") from exc
-    except av.FFmpegError as exc:
-        # Not the content's fault: the file or URL could not be opened at all.
-        verb = "fetched" if _is_url(path) else "read"
-        raise ValueError(f"cannot be {verb} ({exc.strerror or exc})") from exc
-
-
-def _duration(container: Any, stream: Any) -> float:
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / 1_000_000  # container duration is in microseconds
-    return 0.0
-
-
-def _probe_one(entry: StimulusEntry) -> tuple[MediaInfo | None, str | None]:
-    try:
-        info = probe(entry.path)
-    except ValueError as exc:
-        return None, str(exc)
+        info = video.probe(entry.path, decode_first=True, timeout_s=10.0 if _is_url(entry.path) else None)
+    except video.VideoError as exc:
+        return None, exc.problem  # the problem line names the file itself
     if info.fps <= 0 or info.duration_s <= 0:
         return None, "frame rate or duration cannot be read"
     return info, None
 
 
-def _check_consistency(stimuli: list[StimulusEntry], problems: _Problems) -> None:
+def _check_consistency(stimuli: list[StimulusEntry], problems: Problems) -> None:
     """All conditions of one content must show the same cut at the same size."""
     by_content: dict[str, list[StimulusEntry]] = {}
     for s in stimuli:

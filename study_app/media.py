@@ -9,7 +9,7 @@ with a per-process table built from the stimulus rows.
 Responses support HTTP Range (206), carry an ETag derived from the token and the
 file's size and mtime (never its name), and never a ``Content-Disposition``. The
 files served are the clean copies made at study creation (``<instance>/stimuli/``,
-:func:`study_app.video.clean_copy`): opaque names, one fixed mtime, no metadata.
+:func:`analysis.video.clean_copy`): opaque names, one fixed mtime, no metadata.
 
 The bytes are streamed in chunks (Werkzeug's file wrapper, ``sendfile`` under
 gunicorn), or left to the front web server: with ``PANELRANK_MEDIA_OFFLOAD`` set to
@@ -52,7 +52,6 @@ _PROXY_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ran
 _CHUNK = 256 * 1024
 #: Values of ``PANELRANK_MEDIA_OFFLOAD`` besides the empty default (the app sends the bytes).
 OFFLOAD_MODES = ("x-accel-redirect", "x-sendfile")
-DEFAULT_INTERNAL_PREFIX = "/_media/"
 
 
 def copies_dir(app: Flask | None = None) -> Path:
@@ -60,14 +59,9 @@ def copies_dir(app: Flask | None = None) -> Path:
     return Path((app or current_app).config["INSTANCE_DIR"]) / "stimuli"
 
 
-def _setting(app: Flask, name: str, default: str) -> str:
-    # From the app config (study_app.config reads PANELRANK_<name>; tests set it directly).
-    return str(app.config.get(name) or default)
-
-
 def offload_mode(app: Flask | None = None) -> str:
     """``""`` (the app streams the bytes), ``"x-accel-redirect"`` or ``"x-sendfile"``."""
-    return _setting(app or current_app, "MEDIA_OFFLOAD", "").strip().lower()
+    return str((app or current_app).config["MEDIA_OFFLOAD"]).strip().lower()
 
 
 @bp.record_once
@@ -76,7 +70,7 @@ def _check_settings(state: BlueprintSetupState) -> None:
     mode = offload_mode(state.app)
     if mode and mode not in OFFLOAD_MODES:
         raise ValueError(f"PANELRANK_MEDIA_OFFLOAD must be one of {', '.join(OFFLOAD_MODES)} or empty, not {mode!r}")
-    prefix = _setting(state.app, "MEDIA_INTERNAL_PREFIX", DEFAULT_INTERNAL_PREFIX)
+    prefix = str(state.app.config["MEDIA_INTERNAL_PREFIX"])
     if not (prefix.startswith("/") and prefix.endswith("/")):
         raise ValueError(f"PANELRANK_MEDIA_INTERNAL_PREFIX must start and end with '/', not {prefix!r}")
 
@@ -170,7 +164,7 @@ def _offload(path: str, mimetype: str) -> Response | None:
     if mode == "x-sendfile":
         resp.headers["X-Sendfile"] = path
     else:
-        prefix = _setting(current_app, "MEDIA_INTERNAL_PREFIX", DEFAULT_INTERNAL_PREFIX)
+        prefix = str(current_app.config["MEDIA_INTERNAL_PREFIX"])
         resp.headers["X-Accel-Redirect"] = prefix + Path(path).relative_to(root).as_posix()
     _private(resp)
     return resp

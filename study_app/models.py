@@ -27,9 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from analysis.frames import SCALES
+from analysis.methods import METHODS, TestMethod
 
-METHODS = tuple(SCALES)
 ROLES = ("reference", "baseline", "submission")
 STUDY_STATUSES = ("open", "paused", "closed")
 PANELS = ("prolific", "mturk", "none")
@@ -129,7 +128,7 @@ class ApiToken(Base):
 class Study(Base):
     __tablename__ = "study"
     __table_args__ = (
-        CheckConstraint(_in("method", METHODS), name="ck_study_method"),
+        CheckConstraint(_in("method", tuple(METHODS)), name="ck_study_method"),
         CheckConstraint(_in("status", STUDY_STATUSES), name="ck_study_status"),
         CheckConstraint(_in("panel", PANELS), name="ck_study_panel"),
         CheckConstraint("max_sessions_per_rater >= 1", name="ck_study_max_sessions"),
@@ -160,8 +159,13 @@ class Study(Base):
     )
 
     @property
+    def test_method(self) -> TestMethod:
+        """The registry entry of the study's test method."""
+        return METHODS[self.method]
+
+    @property
     def pairwise(self) -> bool:
-        return SCALES[self.method].kind == "pairwise"
+        return self.test_method.pairwise
 
 
 class Condition(Base):

@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from analysis.bradley_terry import TIE_MODELS
-from analysis.frames import SCALES, SHOWN_LEFT_VALUES
+from analysis.frames import SHOWN_LEFT_VALUES
+from analysis.methods import METHODS
 from study_app.export import VIEWS
 from study_app.livestats import RULE_FIELDS
 from study_app.models import ROLES, SESSION_STATUSES, STUDY_STATUSES
@@ -46,7 +47,7 @@ INT_OR_NULL, NUMBER_OR_NULL, STRING_OR_NULL = nullable(INTEGER), nullable(NUMBER
 SESSION_COUNTS = obj({s: {"type": "integer", "minimum": 0} for s in SESSION_STATUSES})
 
 STUDY = obj({
-    "slug": STRING, "name": STRING, "method": {"type": "string", "enum": list(SCALES)},
+    "slug": STRING, "name": STRING, "method": {"type": "string", "enum": list(METHODS)},
     "kind": {"type": "string", "enum": ["pairwise", "ratings"]},
     "status": {"type": "string", "enum": list(STUDY_STATUSES)}, "panel": STRING, "created_at": TIME,
     "organizer": {**STRING_OR_NULL, "description": "Email of the owning organizer."},
@@ -69,7 +70,7 @@ STUDY_DETAIL: Schema = {"allOf": [STUDY, obj({
 })]}
 
 PROGRESS = obj({
-    "study": STRING, "status": STRING, "method": STRING, "pairwise": BOOLEAN,
+    "study": STRING, "status": STRING, "method": {"type": "string", "enum": list(METHODS)}, "pairwise": BOOLEAN,
     "conditions": {"type": "array", "items": STRING},
     "cells": {"type": "array", "description": "Main votes against target, per condition pair (pairwise) "
               "or per stimulus (ratings).",
@@ -89,7 +90,7 @@ PROGRESS = obj({
 _VOTE_COMMON: dict[str, Schema] = {
     "study": STRING, "rater": STRING, "session": STRING,
     "trial": {"type": "integer", "description": "Unique per answered trial: dedupe on it when polling with since."},
-    "content": STRING, "scale": {"type": "string", "enum": list(SCALES)},
+    "content": STRING, "method": {"type": "string", "enum": list(METHODS)},
     "repeat_of": {**INT_OR_NULL, "description": "Trial this consistency repeat re-asks."},
     "gold_expected": {**INT_OR_NULL, "description": "The known answer of a gold trial."},
     "answered_at": TIME, "watch_ms": INT_OR_NULL, "stalls": INT_OR_NULL,
@@ -102,13 +103,23 @@ _VOTE_COMMON: dict[str, Schema] = {
                      "description": "How the clips were laid out: side-by-side, toggle (one at a time, switched by "
                                     "the rater), scaled (side by side, shrunk) or single."},
 }
-_VOTE_REQUIRED = ["study", "rater", "session", "trial", "content", "scale", "answered_at"]
+
+
+def _ranges(pairwise: bool) -> str:
+    """The stored range of each test method of one kind, for a description (from the registry)."""
+    return ", ".join(f"{m.name} {m.low}..{m.high}{'' if m.allows_zero else ' without 0'}"
+                     for m in METHODS.values() if m.pairwise == pairwise)
+
+
+_VOTE_REQUIRED = ["study", "rater", "session", "trial", "content", "method", "answered_at"]
 PAIRWISE_VOTE = obj({
     **_VOTE_COMMON, "cond_a": STRING, "cond_b": STRING,
-    "pref": {"type": "integer", "description": "Positive: cond_a preferred; range set by the scale."},
+    "pref": {"type": "integer",
+             "description": f"Positive: cond_a preferred; range set by the method ({_ranges(True)})."},
     "reason": STRING_OR_NULL, "shown_left": {"type": "string", "enum": list(SHOWN_LEFT_VALUES)},
 }, [*_VOTE_REQUIRED, "cond_a", "cond_b", "pref"], description="One answered pairwise trial (DESIGN.md tidy frame).")
-RATING_VOTE = obj({**_VOTE_COMMON, "cond": STRING, "score": INTEGER},
+RATING_VOTE = obj({**_VOTE_COMMON, "cond": STRING,
+                   "score": {"type": "integer", "description": f"Range set by the method ({_ranges(False)})."}},
                   [*_VOTE_REQUIRED, "cond", "score"], description="One answered single-stimulus trial.")
 
 VOTES_PAGE = obj({

@@ -1,15 +1,10 @@
-"""Objective scoring of a study in the database: ``fit-scorer``, ``score-study``, ``analyze-study``.
+"""Objective scoring of a study in the database (the library behind ``score-study``,
+``fit-scorer`` and ``analyze-study``, whose commands are in :mod:`study_app.cli.scoring`).
 
-The numerics live in :mod:`analysis.objective` and the file-based plumbing in
-:mod:`analysis.cli`; this module only reads what a study holds (stimulus paths, the
-pairs its design compares, its votes, the ``scorer:`` of its manifest) and hands it on.
-:data:`COMMANDS` (these three plus the file-based ``score`` and ``challenge-score``) is
-registered on the ``panelrank`` group by :func:`study_app.cli.register`.
-
-Results are cached by (file sha256, scorer name, scorer version) in
-``<instance>/score-cache`` unless ``--cache`` says otherwise, so ``score-study``,
-``fit-scorer`` and ``analyze-study --tiebreak`` share the work: a rerun scores only
-the files that changed.
+The numerics live in :mod:`analysis.objective`; this module only reads what a study
+holds (stimulus paths, the pairs its design compares, the ``scorer:`` of its manifest),
+scores it through the cache, and says where the cache and fitted models live
+(``<instance>/score-cache``, ``<instance>/scorers``).
 """
 
 from __future__ import annotations
@@ -19,29 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-import numpy as np
 import pandas as pd
 from flask import Flask, current_app
-from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DBSession
 from sqlalchemy.orm import aliased
 
-from analysis import cli as acli
-from analysis import frames
-from analysis._files import write_csv
-from analysis.objective import base as obj_base
-from analysis.objective import model as smodel
-from analysis.objective.cache import ScoreCache, score_pairs, text_progress
-from study_app import db, migrate
-from study_app.export import votes_frame
+from analysis import objective
+from analysis.objective import ScoreCache, score_pairs
 from study_app.models import Condition, Content, Session, Stimulus, Study, Trial
-from study_app.studies import get_study
 
-#: Scorer used when neither the command line nor the study's manifest names one.
-DEFAULT_SCORER = "handcrafted"
-_AUX = [f"aux_{k}" for k in range(1, obj_base.N_AUX + 1)]
+_AUX = [f"aux_{k}" for k in range(1, objective.N_AUX + 1)]
 
 
 # --------------------------------------------------------------------------- DB reads
@@ -85,7 +68,7 @@ def study_pairs(session: DBSession, study: Study) -> pd.DataFrame:
         .where(Session.study_id == study.id)
         .distinct()
     ).all()
-    keys = sorted({(str(c), *obj_base.pair_key(str(a), str(b))) for c, a, b in rows})
+    keys = sorted({(str(c), *objective.pair_key(str(a), str(b))) for c, a, b in rows})
     return pd.DataFrame(keys, columns=["content", "cond_a", "cond_b"])
 
 
@@ -144,7 +127,7 @@ def _pair_rows(pairs: pd.DataFrame, judge: Any) -> pd.DataFrame:
     rows = []
     for content, a, b in pairs.itertuples(index=False):
         p_ab, p_ba = judge(content, a, b), judge(content, b, a)
-        rows.append((content, a, b, obj_base.p_sym_value(p_ab, p_ba), p_ab, p_ba))
+        rows.append((content, a, b, objective.p_sym_value(p_ab, p_ba), p_ab, p_ba))
     return pd.DataFrame(rows, columns=["content", "cond_a", "cond_b", "p", "p_ab", "p_ba"])
 
 
@@ -166,9 +149,9 @@ def _condition_table(stimuli: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame
 def score_study(
     stimuli: pd.DataFrame,
     pairs: pd.DataFrame,
-    scorer: obj_base.Scorer,
+    scorer: objective.Scorer,
     *,
-    model: smodel.ScorerModel | None = None,
+    model: objective.ScorerModel | None = None,
     cache: ScoreCache | None = None,
     workers: int = 1,
     progress: Any = None,
@@ -188,10 +171,10 @@ def score_study(
         label += " (uncalibrated prior)"
     stimuli = stimuli.reset_index(drop=True)
     if model is not None or hasattr(scorer, "compare_features"):
-        stim, names = smodel.stimulus_features(scorer, stimuli, cache=cache, workers=workers, progress=progress)
+        stim, names = objective.stimulus_features(scorer, stimuli, cache=cache, workers=workers, progress=progress)
         failed = stim[stim["error"].notna()]
         if len(failed):
-            raise obj_base.ScorerError(f"{len(failed)} stimulus file(s) failed: {failed['error'].iloc[0]}")
+            raise objective.ScorerError(f"{len(failed)} stimulus file(s) failed: {failed['error'].iloc[0]}")
         cell = {(r["content"], r["condition"]): r for r in stim.to_dict("records")}
 
         def judge(content: str, a: str, b: str) -> float:
@@ -213,7 +196,7 @@ def score_study(
         scored = score_pairs(scorer, ordered, cache=cache, workers=workers, progress=progress)
         bad = scored[scored["error"].notna()]
         if len(bad):
-            raise obj_base.ScorerError(f"{len(bad)} pair(s) failed: {bad['error'].iloc[0]}")
+            raise objective.ScorerError(f"{len(bad)} pair(s) failed: {bad['error'].iloc[0]}")
         pair_frame = pairs.reset_index(drop=True).assign(p=scored["p"].to_numpy(), p_ab=scored["p_ab"].to_numpy(),
                                                          p_ba=scored["p_ba"].to_numpy())
         # A stimulus's aux: the mean of what its pairs reported for it.
@@ -229,203 +212,5 @@ def score_study(
                        counts=counts)
 
 
-# --------------------------------------------------------------------------- commands
-
-
-def _require_schema() -> None:
-    if not migrate.is_current(current_app.config["DATABASE_URL"]):
-        raise click.ClickException("the database schema is not current: run `panelrank db upgrade` first")
-
-
-def _load_study(slug: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any] | None]:
-    """(votes, stimuli, needed pairs, manifest scorer) of a study, read in one transaction."""
-    _require_schema()
-    with db.transaction() as session:
-        study = get_study(session, slug)
-        if study is None:
-            raise click.ClickException(f"no study with slug '{slug}'")
-        return votes_frame(session, study), study_stimuli(session, study), study_pairs(session, study), \
-            study_scorer(study)
-
-
-def _scorer_spec(given: str | None, manifest: Mapping[str, Any] | None, options: tuple[str, ...]
-                 ) -> tuple[obj_base.Scorer, smodel.ScorerModel | None]:
-    spec: str | Mapping[str, Any] = given if given is not None else (manifest or DEFAULT_SCORER)
-    try:
-        return smodel.resolve_scorer(spec, smodel.parse_options(options))
-    except smodel.SCORER_ERRORS as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-_scorer_opt = click.option("--scorer", "scorer_spec", default=None, metavar="NAME|MODEL.json",
-                           help="Scorer name or fitted model file (default: the study manifest's `scorer:`, "
-                                f"else {DEFAULT_SCORER}).")
-_option_opt = click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-                           help="Scorer option (repeatable; values read as JSON when they parse).")
-_workers_opt = click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-                            help="Processes scoring stimuli in parallel.")
-_cache_opt = click.option("--cache", "cache_path", type=click.Path(file_okay=False, path_type=Path), default=None,
-                          help="Score cache directory (default: <instance>/score-cache).")
-
-
-@click.command("score-study", short_help="Score every stimulus and pair of a study (cached).")
-@click.argument("study")
-@_scorer_opt
-@_option_opt
-@_workers_opt
-@_cache_opt
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="CSV of every stimulus: content, condition, path, sha256, cached, aux_1..aux_11, features.")
-@click.option("--pairs-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="CSV of every needed pair: content, cond_a, cond_b, p (p_sym), p_ab, p_ba.")
-@with_appcontext
-def score_study_command(study: str, scorer_spec: str | None, options: tuple[str, ...], workers: int,
-                        cache_path: Path | None, out: Path | None, pairs_out: Path | None) -> None:
-    """Score every stimulus and every pair the design of STUDY compares; cache the results.
-
-    Results are keyed by (file sha256, scorer name, version): a rerun scores only what
-    changed. Prints how many were scored and how many came from the cache, and the
-    mean p_sym of each condition over its pairs.
-    """
-    _, stimuli, pairs, manifest_scorer = _load_study(study)
-    scorer, model = _scorer_spec(scorer_spec, manifest_scorer, options)
-    try:
-        with ScoreCache(cache_path or default_cache_dir()) as cache:
-            result = score_study(stimuli, pairs, scorer, model=model, cache=cache, workers=workers,
-                                 progress=text_progress(label="scoring"))
-    except smodel.SCORER_ERRORS as exc:
-        raise click.ClickException(str(exc)) from exc
-    for line in result.summary_lines():
-        click.echo(line)
-    if out is not None:
-        write_csv(result.stimuli, out)
-        click.echo(f"wrote {len(result.stimuli)} stimulus row(s) to {out}")
-    if pairs_out is not None:
-        write_csv(result.pairs, pairs_out)
-        click.echo(f"wrote {len(result.pairs)} pair row(s) to {pairs_out}")
-
-
-@click.command("fit-scorer", short_help="Train a scorer head on votes, cross-fitted.")
-@click.argument("source", metavar="STUDY-or-VOTES")
-@click.option("--stimuli", "stimuli_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="CSV content,condition,path of the stimulus files (needed with a votes file).")
-@_scorer_opt
-@_option_opt
-@click.option("--kind", type=click.Choice(["logistic", "mlp"]), default="logistic", show_default=True,
-              help="Head: logistic regression on feature differences, or a shared-tower MLP (needs torch).")
-@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
-              help="Folds of condition pairs for cross-fitting.")
-@click.option("--l2", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Ridge penalty.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the folds and the held-out split.")
-@click.option("--no-screening", is_flag=True, help="Fit on every rater's votes (default: screened raters only).")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Model file (.json; default <instance>/scorers/<source>.<kind>.<version>.json).")
-@_workers_opt
-@_cache_opt
-@with_appcontext
-def fit_scorer_command(source: str, stimuli_path: Path | None, scorer_spec: str | None, options: tuple[str, ...],
-                       kind: str, folds: int, l2: float, seed: int, no_screening: bool, out: Path | None,
-                       workers: int, cache_path: Path | None) -> None:
-    """Train the Siamese head of a feature scorer on the pairwise votes of a study or a votes file.
-
-    STUDY-or-VOTES is a study slug (votes and stimulus paths from the database) or a
-    votes file (.csv/.parquet) given with --stimuli. Reports held-out and cross-fitted
-    pairwise accuracy and log-loss, and saves a versioned model file whose cross-fitted
-    heads `analyze --tiebreak MODEL.json` uses: a condition pair is never tie-broken by
-    a head trained on that pair's own votes.
-    """
-    if out is not None and out.suffix.lower() != ".json":
-        raise click.BadParameter("the model file must end in .json", param_hint="--out")
-    if scorer_spec is not None and smodel.is_model_file(scorer_spec):
-        raise click.BadParameter("give the base scorer's name, not a model file", param_hint="--scorer")
-    manifest_scorer = None
-    from_file = Path(source).is_file()
-    if from_file:
-        if stimuli_path is None:
-            raise click.UsageError("a votes file needs --stimuli stimuli.csv (columns content, condition, path)")
-        try:
-            votes = frames.read_votes(source)
-            stimuli = smodel.read_stimuli_csv(stimuli_path)
-        except (frames.FrameError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        label = Path(source).stem
-    else:
-        if stimuli_path is not None:
-            raise click.UsageError("--stimuli is for a votes file; a study's stimuli come from the database")
-        if Path(source).suffix.lower() in (".csv", ".parquet"):
-            raise click.ClickException(f"{source}: no such votes file")
-        votes, stimuli, _, manifest_scorer = _load_study(source)
-        label = source
-    spec: str | Mapping[str, Any] = scorer_spec if scorer_spec is not None else (manifest_scorer or DEFAULT_SCORER)
-    try:
-        cfg = smodel.normalise_scorer_config(spec)
-        cfg["options"].update(smodel.parse_options(options))
-        with ScoreCache(cache_path or default_cache_dir()) as cache:
-            model = smodel.fit_scorer_model(votes, stimuli, cfg, kind=kind, n_folds=folds, l2=l2, seed=seed,
-                                          screen=not no_screening, cache=cache, workers=workers,
-                                          progress=text_progress(label="scoring stimuli"), source=label)
-    except (frames.FrameError, *smodel.SCORER_ERRORS) as exc:
-        raise click.ClickException(str(exc)) from exc
-    path = out or models_dir() / smodel.scorer_model_name(label, model)
-    try:
-        smodel.save_scorer_model(model, path)
-    except OSError as exc:
-        raise click.ClickException(str(exc)) from exc
-    r = model.report
-    click.echo(f"fitted {kind} head of {model.base['name']} on {r['n_votes']} votes "
-               f"({r['n_condition_pairs']} condition pairs, {r['n_folds']} folds) from {label}")
-    click.echo(f"  held-out accuracy {_num(r.get('heldout_accuracy'))}, log-loss {_num(r.get('heldout_log_loss'))} "
-               f"({r.get('n_heldout') or 0} votes held out)")
-    click.echo(f"  cross-fitted accuracy {_num(r['crossfit_accuracy'])}, log-loss {_num(r['crossfit_log_loss'])} "
-               "(each vote judged by a head that never saw its condition pair)")
-    if r.get("n_votes_dropped"):
-        click.echo(f"  note: {r['n_votes_dropped']} vote(s) left out: a stimulus they compare has no features")
-    if "prior_accuracy" in r:
-        click.echo(f"  prior weights (uncalibrated) accuracy {_num(r['prior_accuracy'])}, "
-                   f"log-loss {_num(r['prior_log_loss'])}")
-    click.echo(f"wrote model {path} (version {model.version})")
-    click.echo(f"use it with: panelrank analyze {source} --stimuli {stimuli_path} --out DIR --tiebreak {path}"
-               if from_file else f"use it with: panelrank analyze-study {label} --out DIR --tiebreak {path}")
-
-
-def _num(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{f:.3f}" if np.isfinite(f) else "n/a"
-
-
-@click.command("analyze-study", short_help="Rank the conditions of a study; write a report.")
-@click.argument("study")
-@acli._analysis_options
-@acli.tiebreak_options
-@click.option("--no-tiebreak", is_flag=True, help="Ignore the manifest's scorer: leave ties unresolved.")
-@with_appcontext
-def analyze_study_command(study: str, out_dir: Path, ties: str, graded: bool, ci: str, bootstrap: int, seed: int,
-                          alpha: float, no_screening: bool, reference: str | None, tiebreak: str | None,
-                          s_obj_path: Path | None, scorer_options: tuple[str, ...], cache_dir: Path | None,
-                          workers: int, no_tiebreak: bool) -> None:
-    """Rank the conditions of STUDY from its votes in the database and write a report directory.
-
-    Ties are broken by --tiebreak, else by the manifest's `scorer:` (unless
-    --no-tiebreak), with the stimulus paths stored with the study.
-    """
-    if no_tiebreak and (tiebreak is not None or s_obj_path is not None):
-        raise click.UsageError("--no-tiebreak contradicts --tiebreak / --s-obj")
-    votes, stimuli, _, manifest_scorer = _load_study(study)
-    spec: str | Mapping[str, Any] | None = tiebreak
-    if spec is None and s_obj_path is None and not no_tiebreak:
-        spec = manifest_scorer
-    acli.run_analysis(votes, out_dir, tiebreak=spec, stimuli=stimuli, s_obj_path=s_obj_path,
-                      scorer_options=scorer_options, cache_dir=cache_dir or default_cache_dir(),
-                      workers=workers, ties=ties, graded=graded, ci=ci, bootstrap=bootstrap, seed=seed, alpha=alpha,
-                      no_screening=no_screening, reference=reference)
-
-
-#: Commands for the ``panelrank`` group (registered by study_app.cli).
-COMMANDS = [*acli.SCORER_COMMANDS, fit_scorer_command, score_study_command, analyze_study_command]
-
-__all__ = ["COMMANDS", "StudyScores", "default_cache_dir", "models_dir", "score_study", "study_pairs", "study_scorer",
+__all__ = ["StudyScores", "default_cache_dir", "models_dir", "score_study", "study_pairs", "study_scorer",
            "study_stimuli"]
-

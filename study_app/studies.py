@@ -12,17 +12,18 @@ from urllib.parse import urlparse
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session as DBSession
 
-from study_app import design, video
+from analysis import video
 from study_app.manifest import ManifestError, StimulusEntry, ValidatedManifest
 from study_app.media import copies_dir
 from study_app.models import Condition, Content, Response, Session, Stimulus, Study, Trial
+from study_app.plan import Plan, PlannedTrial, make_plan
 
 
 def create_study(db: DBSession, vm: ValidatedManifest, organizer_id: int | None = None,
                  media_dir: Path | None = None) -> Study:
     """Write the study, its stimuli and its whole plan.
 
-    Every local stimulus file is served from a clean copy (:func:`study_app.video.clean_copy`)
+    Every local stimulus file is served from a clean copy (:func:`analysis.video.clean_copy`)
     under an opaque random name in ``<media_dir>/<study id>/``; the stimulus rows point
     at the copies. URL stimuli stay as they are (they are proxied).
 
@@ -49,7 +50,7 @@ def create_study(db: DBSession, vm: ValidatedManifest, organizer_id: int | None 
     """
     if db.scalar(select(Study.id).where(Study.slug == vm.slug)) is not None:
         raise ManifestError([f"{vm.source.name}: slug: a study '{vm.slug}' already exists"])
-    plan = design.make_plan(vm.spec)
+    plan = make_plan(vm.spec)
     settings = vm.settings
     # A study without a panel-issued code still hands raters one, unguessable per study.
     settings["panel"].setdefault("completion_code", secrets.token_hex(4).upper())
@@ -95,7 +96,10 @@ def _clean_copies(vm: ValidatedManifest, folder: Path) -> dict[tuple[str, str], 
 
 def _copy_problem(vm: ValidatedManifest, s: StimulusEntry, exc: Exception) -> str:
     # Worded like the manifest check's own problems (study_app.manifest).
-    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if isinstance(exc, video.VideoError):
+        why = exc.problem  # the line names the file itself
+    else:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return f"{vm.source.name}: stimuli[{s.content}/{s.condition}]: '{s.path}': {why}"
 
 
@@ -148,7 +152,7 @@ def _write_stimuli(db: DBSession, study: Study, vm: ValidatedManifest,
     return {(s.content, s.condition): i for s, i in zip(vm.stimuli, ids, strict=True)}
 
 
-def _write_plan(db: DBSession, study: Study, plan: design.Plan, stimulus_ids: dict[tuple[str, str], int]) -> None:
+def _write_plan(db: DBSession, study: Study, plan: Plan, stimulus_ids: dict[tuple[str, str], int]) -> None:
     session_rows = [{"study_id": study.id, "index": s.index, "status": "planned"} for s in plan.sessions]
     if not session_rows:
         return
@@ -171,7 +175,7 @@ def _write_plan(db: DBSession, study: Study, plan: design.Plan, stimulus_ids: di
         db.execute(insert(Trial), rows)
 
 
-def _trial_row(session_id: int, t: design.PlannedTrial, stimulus_ids: dict[tuple[str, str], int]) -> dict[str, Any]:
+def _trial_row(session_id: int, t: PlannedTrial, stimulus_ids: dict[tuple[str, str], int]) -> dict[str, Any]:
     return {
         "session_id": session_id,
         "position": t.position,

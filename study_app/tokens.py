@@ -1,4 +1,4 @@
-"""API tokens: creation (shown once), lookup by hash, revocation, and their CLI commands.
+"""API tokens: creation (shown once), lookup by hash, revocation (commands: :mod:`study_app.cli.accounts`).
 
 A token is ``pr_`` + 43 URL-safe random characters (256 bits). The database keeps only
 its SHA-256 — a fast hash is enough because the token is random, not a password — and a
@@ -11,12 +11,9 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-import click
-from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DBSession
 
-from study_app import accounts, db
 from study_app.models import ApiToken, Organizer, utcnow
 
 PREFIX = "pr_"
@@ -89,62 +86,22 @@ def revoke(db: DBSession, which: str) -> list[ApiToken]:
     return active
 
 
-# --------------------------------------------------------------------------- CLI
-@click.command("create-token", short_help="Create an API token for an organizer (shown once).")
-@click.argument("email")
-@click.option("--label", default="", help="What the token is for (shown by list-tokens).")
-@with_appcontext
-def create_token_command(email: str, label: str) -> None:
-    """Create an API token for the organizer EMAIL and print it (only this once)."""
-    _require_schema()
-    with db.transaction() as session:
-        organizer = accounts.find_organizer(session, email)
-        if organizer is None:
-            raise click.ClickException(f"no organizer with email '{email}'")
-        row, token = create_token(session, organizer, label)
-        token_id = row.id
-    click.echo(token)
-    click.echo(f"token {token_id} for {organizer.email}; it is not shown again — store it now", err=True)
+def list_tokens(db: DBSession, email: str | None = None) -> list[tuple[ApiToken, str]]:
+    """Every token (of the organizer ``email``, or of all) with its owner's email, oldest first.
 
+    Parameters
+    ----------
+    db : Session
+        An open database session.
+    email : str, optional
+        Only this organizer's tokens (compared lower-cased).
 
-@click.command("revoke-token", short_help="Revoke an API token by its id or prefix.")
-@click.argument("which")
-@with_appcontext
-def revoke_token_command(which: str) -> None:
-    """Revoke an API token, given its id or its first characters (pr_…)."""
-    _require_schema()
-    try:
-        with db.transaction() as session:
-            row = revoke(session, which)[0]
-            click.echo(f"revoked token {row.id} ({row.prefix}…, {row.label or 'no label'})")
-    except TokenError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-@click.command("list-tokens", short_help="List API tokens (of EMAIL, or all).")
-@click.argument("email", required=False)
-@with_appcontext
-def list_tokens_command(email: str | None) -> None:
-    """List API tokens (of EMAIL, or all): id, prefix, organizer, label, created, last used, revoked."""
-    _require_schema()
-    with db.transaction() as session:
-        query = select(ApiToken, Organizer.email).join(Organizer).order_by(ApiToken.id)
-        if email:
-            query = query.where(Organizer.email == email.strip().lower())
-        for row, owner in session.execute(query):
-            cells = (row.id, f"{row.prefix}…", owner, row.label or "-", _when(row.created_at),
-                     _when(row.last_used_at), "revoked " + _when(row.revoked_at) if row.revoked_at else "active")
-            click.echo("\t".join(map(str, cells)))
-
-
-def _require_schema() -> None:
-    from study_app.cli import _require_schema as require  # cli registers these commands: import late
-
-    require()
-
-
-def _when(t: object) -> str:
-    return "-" if t is None else f"{t:%Y-%m-%d %H:%M}"
-
-
-COMMANDS = (create_token_command, revoke_token_command, list_tokens_command)
+    Returns
+    -------
+    list of (ApiToken, str)
+        Each token row and its organizer's email.
+    """
+    query = select(ApiToken, Organizer.email).join(Organizer).order_by(ApiToken.id)
+    if email:
+        query = query.where(Organizer.email == email.strip().lower())
+    return [(row, owner) for row, owner in db.execute(query)]

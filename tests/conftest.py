@@ -11,8 +11,9 @@ import yaml
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from study_app import clips, create_app, migrate
-from study_app.demo import demo_manifest
+from study_app import create_app, migrate
+from study_app.demo.builder import demo_manifest
+from study_app.demo.clipset import generate_demo
 from tests.pg_support import PgCluster, PgUnavailable, start_cluster
 
 SMALL = dict(width=320, height=180, seconds=1, fps=25)
@@ -91,7 +92,7 @@ def runner(app: Flask) -> FlaskCliRunner:
 def demo_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's 4 contents × 6 conditions as tiny clips (320×180, 1 s), made once per run."""
     out = tmp_path_factory.mktemp("clips")
-    clips.generate_demo(out, contents=("c1", "c2", "c3", "c4"), **SMALL)
+    generate_demo(out, contents=("c1", "c2", "c3", "c4"), **SMALL)
     return out
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 from analysis import frames
 
 
-def pairwise_frame(rows, scale: str = "pc5") -> pd.DataFrame:
+def pairwise_frame(rows, method: str = "pc5") -> pd.DataFrame:
     """A minimal valid pairwise frame from (rater, cond_a, cond_b, pref) tuples."""
     df = pd.DataFrame(rows, columns=["rater", "cond_a", "cond_b", "pref"])
     n = len(df)
@@ -15,7 +15,7 @@ def pairwise_frame(rows, scale: str = "pc5") -> pd.DataFrame:
     df["session"] = df["rater"] + "-s1"
     df["trial"] = df.groupby("rater").cumcount() + 1
     df["content"] = "v0001"
-    df["scale"] = scale
+    df["method"] = method
     for col in ("reason", "shown_left", "repeat_of", "gold_expected", "answered_at", "watch_ms", "stalls"):
         df[col] = [None] * n
     return frames.validate(df, "pairwise")

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from study_app import accounts, db, livestats
-from study_app.demo import fill_with_simulated_votes
+from study_app.demo.builder import fill_with_simulated_votes
 from study_app.models import Study
 from tests.test_organizer import login
 
@@ -51,14 +51,13 @@ def fill_ratings(db_session, study, n_raters: int = 12, seed: int = 11) -> int:
     from datetime import timedelta
 
     from analysis import simulate
-    from study_app.demo import SIMULATED_TRUTH
+    from study_app.demo.builder import SIMULATED_TRUTH
     from study_app.models import Rater, Response, utcnow
 
     names = [c.key for c in study.conditions]
-    sim = simulate.simulate_ratings(
-        n_conditions=len(names), n_contents=len(study.contents), n_raters=n_raters, scale=study.method,
-        true_scores=[2 * SIMULATED_TRUTH.get(n, 0.0) for n in names], seed=seed,
-    )
+    truth = simulate.RatingsTruth(len(names), true_scores=[2 * SIMULATED_TRUTH.get(n, 0.0) for n in names])
+    sim = simulate.simulate_ratings(truth, simulate.RatingsPanel(n_raters),
+                                    simulate.RatingsDesign(len(study.contents), method=study.method), seed=seed)
     to_sim = dict(zip(names, simulate.condition_names(len(names)), strict=True))
     pools: dict[tuple[str, str], list[int]] = {}
     for r, c, score in sim.votes[["rater", "cond", "score"]].itertuples(index=False):

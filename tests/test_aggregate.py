@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis import aggregate, bradley_terry, simulate
+from analysis.simulate import PairwiseDesign, PairwisePanel, PairwiseTruth
 from tests.shared_data import DATA
 
 NTIRE = DATA / "ntire2025-vqe"
@@ -20,7 +21,7 @@ def _per_value(votes):
 
 
 def test_per_value_table_reproduces_the_vote_fit():
-    sim = simulate.simulate_pairwise(6, 10, 4000, 20, seed=3)
+    sim = simulate.simulate_pairwise(PairwiseTruth(6), PairwisePanel(20), PairwiseDesign(10, 4000), seed=3)
     table = _per_value(sim.votes)
     pt = aggregate.from_pair_table(table)
     assert pt.layout == "per-value"

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from analysis import cli, frames, report
+from analysis import frames, report
+from study_app.cli import analysis as cli
 from tests.shared_data import DATA
 
 NTIRE_FINAL = DATA / "ntire2025-vqe" / "final.txt"
@@ -18,7 +19,11 @@ def runner() -> CliRunner:
 
 
 def test_commands_are_exposed_for_the_panelrank_group():
-    assert [c.name for c in cli.COMMANDS] == ["analyze", "simulate"]
+    from study_app.cli.commands import COMMANDS, load
+
+    analysis_commands = [name for name, entry in COMMANDS.items() if entry.module == cli.__name__]
+    assert analysis_commands == ["analyze", "simulate"]
+    assert [load(name).name for name in analysis_commands] == ["analyze", "simulate"]
 
 
 def test_simulate_then_analyze(runner, tmp_path):
@@ -49,7 +54,7 @@ def test_simulate_ratings_scale_parquet(runner, tmp_path):
     pytest.importorskip("pyarrow")
     out = tmp_path / "r.parquet"
     res = runner.invoke(cli.simulate_command, ["--conditions", "3", "--contents", "4", "--votes", "120",
-                                               "--raters", "6", "--scale", "acr5", "--out", str(out)])
+                                               "--raters", "6", "--method", "acr5", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert frames.detect_kind(frames.read_votes(out)) == "ratings"
     res = runner.invoke(cli.analyze_command, [str(out), "--out", str(tmp_path / "rep"), "--bootstrap", "0",
@@ -65,11 +70,12 @@ def test_simulate_ratings_scale_parquet(runner, tmp_path):
 def test_bad_csv_lists_every_problem_and_writes_nothing(runner, tmp_path):
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"rater": ["r1", None], "cond_a": ["A", "B"], "cond_b": ["A", "C"], "pref": [9, 1],
-                  "scale": ["pc5", "nope"]}).to_csv(bad, index=False)
+                  "method": ["pc5", "nope"]}).to_csv(bad, index=False)
     out = tmp_path / "rep"
     res = runner.invoke(cli.analyze_command, [str(bad), "--out", str(out)])
     assert res.exit_code != 0
-    for problem in ("missing column", "'rater' is empty", "unknown scale", "outside its scale", "cond_a equals cond_b"):
+    for problem in ("missing column", "'rater' is empty", "unknown test method", "outside its scale",
+                    "cond_a equals cond_b"):
         assert problem in res.output, problem
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
@@ -90,7 +96,7 @@ def test_missing_file_and_bad_options(runner, tmp_path):
     assert res.exit_code == 2 and "--ci" in res.output
     res = runner.invoke(cli.analyze_command, [str(votes), "--out", str(tmp_path / "o"), "--ties", "nope"])
     assert res.exit_code == 2
-    res = runner.invoke(cli.simulate_command, ["--scale", "2afc", "--tie-rate", "0.3", "--votes", "30",
+    res = runner.invoke(cli.simulate_command, ["--method", "2afc", "--tie-rate", "0.3", "--votes", "30",
                                                "--contents", "2", "--raters", "2", "--out", str(tmp_path / "x.csv")])
     assert res.exit_code == 1 and "tie_rate" in res.output and not (tmp_path / "x.csv").exists()
     res = runner.invoke(cli.simulate_command, ["--out", str(tmp_path / "x.json")])

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 
 from analysis import report
 from study_app import accounts, db, livestats, tokens
-from study_app.demo import demo_manifest, fill_with_simulated_votes
+from study_app.demo.builder import demo_manifest, fill_with_simulated_votes
 from study_app.export import votes_frame
 from study_app.manifest import validate
 from study_app.models import Response, Session, Study, Trial

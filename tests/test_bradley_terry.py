@@ -10,6 +10,7 @@ from scipy import stats
 
 from analysis import bradley_terry as bt
 from analysis import frames, simulate
+from analysis.simulate import PairwiseDesign, PairwisePanel, PairwiseTruth
 from tests.frame_support import pairwise_frame
 
 SEPARATED = np.linspace(-2.2, 2.2, 12)
@@ -20,11 +21,17 @@ _votes = pairwise_frame
 
 @pytest.fixture(scope="module")
 def study():
-    return simulate.simulate_pairwise(12, 50, 20_000, 60, tie_rate=0.25, true_scores=SEPARATED, seed=11)
+    return simulate.simulate_pairwise(PairwiseTruth(12, true_scores=SEPARATED, tie_rate=0.25),
+                                      PairwisePanel(60),
+                                      PairwiseDesign(50, 20_000),
+                                      seed=11)
 
 
 def test_tie_free_scores_equal_choix_mle():
-    sim = simulate.simulate_pairwise(8, 10, 1200, 20, scale="2afc", tie_rate=0, seed=3)
+    sim = simulate.simulate_pairwise(PairwiseTruth(8, tie_rate=0),
+                                     PairwisePanel(20),
+                                     PairwiseDesign(10, 1200, method="2afc"),
+                                     seed=3)
     res = bt.fit(sim.votes)
     v = sim.votes[sim.votes["repeat_of"].isna()]
     idx = {c: k for k, c in enumerate(res.conditions)}
@@ -95,7 +102,10 @@ def test_fit_counts_matches_fit_and_accepts_sparse(study):
 
 
 def test_sparse_solver_agrees_with_dense():
-    sim = simulate.simulate_pairwise(40, 10, 6000, 30, tie_rate=0.2, seed=5)
+    sim = simulate.simulate_pairwise(PairwiseTruth(40, tie_rate=0.2),
+                                     PairwisePanel(30),
+                                     PairwiseDesign(10, 6000),
+                                     seed=5)
     dense = bt.fit(sim.votes, sparse_solver=False, ci="hessian")
     sp = bt.fit(sim.votes, sparse_solver=True, ci="hessian")
     assert sp.params["solver"] == "sparse-cg"
@@ -140,7 +150,10 @@ def test_bootstrap_columns_seed_and_width(study):
 
 
 def test_bootstrap_widens_when_raters_disagree():
-    sim = simulate.simulate_pairwise(6, 10, 6000, 30, rater_noise=0.6, true_scores=np.linspace(-1, 1, 6), seed=2)
+    sim = simulate.simulate_pairwise(PairwiseTruth(6, true_scores=np.linspace(-1, 1, 6)),
+                                     PairwisePanel(30, rater_noise=0.6),
+                                     PairwiseDesign(10, 6000),
+                                     seed=2)
     res = bt.fit(sim.votes, ci="bootstrap", n_boot=300, seed=1)
     hessian = res.intervals("hessian")[0]
     assert (res.se > 1.5 * hessian).all()
@@ -150,7 +163,10 @@ def test_bootstrap_widens_when_raters_disagree():
 
 
 def test_disconnected_graph_names_the_components():
-    sim = simulate.simulate_pairwise(4, 5, 400, 10, pairs=[("C01", "C02"), ("C03", "C04")], seed=1)
+    sim = simulate.simulate_pairwise(PairwiseTruth(4),
+                                     PairwisePanel(10),
+                                     PairwiseDesign(5, 400, pairs=[("C01", "C02"), ("C03", "C04")]),
+                                     seed=1)
     with pytest.raises(bt.DisconnectedError) as info:
         bt.fit(sim.votes)
     assert sorted(map(sorted, info.value.components)) == [["C01", "C02"], ["C03", "C04"]]
@@ -165,7 +181,10 @@ def test_a_condition_that_never_loses_has_no_finite_score():
 
 
 def test_fit_by_reason_splits_multi_values():
-    sim = simulate.simulate_pairwise(5, 10, 6000, 30, reason_rate=0.5, seed=6)
+    sim = simulate.simulate_pairwise(PairwiseTruth(5),
+                                     PairwisePanel(30),
+                                     PairwiseDesign(10, 6000, reason_rate=0.5),
+                                     seed=6)
     both = sim.votes["reason"].fillna("").str.contains(";")
     assert both.any()
     fits = bt.fit_by_reason(sim.votes)
@@ -179,7 +198,10 @@ def test_fit_by_reason_splits_multi_values():
 
 
 def test_fit_by_reason_can_skip_and_record_a_factor_it_cannot_fit():
-    sim = simulate.simulate_pairwise(4, 5, 600, 8, reason_rate=0.0, seed=4)
+    sim = simulate.simulate_pairwise(PairwiseTruth(4),
+                                     PairwisePanel(8),
+                                     PairwiseDesign(5, 600, reason_rate=0.0),
+                                     seed=4)
     votes = sim.votes.copy()
     votes.loc[votes.index[:2], "reason"] = "rare"                # 2 votes cannot determine 4 scores
     votes.loc[votes.index[2:], "reason"] = "colours"
@@ -197,7 +219,7 @@ def test_fit_by_reason_can_skip_and_record_a_factor_it_cannot_fit():
 
 
 def test_bad_frame_lists_every_problem():
-    df = _votes([("r1", "A", "B", 1)]).drop(columns=["scale"])
+    df = _votes([("r1", "A", "B", 1)]).drop(columns=["method"])
     df.loc[0, "pref"] = 7
     with pytest.raises(frames.FrameError) as info:
         bt.fit(df.assign(cond_b="A"))
@@ -205,7 +227,10 @@ def test_bad_frame_lists_every_problem():
 
 
 def test_gold_and_repeats_are_left_out():
-    sim = simulate.simulate_pairwise(4, 5, 1000, 10, repeats_per_rater=5, gold_per_rater=3, seed=2)
+    sim = simulate.simulate_pairwise(PairwiseTruth(4),
+                                     PairwisePanel(10),
+                                     PairwiseDesign(5, 1000, repeats_per_rater=5, gold_per_rater=3),
+                                     seed=2)
     res = bt.fit(sim.votes)
     assert set(res.conditions) == {"C01", "C02", "C03", "C04"}
     assert res.n_votes.sum() == 2 * 1000
@@ -219,7 +244,10 @@ _FAST = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCh
 @_FAST
 @given(seed=st.integers(0, 10_000), perm_seed=st.integers(0, 10_000))
 def test_relabelling_conditions_permutes_the_output(seed, perm_seed):
-    sim = simulate.simulate_pairwise(5, 5, 800, 10, seed=seed, true_scores=np.linspace(-1, 1, 5))
+    sim = simulate.simulate_pairwise(PairwiseTruth(5, true_scores=np.linspace(-1, 1, 5)),
+                                     PairwisePanel(10),
+                                     PairwiseDesign(5, 800),
+                                     seed=seed)
     names = [f"C{i:02d}" for i in range(1, 6)]
     new = dict(zip(names, np.random.default_rng(perm_seed).permutation(["q", "w", "e", "r", "t"]), strict=True))
     relabelled = sim.votes.assign(cond_a=sim.votes["cond_a"].map(new), cond_b=sim.votes["cond_b"].map(new))
@@ -232,7 +260,7 @@ def test_relabelling_conditions_permutes_the_output(seed, perm_seed):
 @_FAST
 @given(seed=st.integers(0, 10_000), ties=st.sampled_from(bt.TIE_MODELS), flip=st.floats(0.1, 1.0))
 def test_swapping_sides_with_negated_pref_changes_nothing(seed, ties, flip):
-    sim = simulate.simulate_pairwise(5, 5, 800, 10, seed=seed)
+    sim = simulate.simulate_pairwise(PairwiseTruth(5), PairwisePanel(10), PairwiseDesign(5, 800), seed=seed)
     v = sim.votes
     swap = np.random.default_rng(seed).random(len(v)) < flip
     w = v.copy()
@@ -246,7 +274,7 @@ def test_swapping_sides_with_negated_pref_changes_nothing(seed, ties, flip):
 @_FAST
 @given(seed=st.integers(0, 10_000), ties=st.sampled_from(bt.TIE_MODELS))
 def test_duplicating_every_rater_narrows_hessian_intervals_by_sqrt2(seed, ties):
-    sim = simulate.simulate_pairwise(5, 5, 800, 10, seed=seed)
+    sim = simulate.simulate_pairwise(PairwiseTruth(5), PairwisePanel(10), PairwiseDesign(5, 800), seed=seed)
     v = sim.votes
     dup = v.assign(rater=v["rater"] + "-twin", session=v["session"] + "-twin")
     a = bt.fit(v, ties=ties, ci="hessian")
@@ -273,7 +301,10 @@ def test_hessian_cluster_and_bootstrap_intervals_cover_95_percent():
     truth = np.linspace(-1, 1, 6)
     hit_h, hit_b, hit_c = [], [], []
     for seed in range(400):
-        sim = simulate.simulate_pairwise(6, 20, 2000, 80, scale="2afc", tie_rate=0, true_scores=truth, seed=seed)
+        sim = simulate.simulate_pairwise(PairwiseTruth(6, true_scores=truth, tie_rate=0),
+                                         PairwisePanel(80),
+                                         PairwiseDesign(20, 2000, method="2afc"),
+                                         seed=seed)
         res = bt.fit(sim.votes, ci="bootstrap", n_boot=400, seed=seed)
         true = sim.truth["score"].to_numpy()
         _, lo, hi = res.intervals("hessian")

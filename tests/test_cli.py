@@ -130,11 +130,11 @@ def test_create_study_for_unknown_organizer_writes_nothing(runner, app: Flask, d
 
 
 def test_plan_is_reproducible_from_the_stored_seed(db_app: Flask, demo_manifest_path: Path) -> None:
-    from study_app import design
     from study_app.manifest import load
+    from study_app.plan import make_plan
 
     db_app.test_cli_runner().invoke(args=["create-study", str(demo_manifest_path)])
-    plan = design.make_plan(load(demo_manifest_path, probe_media=False).spec)
+    plan = make_plan(load(demo_manifest_path, probe_media=False).spec)
     with db_app.app_context(), db.transaction(db_app) as s:
         rows = s.execute(select(Session.index, Trial.position, Trial.kind, Trial.a_left)
                          .join(Trial.session).order_by(Session.index, Trial.position)).all()
@@ -182,6 +182,36 @@ def test_help_lists_whole_summaries_and_version_is_panelrank(tmp_path: Path, mon
     assert "analyze-study" in commands and "..." not in commands  # no summary cut off at 80 columns
     version = runner.invoke(main, ["--version"], prog_name="panelrank")
     assert version.exit_code == 0 and version.output.startswith("panelrank ") and "Flask" not in version.output
+
+
+def test_the_command_table_matches_the_commands() -> None:
+    from click.testing import CliRunner
+
+    from study_app.cli import main
+    from study_app.cli.commands import COMMANDS, load
+
+    for name, entry in COMMANDS.items():
+        command = load(name)
+        assert command.name == name and command.get_short_help_str(limit=200) == entry.short_help, name
+    import click
+
+    assert set(COMMANDS) <= set(main.list_commands(click.Context(main)))
+    assert CliRunner().invoke(main, ["simulate", "--help"]).exit_code == 0  # loaded on demand
+
+
+def test_help_imports_no_command_module_and_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom study_app.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = ('pandas', 'numpy', 'scipy', 'plotly', 'sqlalchemy', 'av', 'torch', 'study_app.models',\n"
+            "         'flask', 'werkzeug', 'jinja2')\n"
+            "print(sorted(m for m in sys.modules if m.startswith('study_app.cli.') and m != 'study_app.cli.commands'"
+            " or m.split('.')[0] in heavy or m in heavy), file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert "analyze-study" in out.stdout
+    assert out.stderr.strip() == "[]"
 
 
 def test_insecure_production_settings_are_one_line_errors(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ def test_simulated_demo_study_is_fully_answered(tmp_path: Path) -> None:
 
     from analysis import bradley_terry
     from study_app import db
-    from study_app.demo import SIMULATED_RATERS, SIMULATED_SLUG
+    from study_app.demo.builder import SIMULATED_RATERS, SIMULATED_SLUG
     from study_app.export import votes_frame
     from study_app.models import Rater, Session, Study, Trial
     from study_app.studies import get_study
@@ -76,7 +76,7 @@ def test_live_leaderboard_of_the_simulated_demo_has_sensible_per_factor_interval
     import numpy as np
 
     from study_app import db, livestats
-    from study_app.demo import SIMULATED_SLUG
+    from study_app.demo.builder import SIMULATED_SLUG
     from study_app.studies import get_study
 
     app = _built_demo(tmp_path)

@@ -1,4 +1,4 @@
-"""Property and example tests for the plan generator (study_app.design)."""
+"""Property and example tests for the study design and its plan (study_app.design, study_app.plan)."""
 
 from __future__ import annotations
 
@@ -16,20 +16,10 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.frames import SCALES
-from study_app.design import (
-    REPEAT_GAP,
-    DesignSpec,
-    GoldItem,
-    Plan,
-    design_items,
-    item_key,
-    make_plan,
-    plan_summary,
-    spec_problems,
-    validate_spec,
-)
+from analysis import methods
+from study_app.design import DesignSpec, GoldItem, design_items, item_key, spec_problems, validate_spec
 from study_app.manifest import ManifestError, load
+from study_app.plan import REPEAT_GAP, Plan, make_plan, plan_summary
 
 METHODS = ("pc5", "2afc", "ccr7", "acr5", "acr-hr", "dcr5", "slider100")
 DESIGNS = ("all_pairs", "vs_reference", "random_k")
@@ -40,7 +30,7 @@ PROPS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthC
 
 
 def _scale_values(method: str) -> list[int]:
-    s = SCALES[method]
+    s = methods.METHODS[method]
     return [v for v in range(s.low, s.high + 1) if s.allows_zero or v != 0]
 
 
@@ -60,7 +50,7 @@ def _roles(draw, conds: tuple[str, ...], method: str, design: str) -> dict[str, 
 
 @st.composite
 def _gold(draw, method: str, conds: tuple[str, ...], contents: tuple[str, ...]) -> tuple[GoldItem, ...]:
-    pairwise = SCALES[method].kind == "pairwise"
+    pairwise = methods.METHODS[method].kind == "pairwise"
     # A pairwise gold item compares two different conditions; a rating one names one.
     names = st.lists(st.sampled_from(conds), min_size=2, max_size=2, unique=True) if pairwise else \
         st.sampled_from(conds).map(lambda c: [c, None])
@@ -79,7 +69,7 @@ def _gold(draw, method: str, conds: tuple[str, ...], contents: tuple[str, ...]) 
 def specs(draw) -> DesignSpec:
     """Random valid specs over every method, design and size the brief lists."""
     method = draw(st.sampled_from(METHODS))
-    pairwise = SCALES[method].kind == "pairwise"
+    pairwise = methods.METHODS[method].kind == "pairwise"
     conds = tuple(f"c{i}" for i in range(draw(st.integers(2, 6))))
     contents = tuple(f"v{i}" for i in range(draw(st.integers(1, 8))))
     design = draw(st.sampled_from(DESIGNS)) if pairwise else "all_pairs"
@@ -459,7 +449,7 @@ def test_demo_manifest_gives_every_session_its_gold(demo_manifest_path: Path) ->
 def _sweep_spec(rng: random.Random) -> DesignSpec:
     """A small valid spec whose gold may lie inside or outside the design and may not fit."""
     method = rng.choice(["pc5", "2afc", "acr5", "dcr5", "acr-hr"])
-    pairwise = SCALES[method].kind == "pairwise"
+    pairwise = methods.METHODS[method].kind == "pairwise"
     conds = tuple(f"c{i}" for i in range(rng.randint(2, 5)))
     contents = tuple(f"v{i}" for i in range(rng.randint(1, 4)))
     design = rng.choice(DESIGNS) if pairwise else "all_pairs"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from study_app.manifest import DISPLAYS, ManifestError, load
+from study_app.manifest import ManifestError, load
+from study_app.manifest_settings import DISPLAYS
 from study_app.rater.flow import GAP_PX, Display, window_need
 
 HD = {"clip_w": 1280, "clip_h": 720}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import unicodedata
 from pathlib import Path
 
@@ -11,8 +12,7 @@ import pytest
 
 from analysis import aggregate, frames, report
 from analysis import bradley_terry as bt
-from analysis.objective.model import read_s_obj_csv
-from analysis.objective.tiebreak import stimuli_frame
+from analysis.objective.inputs import read_s_obj_csv, stimuli_frame
 from tests.shared_data import CASES as SHARED_CASES
 
 CASES = SHARED_CASES / "names-that-look-missing"
@@ -50,6 +50,18 @@ def test_every_id_column_is_text(tmp_path):
     assert frames.conditions(votes) == ["N/A", "NULL"]
     back = frames.read_votes(frames.write_votes(votes, tmp_path / "back.csv"))  # a round trip keeps them
     pd.testing.assert_frame_equal(back, votes)
+
+
+def test_files_with_the_old_scale_column_are_read_with_method(tmp_path):
+    """Votes files written before the column was renamed (``scale`` → ``method``) still load."""
+    votes = frames.read_votes(write(tmp_path / "v.csv", "s,r1,r1-1,1,c,A,B,1,pc5,,a,,,,10000,0"))
+    old = tmp_path / "old.csv"
+    old.write_text((tmp_path / "v.csv").read_text().replace(",method,", ",scale,", 1))
+    assert "scale" in old.read_text().splitlines()[0]
+    pd.testing.assert_frame_equal(frames.read_votes(old), votes)
+    votes.rename(columns={"method": "scale"}).to_parquet(tmp_path / "old.parquet")
+    back = frames.read_votes(tmp_path / "old.parquet")
+    assert list(back.columns) == list(votes.columns) and back["method"].tolist() == ["pc5"]
 
 
 def test_missing_value_tokens_are_still_missing_in_optional_columns(tmp_path):
@@ -99,7 +111,7 @@ def test_nfc_and_nfd_spellings_are_one_condition(tmp_path):
     assert fit.to_frame().set_index("condition").loc[NFC, "n_votes"] == 4
     # Every id column, ratings frames too.
     ratings = pd.DataFrame({"study": "s", "rater": [NFD, NFC], "session": ["1", "2"], "trial": [1, 1],
-                            "content": [NFC, NFD], "cond": [NFD, NFC], "score": [3, 4], "scale": "acr5",
+                            "content": [NFC, NFD], "cond": [NFD, NFC], "score": [3, 4], "method": "acr5",
                             **dict.fromkeys(frames.RATINGS_COLUMNS[-5:])})
     for col in ("rater", "content", "cond"):
         assert frames.validate(ratings)[col].tolist() == [NFC, NFC]
@@ -123,3 +135,95 @@ def test_pair_tables_s_obj_and_stimuli_use_the_same_ids(tmp_path):
         read_s_obj_csv(s_obj)
     stim = stimuli_frame({(NFD, "None"): "a.mp4"})
     assert stim.loc[0, ["content", "condition"]].tolist() == [NFC, "None"]
+
+
+# --------------------------------------------------------------------------- Votes: the validated frame type
+
+
+def _votes() -> frames.Votes:
+    raw = pd.DataFrame({"rater": ["r1", "r1", "r2", "r2"], "session": ["s1", "s1", "s2", "s2"], "trial": [1, 2, 1, 2],
+                        "content": "c", "cond_a": ["A", "B", "A", "B"], "cond_b": ["B", "C", "C", "A"],
+                        "pref": [1, 2, -1, 2], "method": "pc5", "repeat_of": [None, None, None, 1]})
+    for col in frames.PAIRWISE_COLUMNS:
+        if col not in raw:
+            raw[col] = None
+    return frames.validate(raw)
+
+
+def test_validate_returns_votes_and_takes_them_back_as_they_are():
+    votes = _votes()
+    assert isinstance(votes, frames.Votes) and isinstance(votes, pd.DataFrame) and votes.kind == "pairwise"
+    assert frames.validate(votes) is votes and frames.validate(votes, "pairwise") is votes
+    assert frames.detect_kind(votes) == "pairwise"
+    with pytest.raises(frames.FrameError):  # the other layout is checked, and fails as a plain frame would
+        frames.validate(votes, "ratings")
+    with pytest.raises(TypeError):
+        frames.Votes(pd.DataFrame(votes))  # only validate() makes them
+
+
+@pytest.mark.parametrize("derive", [
+    lambda v: v.copy(), lambda v: v[v["pref"] > 0], lambda v: v[["rater", "pref"]], lambda v: v.assign(x=1),
+    lambda v: v.head(2), lambda v: pd.concat([v, v]), lambda v: v.reset_index(), lambda v: v.astype({"pref": float}),
+    lambda v: v.query("pref > 0"), lambda v: v.iloc[:2], lambda v: v.loc[v.index[:2]], lambda v: v.sort_values("pref"),
+    lambda v: v.drop(columns="reason"), lambda v: v.rename(columns={"pref": "p"}), lambda v: v.fillna({"reason": "x"}),
+    lambda v: v.merge(v[["session", "trial"]], on=["session", "trial"]), lambda v: pd.DataFrame(v),
+])
+def test_a_frame_derived_from_votes_is_a_plain_frame_and_validated_again(derive, monkeypatch):
+    derived = derive(_votes())
+    assert type(derived) is pd.DataFrame
+    calls = []
+    real = frames.validate
+    monkeypatch.setattr(frames, "validate", lambda df, kind=None: calls.append(type(df)) or real(df, kind))
+    if {"cond_a", "cond_b", "pref"} <= set(derived.columns):
+        with contextlib.suppress(frames.FrameError):  # e.g. the concatenation repeats every trial
+            bt.count_votes(derived, main_only=False)
+        assert calls == [pd.DataFrame]
+
+
+@pytest.mark.parametrize("change", [
+    lambda v: v.__setitem__("pref", 0), lambda v: v.__setitem__("new", 1), lambda v: v.__delitem__("reason"),
+    lambda v: v.pop("reason"), lambda v: v.insert(0, "x", 1), lambda v: v.loc.__setitem__((0, "pref"), 2),
+    lambda v: v.iloc.__setitem__((0, 7), 2), lambda v: v.at.__setitem__((0, "pref"), 2),
+    lambda v: v.iat.__setitem__((0, 7), 2), lambda v: setattr(v, "index", [9, 8, 7, 6]),
+    lambda v: setattr(v, "columns", list(v.columns)), lambda v: v.fillna({"reason": "x"}, inplace=True),
+    lambda v: v.replace(1, 2, inplace=True), lambda v: v.where(v.notna(), inplace=True),
+    lambda v: v.clip(lower=5, inplace=True), lambda v: v.ffill(inplace=True), lambda v: v.interpolate(inplace=True),
+    lambda v: v.drop(index=[0], inplace=True), lambda v: v.rename(columns={"pref": "p"}, inplace=True),
+    lambda v: v.reset_index(drop=True, inplace=True), lambda v: v.set_index("rater", inplace=True),
+    lambda v: v.sort_values("pref", inplace=True), lambda v: v.dropna(inplace=True),
+    lambda v: v.query("pref > 0", inplace=True), lambda v: v.update(pd.DataFrame({"pref": [2]})),
+    lambda v: v.isetitem(7, 0),
+])
+def test_votes_cannot_be_changed_in_place(change):
+    votes = _votes()
+    before = pd.DataFrame(votes).copy()
+    with pytest.raises((TypeError, ValueError)):
+        change(votes)
+    pd.testing.assert_frame_equal(pd.DataFrame(votes), before)
+
+
+def test_rows_of_votes_are_votes_and_public_functions_do_not_validate_votes(monkeypatch):
+    from analysis import screening
+
+    votes = _votes()
+    main = votes.rows(votes["repeat_of"].isna())
+    assert isinstance(main, frames.Votes) and main.kind == "pairwise" and list(main.index) == [0, 1, 2]
+    with pytest.raises(ValueError):
+        votes.rows([True])
+    calls = []
+    real = frames._problems  # the checks themselves: never run for a Votes
+    monkeypatch.setattr(frames, "_problems", lambda *a: calls.append(1) or real(*a))
+    assert isinstance(screening.main_votes(votes), frames.Votes)
+    screening.screen(votes, screening.ScreeningRules.none())
+    bt.fit(votes, ties="split", ci="hessian")
+    bt.fit_by_reason(votes.assign(reason="x"), ties="split", ci="hessian")  # a derived frame: checked once
+    assert calls == [1]
+
+
+def test_votes_survive_pickling():
+    import pickle
+
+    votes = _votes()
+    back = pickle.loads(pickle.dumps(votes))
+    assert type(back) is frames.Votes and back.kind == "pairwise"
+    pd.testing.assert_frame_equal(pd.DataFrame(back), pd.DataFrame(votes))

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from study_app import db, tokens
 from study_app.export import VIEWS, votes_frame
 from study_app.models import Organizer, Response, Study
-from study_app.rater import API_MAX_BYTES
+from study_app.rater.blueprint import API_MAX_BYTES
 from study_app.schemas import MAX_DEPTH, MAX_MS
 from tests.conftest import make_app
 from tests.organizer_support import OWNER, client_of, fill, owned_demo_study

@@ -19,6 +19,7 @@ from scipy.special import expit
 from analysis import bradley_terry as bt
 from analysis import datasets, frames, mos, report, resample, simulate
 from analysis.screening import ScreeningRules
+from analysis.simulate import PairwiseDesign, PairwisePanel, PairwiseTruth
 from tests.frame_support import pairwise_frame
 from tests.shared_data import CASES, DATA
 
@@ -37,9 +38,9 @@ def _binomial_band(n: int, p: float, k: float = 4.0) -> tuple[float, float]:
     return n * p - k * sd - 0.5, n * p + k * sd + 0.5
 
 
-def _pairwise(rows, scale: str = "2afc") -> pd.DataFrame:
+def _pairwise(rows, method: str = "2afc") -> pd.DataFrame:
     """A valid pairwise frame from (rater, cond_a, cond_b, pref) tuples."""
-    return pairwise_frame(rows, scale)
+    return pairwise_frame(rows, method)
 
 
 def _renamed_copies(votes: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -126,7 +127,7 @@ def test_weak_condition_bootstrap_interval(weak):
 @pytest.mark.parametrize(("ci", "rank_by"), [("bootstrap", "bootstrap"), ("cluster", "cluster")])
 def test_weak_condition_is_separated_by_votes(weak, ci, rank_by):
     """E − F = 3.42 with se ≈ 0.5: E and F are separated by the votes, whatever the interval method."""
-    res = report.analyze(weak, ci=ci, bootstrap=1000, screening_rules=ScreeningRules.none())
+    res = report.analyze(weak, report.AnalysisOptions(ci=ci, bootstrap=1000, screening_rules=ScreeningRules.none()))
     assert res.params["rank_by"] == rank_by
     table = res.ranking.table
     assert list(table["condition"].iloc[-2:]) == ["E", "F"]
@@ -162,7 +163,8 @@ def test_one_rater_pairwise_has_no_rater_level_interval():
 @pytest.mark.parametrize("name", ["pairs_one_rater.csv", "ratings_one_rater.csv"])
 def test_one_rater_ranking_separates_nothing(name):
     # Unknown (NaN) standard errors are no evidence: the ranking must not claim "votes" separations.
-    res = report.analyze(_case("one-rater-bootstrap", name), screening_rules=ScreeningRules.none())
+    res = report.analyze(_case("one-rater-bootstrap", name),
+                         report.AnalysisOptions(screening_rules=ScreeningRules.none()))
     table = report.ranking_frame(res)
     assert (table["separated_by"].iloc[1:] == "unresolved").all()
     assert (table["rank"] == 1).all() and (table["rank_low"] == 1).all()
@@ -267,7 +269,7 @@ def test_separation_with_a_tie_model_does_not_suggest_splitting_ties():
     # A beats everyone; B and C tie and trade wins. Splitting the ties gives the same edges.
     rows = [("r1", "A", "B", 1), ("r1", "A", "C", 1), ("r1", "B", "C", 0), ("r2", "B", "C", 1),
             ("r2", "C", "B", 1), ("r2", "A", "B", 1)]
-    votes = _pairwise(rows, scale="pc5")
+    votes = _pairwise(rows, method="pc5")
     for ties in ("davidson", "rao-kupper"):
         with pytest.raises(bt.SeparationError) as info:
             bt.fit(votes, ties=ties)
@@ -298,7 +300,7 @@ def test_mos_cluster_interval_is_student_t_with_one_score_per_rater_and_conditio
             rows.append((f"r{r:02d}", f"v{r % 3}", str(cond), int(rng.integers(1, 6))))
     rater, content, cond, score = zip(*rows, strict=True)
     df = pd.DataFrame({"study": "s", "rater": rater, "session": [f"{x}-1" for x in rater], "content": content,
-                       "cond": cond, "score": score, "scale": "acr5", "repeat_of": None, "gold_expected": None,
+                       "cond": cond, "score": score, "method": "acr5", "repeat_of": None, "gold_expected": None,
                        "answered_at": None, "watch_ms": 10_000, "stalls": 0})
     df["trial"] = df.groupby("rater").cumcount() + 1
     cluster = mos.mos(df).table
@@ -310,7 +312,10 @@ def test_mos_cluster_interval_is_student_t_with_one_score_per_rater_and_conditio
 
 
 def test_bt_cluster_covariance_with_one_vote_per_rater_is_close_to_hessian():
-    sim = simulate.simulate_pairwise(5, 10, 3000, 30, scale="2afc", tie_rate=0, seed=8)
+    sim = simulate.simulate_pairwise(PairwiseTruth(5, tie_rate=0),
+                                     PairwisePanel(30),
+                                     PairwiseDesign(10, 3000, method="2afc"),
+                                     seed=8)
     votes = sim.votes[sim.votes["repeat_of"].isna() & sim.votes["gold_expected"].isna()].reset_index(drop=True)
     votes = votes.assign(rater=[f"u{k:05d}" for k in range(len(votes))])
     votes = votes.assign(session=votes["rater"] + "-s1", trial=1)
@@ -406,7 +411,7 @@ def test_bootstrap_is_refused_when_one_score_never_varies():
 
 
 def test_mos_intervals_stay_on_the_scale_of_real_ratings():
-    ratings = datasets.read_ratings_csv(DATA / "real-ratings" / "nflx-public" / "ratings.csv", scale="acr5")
+    ratings = datasets.read_ratings_csv(DATA / "real-ratings" / "nflx-public" / "ratings.csv", method="acr5")
     for ci in ("cluster", "t"):
         res = mos.mos(ratings, ci=ci)
         bounds = res.table[["ci_low", "ci_high"]].to_numpy()
@@ -417,7 +422,7 @@ def test_mos_intervals_stay_on_the_scale_of_real_ratings():
 def test_ranking_csv_names_its_interval_method(tmp_path):
     votes = _case("bootstrap-separation", "weak_condition.csv")
     for ci, method in (("cluster", "cluster"), ("model", "hessian")):
-        result = report.analyze(votes, ci=ci, screening_rules=ScreeningRules.none())
+        result = report.analyze(votes, report.AnalysisOptions(ci=ci, screening_rules=ScreeningRules.none()))
         report.write_report(result, tmp_path / ci)
         ranking = pd.read_csv(tmp_path / ci / "ranking.csv")
         scores = pd.read_csv(tmp_path / ci / "scores.csv").set_index("condition")

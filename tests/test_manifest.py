@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from study_app.manifest import ManifestError, load, probe
+from analysis.video import probe
+from study_app.manifest import ManifestError, load
 
 
 def _write(tmp_path: Path, raw: dict, name: str = "manifest.yaml") -> Path:
@@ -99,9 +100,9 @@ def test_not_a_video(raw: dict, tmp_path: Path) -> None:
 
 
 def test_resolution_and_duration_must_agree_within_a_content(raw: dict, tmp_path: Path) -> None:
-    from study_app import clips
+    from study_app.demo.clipset import make_clip
 
-    other = clips.make_clip(tmp_path / "big.mp4", "c1", None, width=160, height=96, seconds=2, fps=25)
+    other = make_clip(tmp_path / "big.mp4", "c1", None, width=160, height=96, seconds=2, fps=25)
     assert other.width == 160
     raw["stimuli"][1]["path"] = str(tmp_path / "big.mp4")
     with pytest.raises(ManifestError) as err:
@@ -162,7 +163,7 @@ def test_probe_reports_unreadable(tmp_path: Path) -> None:
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="cannot be decoded"):
-        probe(str(empty))
+        probe(str(empty), decode_first=True)
 
 
 def test_tricky_manifest_lists_each_problem_once(raw: dict, tmp_path: Path, demo_clips: Path) -> None:

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from study_app import create_app, db
-from study_app.demo import demo_manifest
+from study_app.demo.builder import demo_manifest
 from study_app.manifest import ManifestError, validate
 from study_app.media import copies_dir, token_for
 from study_app.models import Condition, Content, Stimulus, Study

@@ -9,14 +9,14 @@ from scipy import stats
 
 from analysis import frames
 from analysis.mos import dmos, mos, rater_bootstrap
-from analysis.simulate import simulate_ratings
+from analysis.simulate import RatingsDesign, RatingsPanel, RatingsTruth, simulate_ratings
 
 
-def ratings_frame(rater, content, cond, score, scale="acr5", **extra) -> pd.DataFrame:
+def ratings_frame(rater, content, cond, score, method="acr5", **extra) -> pd.DataFrame:
     rater = [str(x) for x in rater]
     df = pd.DataFrame({
         "study": "s", "rater": rater, "session": [f"{r}-1" for r in rater], "trial": 0,
-        "content": list(content), "cond": list(cond), "score": list(score), "scale": scale, "repeat_of": None,
+        "content": list(content), "cond": list(cond), "score": list(score), "method": method, "repeat_of": None,
         "gold_expected": None, "answered_at": None, "watch_ms": 10_000, "stalls": 0, **extra,
     })
     df["trial"] = df.groupby("rater").cumcount() + 1
@@ -32,7 +32,7 @@ def normal_panel(n_raters=40, n_stim=30, rater_sd=0.0, seed=0) -> pd.DataFrame:
     rater, content, cond = zip(*rows, strict=True)
     r_idx = np.repeat(np.arange(n_raters), 2 * n_stim)
     score = np.clip(np.round(50 + offset[r_idx] + rng.normal(0, 10, len(rows))), 0, 100)
-    return ratings_frame(rater, content, cond, score, scale="slider100")
+    return ratings_frame(rater, content, cond, score, method="slider100")
 
 
 # --------------------------------------------------------------------------- MOS, t intervals
@@ -172,7 +172,7 @@ def test_dmos_hand_example():
     # rater a: REF 5, A 3, B 4 → DV A 3, B 4.   rater b: REF 4, A 3, B 5 → DV A 4, B 6.
     # rater c rated A without the reference: no DV.
     df = ratings_frame(["a", "a", "a", "b", "b", "b", "c"], ["v1"] * 7, ["REF", "A", "B", "REF", "A", "B", "A"],
-                       [5, 3, 4, 4, 3, 5, 1], scale="acr-hr")
+                       [5, 3, 4, 4, 3, 5, 1], method="acr-hr")
     result = dmos(df, reference="REF")
     table = result.to_frame().set_index("cond")
     assert table.index.tolist() == ["A", "B"]
@@ -188,14 +188,17 @@ def test_dmos_hand_example():
 def test_dmos_reference_is_per_rater_and_content():
     # The same rater's reference of the *same content* is subtracted; references are averaged.
     df = ratings_frame(["a"] * 5, ["v1", "v1", "v1", "v2", "v2"], ["SRC", "SRC", "A", "SRC", "A"],
-                       [5, 4, 3, 2, 2], scale="acr-hr", role=["reference", "reference", None, "reference", None])
+                       [5, 4, 3, 2, 2], method="acr-hr", role=["reference", "reference", None, "reference", None])
     table = dmos(df, by=("content", "cond")).to_frame()
     assert table["mos"].tolist() == [3 - 4.5 + 5, 2 - 2 + 5]
     assert dmos(df).params["reference"] == "SRC"
 
 
 def test_dmos_on_a_simulated_acr_hr_study():
-    sim = simulate_ratings(6, 20, 24, scale="acr-hr", gold_per_rater=2, repeats_per_rater=2, seed=5)
+    sim = simulate_ratings(RatingsTruth(6),
+                           RatingsPanel(24),
+                           RatingsDesign(20, method="acr-hr", repeats_per_rater=2, gold_per_rater=2),
+                           seed=5)
     result = dmos(sim.votes, reference=sim.params["reference"], ci="bootstrap", n_boot=300)
     table = result.to_frame().set_index("cond")
     truth = sim.truth.set_index("condition")["score"].drop(sim.params["reference"])
@@ -209,13 +212,13 @@ def test_dmos_on_a_simulated_acr_hr_study():
 
 
 def test_dmos_needs_a_reference_and_an_acr_scale():
-    df = ratings_frame(["a", "a"], ["v1", "v1"], ["REF", "A"], [5, 3], scale="acr-hr")
+    df = ratings_frame(["a", "a"], ["v1", "v1"], ["REF", "A"], [5, 3], method="acr-hr")
     with pytest.raises(ValueError, match="hidden reference"):
         dmos(df)
     with pytest.raises(ValueError, match="no ratings"):
         dmos(df, reference="SOURCE")
     with pytest.raises(frames.FrameError, match="DMOS"):
-        dmos(df.assign(scale="slider100"), reference="REF")
+        dmos(df.assign(method="slider100"), reference="REF")
 
 
 # --------------------------------------------------------------------------- bad input
@@ -226,17 +229,17 @@ def test_bad_input():
         mos(pd.DataFrame({"rater": ["a"], "cond": ["A"], "score": [3]}))
     pairwise = pd.DataFrame({
         "study": ["s"], "rater": ["a"], "session": ["a-1"], "trial": [1], "content": ["v"], "cond_a": ["A"],
-        "cond_b": ["B"], "pref": [1], "scale": ["pc5"], "reason": [None], "shown_left": ["a"], "repeat_of": [None],
+        "cond_b": ["B"], "pref": [1], "method": ["pc5"], "reason": [None], "shown_left": ["a"], "repeat_of": [None],
         "gold_expected": [None], "answered_at": [None], "watch_ms": [1], "stalls": [0],
     })
     with pytest.raises(frames.FrameError, match="ratings frame"):
         mos(pairwise)
-    mixed = ratings_frame(["a", "b"], ["v", "v"], ["A", "A"], [3, 40]).assign(scale=["acr5", "slider100"])
+    mixed = ratings_frame(["a", "b"], ["v", "v"], ["A", "A"], [3, 40]).assign(method=["acr5", "slider100"])
     with pytest.raises(frames.FrameError, match="several scales"):
         mos(mixed)
     # Normalised per rater, scores from different scales can be averaged.
     two = ratings_frame(["a", "a", "b", "b"], ["v"] * 4, ["A", "B"] * 2, [1, 5, 0, 100])
-    two["scale"] = ["acr5", "acr5", "slider100", "slider100"]
+    two["method"] = ["acr5", "acr5", "slider100", "slider100"]
     assert mos(two, normalize="minmax").to_frame()["mos"].tolist() == [0.0, 100.0]
     with pytest.raises(ValueError, match="by must be"):
         mos(ratings_frame(["a"], ["v"], ["A"], [3]), by=("rater",))

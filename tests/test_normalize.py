@@ -13,15 +13,15 @@ import pytest
 from analysis import frames
 from analysis.normalize import minmax, subject_model, sureal_dataset, zscore
 from analysis.screening import main_votes
-from analysis.simulate import simulate_ratings
+from analysis.simulate import RatingsDesign, RatingsPanel, RatingsTruth, simulate_ratings
 
 
-def ratings_frame(rater, content, cond, score, scale="slider100") -> pd.DataFrame:
+def ratings_frame(rater, content, cond, score, method="slider100") -> pd.DataFrame:
     n = len(score)
     rater = [str(x) for x in rater]
     return pd.DataFrame({
         "study": "s", "rater": rater, "session": [f"{r}-1" for r in rater], "trial": np.arange(1, n + 1),
-        "content": list(content), "cond": list(cond), "score": score, "scale": scale, "repeat_of": None,
+        "content": list(content), "cond": list(cond), "score": score, "method": method, "repeat_of": None,
         "gold_expected": None, "answered_at": None, "watch_ms": 10_000, "stalls": 0,
     })
 
@@ -68,7 +68,7 @@ def test_minmax_hand_example():
 
 
 def test_minmax_constant_rater():
-    df = ratings_frame(["a", "a", "c", "c"], ["v1", "v2"] * 2, ["C1"] * 4, [1, 5, 3, 3], scale="acr5")
+    df = ratings_frame(["a", "a", "c", "c"], ["v1", "v2"] * 2, ["C1"] * 4, [1, 5, 3, 3], method="acr5")
     assert np.isnan(minmax(df)["score_norm"].iloc[2:]).all()
     assert minmax(df)["score_norm"].iloc[:2].tolist() == [0.0, 100.0]
     assert minmax(df, constant="mid")["score_norm"].iloc[2:].tolist() == [50.0, 50.0]
@@ -88,7 +88,7 @@ def test_zscore_hand_example():
 
 def test_zscore_constant_and_single_rating():
     df = ratings_frame(["a", "a", "c", "c", "d"], ["v1", "v2", "v1", "v2", "v1"], ["C1"] * 5, [1, 5, 3, 3, 2],
-                       scale="acr5")
+                       method="acr5")
     z = zscore(df)["score_norm"]
     assert np.isnan(z.iloc[2:]).all()
     assert zscore(df, constant="mid")["score_norm"].iloc[2:].tolist() == [0.0, 0.0, 0.0]
@@ -103,7 +103,7 @@ def test_normalisation_rejects_bad_frames():
     with pytest.raises(frames.FrameError):
         zscore(pairwise)
     with pytest.raises(frames.FrameError, match="outside"):
-        subject_model(ratings_frame(["a"], ["v"], ["C"], [7], scale="acr5"))
+        subject_model(ratings_frame(["a"], ["v"], ["C"], [7], method="acr5"))
 
 
 # --------------------------------------------------------------------------- subject model
@@ -144,8 +144,10 @@ def test_subject_model_default_is_close_to_sureal():
 def test_subject_model_recovers_simulated_truth():
     # Spreads kept small enough that few scores hit 0 or 100: clipping at the scale ends
     # shrinks the observed spread of the noisiest raters, which no model of this form undoes.
-    sim = simulate_ratings(12, 50, 20, scale="slider100", condition_sd=8, content_sd=4, rater_bias_sd=4,
-                           rater_inconsistency=8, seed=21)
+    sim = simulate_ratings(RatingsTruth(12, condition_sd=8, content_sd=4),
+                           RatingsPanel(20, rater_bias_sd=4, rater_inconsistency=8),
+                           RatingsDesign(50, method="slider100"),
+                           seed=21)
     fit = subject_model(main_votes(sim.votes))
     assert fit.converged
     truth = sim.stimuli.set_index(["content", "cond"])["quality"]
@@ -168,7 +170,7 @@ def test_subject_model_recovers_simulated_truth():
 
 def test_ml_collapses_onto_a_precise_rater_and_the_default_does_not():
     """simulate.py draws per-rater precisions; here one rater is ~4x more precise than the rest."""
-    sim = simulate_ratings(6, 20, 25, scale="slider100", seed=4)
+    sim = simulate_ratings(RatingsTruth(6), RatingsPanel(25), RatingsDesign(20, method="slider100"), seed=4)
     votes = main_votes(sim.votes)
     precise = str(sim.raters.loc[sim.raters["inconsistency"].idxmin(), "rater"])
     with pytest.warns(RuntimeWarning, match="collapsed"):
@@ -221,7 +223,7 @@ def test_subject_model_rejects_disconnected_designs_and_mixed_scales():
     df = ratings_frame(["a", "a", "b", "b"], ["v1", "v1", "v2", "v2"], ["C1", "C2", "C1", "C2"], [10, 20, 30, 40])
     with pytest.raises(ValueError, match="disconnected"):
         subject_model(df)
-    mixed = ratings_frame(["a", "b"], ["v1", "v1"], ["C1", "C1"], [3, 40]).assign(scale=["acr5", "slider100"])
+    mixed = ratings_frame(["a", "b"], ["v1", "v1"], ["C1", "C1"], [3, 40]).assign(method=["acr5", "slider100"])
     with pytest.raises(ValueError, match="several scales"):
         subject_model(mixed)
     with pytest.raises(ValueError, match="no ratings"):

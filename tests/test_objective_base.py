@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analysis.objective import base
+from analysis.objective import HandcraftedScorer, base
 from analysis.objective.base import (
     N_AUX,
     PairScore,
@@ -23,7 +23,6 @@ from analysis.objective.base import (
     scorer_from_config,
     symmetric_compare,
 )
-from analysis.objective.handcrafted import HandcraftedScorer
 
 AUX = tuple([0.5] * N_AUX)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from analysis.objective import CommandScorer
 from analysis.objective.base import N_AUX, ScorerError
-from analysis.objective.command import CommandScorer
 
 AUX = [0.25] * N_AUX
 

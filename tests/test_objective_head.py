@@ -11,17 +11,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.objective.base import N_AUX, PairScore, pair_key
-from analysis.objective.head import (
+from analysis.objective import (
+    N_AUX,
     CrossFitScorer,
     Head,
     HeadScorer,
+    PairScore,
     cross_fit_heads,
     fit_head,
     join_votes_features,
+    make_tiebreaker,
+    pair_key,
+    pairwise_agreement,
     pairwise_metrics,
 )
-from analysis.objective.tiebreak import make_tiebreaker, pairwise_agreement
 
 NAMES = ("sharp", "noise", "bright", "junk")
 BETA = np.array([1.5, -1.0, 0.5, 0.0])  # on standardised features

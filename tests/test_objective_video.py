@@ -1,6 +1,6 @@
 """Objective scorers on real decoded video: preferences, sampling, cache, tie-break, checkpoint.
 
-Clips come from ``study_app.clips`` (synthetic contents with known degradations), small
+Clips come from ``study_app.demo`` (synthetic contents with known degradations), small
 (320×180, 1 s) so the whole file runs in well under a minute.
 """
 
@@ -17,19 +17,26 @@ import av
 import numpy as np
 import pytest
 
-from analysis.objective import handcrafted
-from analysis.objective.base import N_AUX, NOISE_AUX_INDEX, PairScore, ScorerError, p_sym
-from analysis.objective.cache import CachedScorer, ScoreCache, score_pairs, score_stimuli
-from analysis.objective.challenge import video_rmse
-from analysis.objective.handcrafted import (
-    FEATURES,
+from analysis.objective import (
+    N_AUX,
+    NOISE_AUX_INDEX,
+    CachedScorer,
     HandcraftedScorer,
-    count_frames,
-    iter_decoded,
-    sample_indices,
+    PairScore,
+    ScoreCache,
+    ScorerError,
+    make_tiebreaker,
+    p_sym,
+    score_pairs,
+    score_stimuli,
+    video_rmse,
 )
-from analysis.objective.tiebreak import make_tiebreaker
-from study_app import clips  # synthetic contents with known degradations (tests only)
+from analysis.objective.scorers import handcrafted
+from analysis.objective.scorers.features import FEATURES
+from analysis.video import count_frames, iter_decoded, sample_indices
+from study_app.demo.clipset import make_clip  # synthetic contents with known degradations (tests only)
+from study_app.demo.encoder import write_clip
+from study_app.demo.sources import source_frames
 
 W, H, SECONDS, FPS = 320, 180, 1, 25
 CONTENTS = ("c1", "c2", "c3")
@@ -39,7 +46,7 @@ STRENGTHS = (0.3, 0.6, 1.0)
 
 def _make(path: Path, content: str, kind: str | None, strength: float) -> Path:
     spec = None if kind is None else {"degradation": kind, "strength": strength}
-    clips.make_clip(path, content, spec, W, H, SECONDS, FPS, preset="ultrafast")
+    make_clip(path, content, spec, W, H, SECONDS, FPS, preset="ultrafast")
     return path
 
 
@@ -224,7 +231,7 @@ def test_video_rmse_on_the_challenge_scale(clip_dir: Path, tmp_path: Path) -> No
     # Noise σ = 30 code values at strength 1 → RMSE ≈ 30/128 on (x-128)/128, less after coding.
     assert 0.05 < slight < noisy < 30 / 128 * 1.2
     short = tmp_path / "short.mp4"
-    clips.write_clip(short, clips.source_frames("c1", W, H, 5, FPS), fps=FPS, preset="ultrafast")
+    write_clip(short, source_frames("c1", W, H, 5, FPS), fps=FPS, preset="ultrafast")
     with pytest.raises(ScorerError, match="frame counts"):
         video_rmse(short, ref)
 
@@ -235,7 +242,7 @@ def test_video_rmse_on_the_challenge_scale(clip_dir: Path, tmp_path: Path) -> No
 def _solid_clip(path: Path, rgb: tuple[int, int, int], n: int = 6) -> Path:
     frame = np.zeros((64, 96, 3), np.uint8)
     frame[:] = rgb
-    clips.write_clip(path, (frame for _ in range(n)), fps=FPS, crf=10, preset="ultrafast")
+    write_clip(path, (frame for _ in range(n)), fps=FPS, crf=10, preset="ultrafast")
     return path
 
 
@@ -283,7 +290,7 @@ if torch is not None:
 @needs_torch
 @no_jit_warning
 def test_checkpoint_adapter_runs_a_tiny_torchscript_model(clip_dir: Path, tmp_path: Path) -> None:
-    from analysis.objective.checkpoint import CheckpointScorer
+    from analysis.objective import CheckpointScorer
 
     torch.manual_seed(0)
     path = tmp_path / "tiny.pt"
@@ -303,7 +310,7 @@ def test_checkpoint_adapter_runs_a_tiny_torchscript_model(clip_dir: Path, tmp_pa
 @needs_torch
 @no_jit_warning
 def test_checkpoint_preprocessing_is_bgr_scaled_and_frame_averaged(tmp_path: Path) -> None:
-    from analysis.objective.checkpoint import CheckpointScorer
+    from analysis.objective import CheckpointScorer
 
     path = tmp_path / "probe.pt"
     torch.jit.script(ChannelProbe()).save(str(path))
@@ -318,7 +325,7 @@ def test_checkpoint_preprocessing_is_bgr_scaled_and_frame_averaged(tmp_path: Pat
 @needs_torch
 @no_jit_warning
 def test_checkpoint_state_dict_with_architecture(clip_dir: Path, tmp_path: Path) -> None:
-    from analysis.objective.checkpoint import CheckpointScorer
+    from analysis.objective import CheckpointScorer
 
     torch.manual_seed(1)
     model = TinySiamese(width=3)
@@ -339,7 +346,7 @@ def test_checkpoint_state_dict_with_architecture(clip_dir: Path, tmp_path: Path)
 def test_fallback_decoding_handles_non_yuv_input(tmp_path: Path) -> None:
     """An RGB-coded stream goes through the converting path and gives the same kind of answer."""
     path = tmp_path / "rgb.mkv"
-    frames = list(clips.source_frames("c2", 96, 64, 4, FPS))
+    frames = list(source_frames("c2", 96, 64, 4, FPS))
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264rgb", rate=FPS) if "libx264rgb" in av.codecs_available else None
         if stream is None:
@@ -355,7 +362,7 @@ def test_fallback_decoding_handles_non_yuv_input(tmp_path: Path) -> None:
 
 def test_fitted_head_makes_the_scorer_calibrated(clip_dir: Path, tmp_path: Path) -> None:
     """Votes → fit_head on the scorer's features → a saved head the scorer loads by path."""
-    from analysis.objective.head import fit_head
+    from analysis.objective import fit_head
 
     prior = HandcraftedScorer(frames=8)
     rows_a, rows_b, prefs = [], [], []

@@ -8,13 +8,15 @@ import plotly.graph_objects as go
 import pytest
 
 from analysis import bradley_terry, mos, plots, screening, simulate
+from analysis.simulate import PairwiseDesign, PairwisePanel, PairwiseTruth, RatingsDesign, RatingsPanel, RatingsTruth
 
 
 @pytest.fixture(scope="module")
 def study():
-    sim = simulate.simulate_pairwise(5, 10, 1500, 15, true_scores=[1.5, 0.5, 0.0, -0.5, -1.5],
-                                     repeats_per_rater=2, gold_per_rater=2, spammer_fraction=0.15,
-                                     reason_rate=0.5, seed=3)
+    sim = simulate.simulate_pairwise(PairwiseTruth(5, true_scores=[1.5, 0.5, 0.0, -0.5, -1.5]),
+                                     PairwisePanel(15, spammer_fraction=0.15),
+                                     PairwiseDesign(10, 1500, reason_rate=0.5, repeats_per_rater=2, gold_per_rater=2),
+                                     seed=3)
     return sim.votes
 
 
@@ -78,7 +80,7 @@ def test_winrate_heatmap_cells_are_complementary_and_hover_has_counts(study):
 
 
 def test_winrate_heatmap_unknown_order_name():
-    votes = simulate.simulate_pairwise(3, 3, 60, 3, seed=0).votes
+    votes = simulate.simulate_pairwise(PairwiseTruth(3), PairwisePanel(3), PairwiseDesign(3, 60), seed=0).votes
     with pytest.raises(ValueError, match="nope"):
         plots.winrate_heatmap(votes, order=["nope"])
 
@@ -105,7 +107,10 @@ def test_rater_qc_falls_back_when_a_study_has_no_gold():
 
 
 def test_mos_per_content_orders_contents_and_conditions():
-    sim = simulate.simulate_ratings(3, 4, 8, true_scores=[1.0, 0.0, -1.0], seed=1)
+    sim = simulate.simulate_ratings(RatingsTruth(3, true_scores=[1.0, 0.0, -1.0]),
+                                    RatingsPanel(8),
+                                    RatingsDesign(4),
+                                    seed=1)
     table = mos.mos(sim.votes, by=("content", "cond")).to_frame()
     fig = plots.mos_per_content(table)
     assert [t.name for t in fig.data] == ["C01", "C02", "C03"]       # best condition first

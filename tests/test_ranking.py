@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from analysis import bradley_terry as bt
 from analysis import frames, ranking, simulate
+from analysis.simulate import PairwiseDesign, PairwisePanel, PairwiseTruth
 from tests.shared_data import CASES
 
 
@@ -81,7 +82,10 @@ def test_tiebreak_orders_inside_groups_only():
 
 
 def test_rank_a_simulated_study():
-    sim = simulate.simulate_pairwise(8, 20, 20_000, 50, true_scores=np.linspace(-1.4, 1.4, 8), seed=4)
+    sim = simulate.simulate_pairwise(PairwiseTruth(8, true_scores=np.linspace(-1.4, 1.4, 8)),
+                                     PairwisePanel(50),
+                                     PairwiseDesign(20, 20_000),
+                                     seed=4)
     res = bt.fit(sim.votes, ci="bootstrap", n_boot=200, seed=1)
     for method in (None, "bootstrap", "cluster", "hessian"):
         r = ranking.rank(res, method=method)

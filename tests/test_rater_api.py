@@ -11,12 +11,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from analysis.methods import METHODS
 from study_app import db
 from study_app.export import votes_frame
 from study_app.media import token_for
 from study_app.models import Condition, Content, Response, Session, Stimulus, Study, Trial
 from study_app.rater import flow
-from study_app.rater.scales import SCREEN_SCALES, to_screen, to_value
 from tests.rater_support import SMALL_SESSION, acr_overrides, csrf, make_study, walk_to_trials
 from tests.sql_support import statements
 
@@ -48,22 +48,22 @@ def _vote(client: FlaskClient, slug: str, trial: int, response: int, **extra: ob
 # --------------------------------------------------------------------------- scale mapping
 
 
-@pytest.mark.parametrize("method", list(SCREEN_SCALES))
+@pytest.mark.parametrize("method", list(METHODS))
 def test_screen_answers_round_trip(method: str) -> None:
-    s = SCREEN_SCALES[method]
+    s = METHODS[method]
     for a_left in (True, False):
-        for answer in range(s.low, s.high + 1):
-            assert to_screen(method, to_value(method, answer, a_left), a_left) == answer
+        for answer in range(s.screen_low, s.screen_high + 1):
+            assert s.to_screen(s.to_stored(answer, a_left), a_left) == answer
 
 
 def test_pc5_pref_is_relative_to_a() -> None:
-    assert to_value("pc5", 1, a_left=True) == 2  # strong for left, A on the left → A strongly preferred
-    assert to_value("pc5", 1, a_left=False) == -2
-    assert to_value("pc5", 4, a_left=True) == -1
-    assert to_value("pc5", 3, a_left=False) == 0
-    assert to_value("2afc", 2, a_left=False) == 1
-    assert to_value("ccr7", 3, a_left=True) == -3  # right (B) much better
-    assert to_value("acr5", 4, a_left=True) == 4
+    assert METHODS["pc5"].to_stored(1, a_left=True) == 2  # strong for left, A on the left → A strongly preferred
+    assert METHODS["pc5"].to_stored(1, a_left=False) == -2
+    assert METHODS["pc5"].to_stored(4, a_left=True) == -1
+    assert METHODS["pc5"].to_stored(3, a_left=False) == 0
+    assert METHODS["2afc"].to_stored(2, a_left=False) == 1
+    assert METHODS["ccr7"].to_stored(3, a_left=True) == -3  # right (B) much better
+    assert METHODS["acr5"].to_stored(4, a_left=True) == 4
 
 
 # --------------------------------------------------------------------------- votes
@@ -282,7 +282,7 @@ def test_single_stimulus_methods(app: Flask, client: FlaskClient, demo_manifest_
     roles = [c["role"] for c in trial["clips"]]
     assert roles == (["reference", "processed"] if method == "dcr5" else ["clip"])
     assert trial["layout"] == ("sequence" if method == "dcr5" else "single")
-    high = SCREEN_SCALES[method].high
+    high = METHODS[method].screen_high
     assert _vote(client, slug, trial["trial"], high + 1).status_code == 400
     assert _vote(client, slug, trial["trial"], high, reasons=[0]).status_code == 400  # no reasons here
     assert _vote(client, slug, trial["trial"], high).status_code == 200

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import yaml
 
+from analysis.methods import METHODS
 from study_app import i18n
-from study_app.demo import DEMO_MANIFEST
-from study_app.manifest import DISPLAYS
-from study_app.rater.scales import AB_WORDING, SCREEN_SCALES
+from study_app.demo.builder import DEMO_MANIFEST
+from study_app.manifest_settings import DISPLAYS
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Pairwise methods whose toggle view has its own words (ccr7's labels compare, only its question names a side).
+AB_WORDING = tuple(m for m, entry in METHODS.items() if entry.question_ab)
 CATALOG = json.loads((ROOT / "study_app" / "catalog" / "en.json").read_text())
 # The rater's browser code (static/js also holds the organizer's modules).
 RATER_JS = [ROOT / "static" / "js" / f"{name}.js"
@@ -37,11 +39,12 @@ def test_every_used_key_exists() -> None:
     # Keys made from a value: the screen check's words for each display, the toggle view's A/B scales.
     assert all(f"check.display.{d}" in CATALOG for d in DISPLAYS if d != "scaled")
     for method in AB_WORDING:
-        assert all(f"scale.{method}.ab.{v}" in CATALOG for v, _ in SCREEN_SCALES[method].labels) or method == "ccr7"
+        assert all(f"scale.{method}.ab.{v}" in CATALOG for v, _ in METHODS[method].labels) or method == "ccr7"
     assert "question.ccr7.ab" in CATALOG
-    for method, scale in SCREEN_SCALES.items():
+    for method, scale in METHODS.items():
         assert f"question.{method}" in CATALOG
         assert all(key in CATALOG for _, key in scale.labels)
+        assert all(key in CATALOG for key in scale.catalog_keys)
 
 
 def test_translation_falls_back_to_english(tmp_path: Path, monkeypatch) -> None:
@@ -100,7 +103,9 @@ def test_rater_js_has_no_hard_coded_text() -> None:
 
 def test_every_catalog_key_is_used() -> None:
     """No dead strings: a translator should not translate text no rater ever sees."""
-    sources = "\n".join(p.read_text() for p in [*RATER_TEMPLATES, *RATER_JS, *(ROOT / "study_app").rglob("*.py")])
+    # The test methods' words are named in their registry entries (analysis/methods.py).
+    sources = "\n".join(p.read_text() for p in [*RATER_TEMPLATES, *RATER_JS, *(ROOT / "study_app").rglob("*.py"),
+                                                 ROOT / "analysis" / "methods.py"])
     # Keys built at run time: refusals, per-method questions and scale labels, API study states.
     dynamic = re.compile(r"^(refuse\.[a-z_]+\.(title|body)|question\..+|scale\.(pc5|2afc|ccr7|acr|dcr5)\.(ab\.)?-?\d"
                          r"|api\.(paused|closed)|check\.display\.[a-z-]+)$")

@@ -57,7 +57,7 @@ pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="real-ratings data not
 def study(request):
     """The study's ratings frame and SUREAL's results on the same ratings."""
     name = request.param
-    votes = datasets.read_ratings_csv(DATA / name / "ratings.csv", scale="acr5")
+    votes = datasets.read_ratings_csv(DATA / name / "ratings.csv", method="acr5")
     ds, keys = normalize.sureal_dataset(votes)
     reader = RawDatasetReader(ds)
     with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
@@ -140,13 +140,13 @@ def test_ratings_csv_ids_are_text(tmp_path):
     path.parent.mkdir()
     path.write_text(f"content,condition,subject,score\n{nfd},NA,None,4\ncafé,NA,null,5\ncafé,nan,None,2\n",
                     encoding="utf-8")
-    votes = datasets.read_ratings_csv(path, scale="acr5")
+    votes = datasets.read_ratings_csv(path, method="acr5")
     assert votes["study"].unique().tolist() == ["study"]
     assert votes["rater"].tolist() == ["None", "null", "None"] and votes["trial"].tolist() == [1, 1, 2]
     assert votes["cond"].tolist() == ["NA", "NA", "nan"] and set(votes["content"]) == {"café"}
     assert mos.mos(votes, ci="t").table.set_index("cond").loc["NA", "mos"] == 4.5
     with pytest.raises(frames.FrameError, match="outside"):
         datasets.ratings_frame(pd.DataFrame({"content": ["c"], "condition": ["A"], "subject": ["s"], "score": [9]}),
-                               scale="acr5")
+                               method="acr5")
     with pytest.raises(KeyError, match="subject"):
-        datasets.ratings_frame(pd.DataFrame({"content": ["c"]}), scale="acr5")
+        datasets.ratings_frame(pd.DataFrame({"content": ["c"]}), method="acr5")

@@ -7,19 +7,22 @@ import pytest
 
 import analysis
 from analysis import bradley_terry, frames, report, screening, simulate
+from analysis.simulate import PairwiseDesign, PairwisePanel, PairwiseTruth, RatingsDesign, RatingsPanel, RatingsTruth
 
 TRUTH = [1.2, 0.6, 0.0, -0.6, -1.2]
 
 
 @pytest.fixture(scope="module")
 def pairwise():
-    return simulate.simulate_pairwise(5, 12, 2500, 20, true_scores=TRUTH, repeats_per_rater=2, gold_per_rater=3,
-                                      spammer_fraction=0.1, reason_rate=0.5, seed=7)
+    return simulate.simulate_pairwise(PairwiseTruth(5, true_scores=TRUTH),
+                                      PairwisePanel(20, spammer_fraction=0.1),
+                                      PairwiseDesign(12, 2500, reason_rate=0.5, repeats_per_rater=2, gold_per_rater=3),
+                                      seed=7)
 
 
 @pytest.fixture(scope="module")
 def result(pairwise):
-    return report.analyze(pairwise.votes, ci="bootstrap", bootstrap=200, seed=1)
+    return report.analyze(pairwise.votes, report.AnalysisOptions(ci="bootstrap", bootstrap=200, seed=1))
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def test_pairwise_analysis_recovers_the_truth_and_drops_spammers(pairwise, resul
 
 
 def test_intervals_are_rater_clustered_by_default(pairwise, result):
-    res = report.analyze(pairwise.votes, seed=1)
+    res = report.analyze(pairwise.votes, report.AnalysisOptions(seed=1))
     assert res.params["ci"] == "cluster" and res.params["rank_by"] == "cluster" and res.params["bootstrap"] == 0
     assert (res.scores["ci_method"] == "cluster").all() and res.fit.boot is None
     assert list(res.ranking.table["condition"]) == ["C01", "C02", "C03", "C04", "C05"]
@@ -84,9 +87,12 @@ def test_report_html_is_self_contained_and_says_what_was_done(result, written):
 
 
 def test_unresolved_pairs_and_tie_groups_are_listed(tmp_path):
-    sim = simulate.simulate_pairwise(3, 5, 300, 6, true_scores=[0.05, 0.0, -0.05], seed=2)
+    sim = simulate.simulate_pairwise(PairwiseTruth(3, true_scores=[0.05, 0.0, -0.05]),
+                                     PairwisePanel(6),
+                                     PairwiseDesign(5, 300),
+                                     seed=2)
     for ci, rank_by in (("cluster", "cluster"), ("model", "hessian")):
-        res = report.analyze(sim.votes, ci=ci, screening_rules=screening.ScreeningRules.none())
+        res = report.analyze(sim.votes, report.AnalysisOptions(ci=ci, screening_rules=screening.ScreeningRules.none()))
         assert res.params["rank_by"] == rank_by
         assert len(res.groups) == 1 and len(res.unresolved) == 2
         page = report.render_html(res)
@@ -104,9 +110,12 @@ class _Objective:
 
 
 def test_tiebreak_is_passed_through_and_reported():
-    sim = simulate.simulate_pairwise(3, 5, 300, 6, true_scores=[0.05, 0.0, -0.05], seed=2)
-    res = report.analyze(sim.votes, bootstrap=0, screening_rules=screening.ScreeningRules.none(),
-                         tiebreak=_Objective())
+    sim = simulate.simulate_pairwise(PairwiseTruth(3, true_scores=[0.05, 0.0, -0.05]),
+                                     PairwisePanel(6),
+                                     PairwiseDesign(5, 300),
+                                     seed=2)
+    res = report.analyze(sim.votes, report.AnalysisOptions(bootstrap=0, screening_rules=screening.ScreeningRules.none(),
+                                                           tiebreak=_Objective()))
     table = res.ranking.table
     assert list(table["condition"]) == ["C03", "C02", "C01"]
     assert list(table["separated_by"][1:]) == ["tiebreak:fake-vqa@9.9"] * 2
@@ -115,16 +124,22 @@ def test_tiebreak_is_passed_through_and_reported():
 
 
 def test_a_factor_that_cannot_be_fitted_becomes_a_note():
-    votes = simulate.simulate_pairwise(4, 5, 400, 8, seed=4, reason_rate=0.0).votes
+    votes = simulate.simulate_pairwise(PairwiseTruth(4),
+                                       PairwisePanel(8),
+                                       PairwiseDesign(5, 400, reason_rate=0.0),
+                                       seed=4).votes.copy()
     votes.loc[votes.index[:2], "reason"] = "rare"
-    res = report.analyze(votes, bootstrap=0, screening_rules=screening.ScreeningRules.none())
+    res = report.analyze(votes, report.AnalysisOptions(bootstrap=0, screening_rules=screening.ScreeningRules.none()))
     assert res.by_reason == {}
     assert any("'rare'" in n for n in res.notes)
 
 
 def test_ratings_analysis_ranks_by_mos_and_dmos(tmp_path):
-    sim = simulate.simulate_ratings(4, 6, 12, true_scores=[1.5, 0.5, -0.5, -1.5], repeats_per_rater=2, seed=5)
-    res = report.analyze(sim.votes, bootstrap=100, subject_model=True)
+    sim = simulate.simulate_ratings(RatingsTruth(4, true_scores=[1.5, 0.5, -0.5, -1.5]),
+                                    RatingsPanel(12),
+                                    RatingsDesign(6, repeats_per_rater=2),
+                                    seed=5)
+    res = report.analyze(sim.votes, report.AnalysisOptions(bootstrap=100, subject_model=True))
     assert res.kind == "ratings" and res.params["measure"] == "mos"
     assert list(res.ranking.table["condition"]) == ["C01", "C02", "C03", "C04"]
     assert list(res.scores.columns[:7]) == list(report.SCORE_COLUMNS)
@@ -134,8 +149,11 @@ def test_ratings_analysis_ranks_by_mos_and_dmos(tmp_path):
     page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
     assert "MOS per content" in page and "Subject model" in page
 
-    hr = simulate.simulate_ratings(3, 5, 10, scale="acr-hr", true_scores=[1.0, 0.0, -1.0], seed=6)
-    res = report.analyze(hr.votes, bootstrap=0)
+    hr = simulate.simulate_ratings(RatingsTruth(3, true_scores=[1.0, 0.0, -1.0]),
+                                   RatingsPanel(10),
+                                   RatingsDesign(5, method="acr-hr"),
+                                   seed=6)
+    res = report.analyze(hr.votes, report.AnalysisOptions(bootstrap=0))
     assert res.params["measure"] == "dmos"
     assert "REF" not in set(res.scores["condition"]) and "REF" in set(res.mos["cond"])
 
@@ -152,30 +170,36 @@ def test_pair_table_input_needs_no_raters(tmp_path):
 
 
 def test_bad_frames_and_bad_parameters():
-    bad = pd.DataFrame({"cond_a": ["A"], "cond_b": ["A"], "pref": [7], "scale": ["pc5"]})
+    bad = pd.DataFrame({"cond_a": ["A"], "cond_b": ["A"], "pref": [7], "method": ["pc5"]})
     with pytest.raises(frames.FrameError) as info:
         report.analyze(bad)
     assert len(info.value.problems) >= 3                         # missing columns, off-scale, A vs A
     with pytest.raises(ValueError, match="bootstrap"):
-        report.analyze(simulate.simulate_pairwise(3, 2, 30, 2).votes, ci="bootstrap", bootstrap=1)
+        report.analyze(simulate.simulate_pairwise(PairwiseTruth(3), PairwisePanel(2), PairwiseDesign(2, 30)).votes,
+                       report.AnalysisOptions(ci="bootstrap", bootstrap=1))
     for ci in ("both", "hessian"):
         with pytest.raises(ValueError, match="ci must be"):
-            report.analyze(simulate.simulate_pairwise(3, 2, 30, 2).votes, ci=ci)
+            report.analyze(simulate.simulate_pairwise(PairwiseTruth(3),
+                                                      PairwisePanel(2),
+                                                      PairwiseDesign(2, 30)).votes, report.AnalysisOptions(ci=ci))
 
 
 def test_screening_that_drops_everyone_is_an_error():
-    votes = simulate.simulate_pairwise(3, 3, 90, 3, seed=0).votes
+    votes = simulate.simulate_pairwise(PairwiseTruth(3), PairwisePanel(3), PairwiseDesign(3, 90), seed=0).votes
     # By default a rule that would drop more than half the panel is not applied (it says so in
     # the screening notes); max_drop_share=None lets it, and then nobody is left.
     with pytest.raises(ValueError, match="dropped every rater"):
-        report.analyze(votes, bootstrap=0, screening_rules=screening.ScreeningRules(drop_least_consistent=None,
-                       min_median_watch_ms=10**9, max_drop_share=None))
+        rules = screening.ScreeningRules(drop_least_consistent=None, min_median_watch_ms=10**9, max_drop_share=None)
+        report.analyze(votes, report.AnalysisOptions(bootstrap=0, screening_rules=rules))
 
 
 def test_disconnected_design_is_reported():
-    votes = simulate.simulate_pairwise(4, 3, 200, 4, pairs=[("C01", "C02"), ("C03", "C04")], seed=0).votes
+    votes = simulate.simulate_pairwise(PairwiseTruth(4),
+                                       PairwisePanel(4),
+                                       PairwiseDesign(3, 200, pairs=[("C01", "C02"), ("C03", "C04")]),
+                                       seed=0).votes
     with pytest.raises(bradley_terry.DisconnectedError):
-        report.analyze(votes, bootstrap=0, screening_rules=screening.ScreeningRules.none())
+        report.analyze(votes, report.AnalysisOptions(bootstrap=0, screening_rules=screening.ScreeningRules.none()))
 
 
 def test_write_report_is_atomic(result, tmp_path, monkeypatch):
@@ -184,7 +208,7 @@ def test_write_report_is_atomic(result, tmp_path, monkeypatch):
     def boom(_):
         raise RuntimeError("render failed")
 
-    monkeypatch.setattr(report, "render_html", boom)
+    monkeypatch.setattr("analysis.report.files.render_html", boom)  # what write_report calls
     with pytest.raises(RuntimeError):
         report.write_report(result, out)
     assert not out.exists()
@@ -200,13 +224,14 @@ def test_write_report_is_atomic(result, tmp_path, monkeypatch):
 def test_too_few_raters_fall_back_to_clustered_intervals() -> None:
     from analysis import report, screening, simulate
 
-    sim = simulate.simulate_pairwise(n_conditions=4, n_contents=5, n_votes=600, n_raters=2, seed=1)
-    result = report.analyze(sim.votes, ci="bootstrap", bootstrap=100, screening_rules=screening.ScreeningRules.none())
+    sim = simulate.simulate_pairwise(PairwiseTruth(4), PairwisePanel(2), PairwiseDesign(5, 600), seed=1)
+    result = report.analyze(sim.votes, report.AnalysisOptions(ci="bootstrap", bootstrap=100,
+                                                              screening_rules=screening.ScreeningRules.none()))
     assert result.params["rank_by"] == "cluster" and result.fit.boot is None
     assert any("rater bootstrap was refused" in n for n in result.notes)
     table = result.ranking.table
     assert (table["ci_high"] > table["ci_low"]).all()
-    default = report.analyze(sim.votes, screening_rules=screening.ScreeningRules.none())
+    default = report.analyze(sim.votes, report.AnalysisOptions(screening_rules=screening.ScreeningRules.none()))
     assert default.params["rank_by"] == "cluster" and not any("bootstrap" in n for n in default.notes)
     pd.testing.assert_frame_equal(default.scores, result.scores)
 
@@ -226,35 +251,40 @@ def test_ratings_are_ranked_with_the_rater_bootstrap_covariance():
                                                                                0, 100))))
     df = pd.DataFrame(rows, columns=["rater", "content", "cond", "score"])
     df = df.assign(study="s", session=df["rater"] + "-1", trial=df.groupby("rater").cumcount() + 1,
-                   scale="slider100", repeat_of=None, gold_expected=None, answered_at=None, watch_ms=10_000,
+                   method="slider100", repeat_of=None, gold_expected=None, answered_at=None, watch_ms=10_000,
                    stalls=0)
-    res = report.analyze(df, ci="bootstrap", bootstrap=500, screening_rules=screening.ScreeningRules.none())
+    res = report.analyze(df, report.AnalysisOptions(ci="bootstrap", bootstrap=500,
+                                                    screening_rules=screening.ScreeningRules.none()))
     assert res.ranking.params["method"] == "bootstrap"
     assert res.ranking.groups == [["A"], ["B"]]
     se = res.scores["se"].to_numpy()
     z_independent = abs(res.scores["score"].diff().iloc[1]) / np.sqrt((se**2).sum())
     assert z_independent < 1.96                                  # diag(se²) would have called it a tie
-    clustered = report.analyze(df, screening_rules=screening.ScreeningRules.none())   # the default
+    clustered = report.analyze(df, report.AnalysisOptions(screening_rules=screening.ScreeningRules.none()))  # default
     assert clustered.ranking.params["method"] == "cluster" and clustered.ranking.groups == [["A"], ["B"]]
     se = clustered.scores["se"].to_numpy()
     assert abs(clustered.scores["score"].diff().iloc[1]) / np.sqrt((se**2).sum()) < 1.96
-    t_only = report.analyze(df, ci="model", screening_rules=screening.ScreeningRules.none())
+    t_only = report.analyze(df, report.AnalysisOptions(ci="model", screening_rules=screening.ScreeningRules.none()))
     assert t_only.ranking.params["method"] == "t" and t_only.params["rank_by"] == "t"
 
 
 def test_the_frame_is_validated_once(monkeypatch, pairwise):
     """analyze() validates at the boundary only (validation is the costliest step on big frames)."""
-    sim = simulate.simulate_ratings(3, 6, 12, scale="acr-hr", true_scores=[1.0, 0.0, -1.0], seed=6)
+    sim = simulate.simulate_ratings(RatingsTruth(3, true_scores=[1.0, 0.0, -1.0]),
+                                    RatingsPanel(12),
+                                    RatingsDesign(6, method="acr-hr"),
+                                    seed=6)
     calls = []
     real = frames.validate
 
     def counting(df, kind=None):
-        calls.append(len(df))
+        if not isinstance(df, frames.Votes):  # a Votes frame passes through unchecked
+            calls.append(len(df))
         return real(df, kind)
 
     monkeypatch.setattr(frames, "validate", counting)
-    report.analyze(pairwise.votes, bootstrap=20)
+    report.analyze(pairwise.votes.copy(), report.AnalysisOptions(bootstrap=20))  # a plain frame, as from a CSV
     assert calls == [len(pairwise.votes)]
     calls.clear()
-    report.analyze(sim.votes, bootstrap=20, normalize_scores="zscore")
+    report.analyze(sim.votes.copy(), report.AnalysisOptions(bootstrap=20, normalize_scores="zscore"))
     assert calls == [len(sim.votes)]

@@ -18,6 +18,7 @@ from study_app import db, design, scheduling
 from study_app.export import votes_frame
 from study_app.manifest import load
 from study_app.models import Condition, Content, Rater, Response, Session, Stimulus, Study, Trial
+from study_app.plan import make_plan
 from tests.rater_support import SMALL_SESSION, csrf, make_study, walk_to_trials
 
 sa, sb = aliased(Stimulus), aliased(Stimulus)
@@ -132,7 +133,7 @@ N_RATERS, SESSIONS_EACH = 10, 3
 
 def _plan_counts(manifest_path: Path) -> tuple[Counter, Counter]:
     """Main trials per item in the plan, and per (item, condition shown left)."""
-    plan = design.make_plan(load(manifest_path, probe_media=False).spec)
+    plan = make_plan(load(manifest_path, probe_media=False).spec)
     votes: Counter = Counter()
     sides: Counter = Counter()
     for session in plan.sessions:
@@ -201,7 +202,7 @@ def test_returning_raters_never_get_an_item_again(db_app: Flask, demo_manifest_p
         gold = s.execute(select(Session.index, func.count(Trial.id)).join(Trial.session)
                          .where(Trial.kind == "gold").group_by(Session.index)).all()
     planned_gold = {ps.index: sum(t.kind == "gold" for t in ps.trials)
-                    for ps in design.make_plan(load(demo_manifest_path, probe_media=False).spec).sessions}
+                    for ps in make_plan(load(demo_manifest_path, probe_media=False).spec).sessions}
     assert dict(gold) == {i: n for i, n in planned_gold.items() if n}  # gold stays where the plan put it
     _assert_each_item_from_distinct_raters(_export(db_app), demo_manifest_path, N_RATERS)
 
@@ -293,7 +294,7 @@ def _plan_snapshot(spec: design.DesignSpec) -> scheduling.Snapshot:
     """The plan as the database would hold it: stimulus ids per (content, condition), trial ids in order."""
     stim = {(c, k): n for n, (c, k) in enumerate(((c, k) for c in spec.contents for k in spec.conditions), 1)}
     snap, trial = scheduling.Snapshot(), 0
-    for ps in design.make_plan(spec).sessions:
+    for ps in make_plan(spec).sessions:
         sid = ps.index + 1
         snap.index[sid], snap.status[sid], snap.rater[sid] = ps.index, "planned", None
         snap.main[sid], snap.fixed[sid] = [], set()

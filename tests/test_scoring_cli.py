@@ -13,10 +13,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from analysis import cli as acli
-from analysis.objective import model as smodel
+from analysis.objective import scorer_model as smodel
 from analysis.objective.challenge import M_COLUMNS
-from study_app import db, demo
+from study_app import db
+from study_app.cli import scoring as acli
+from study_app.demo import builder as demo
 from study_app.manifest import ManifestError, load
 from study_app.studies import get_study
 

@@ -12,7 +12,16 @@ import pytest
 
 from analysis import datasets, frames, screening
 from analysis.screening import RULE_NAMES, ScreeningRules, main_votes, screen
-from analysis.simulate import simulate_pairwise, simulate_ratings
+from analysis.simulate import (
+    PairwiseDesign,
+    PairwisePanel,
+    PairwiseTruth,
+    RatingsDesign,
+    RatingsPanel,
+    RatingsTruth,
+    simulate_pairwise,
+    simulate_ratings,
+)
 from tests.shared_data import SHARED
 
 GROUPS = {"honest": 24, "spammer": 2, "inconsistent": 2, "left": 2}
@@ -66,7 +75,7 @@ def planted_panel(seed: int = 1, n_conditions: int = 6, n_contents: int = 6, n_r
     df = pd.DataFrame(rows, columns=["rater", "trial", "content", "cond_a", "cond_b", "pref", "left_a",
                                      "repeat_of", "gold_expected"])
     df["shown_left"] = np.where(df.pop("left_a"), "a", "b")
-    df["study"], df["session"], df["scale"], df["reason"] = "s", df["rater"] + "-1", "pc5", None
+    df["study"], df["session"], df["method"], df["reason"] = "s", df["rater"] + "-1", "pc5", None
     df["answered_at"], df["stalls"] = None, 0
     fast = df["rater"].str.startswith("spa").to_numpy()
     df["watch_ms"] = np.where(fast, rng.integers(300, 900, len(df)), rng.integers(10_000, 12_000, len(df)))
@@ -177,12 +186,18 @@ def test_every_rule_disabled_keeps_everyone(panel):
     assert result.raters["kept"].all()
     assert (result.raters["dropped_by"] == "").all()
     assert len(result.kept_votes(votes)) == len(votes)
-    sim = simulate_ratings(4, 5, 12, spammer_fraction=0.25, gold_per_rater=3, repeats_per_rater=3, seed=3)
+    sim = simulate_ratings(RatingsTruth(4),
+                           RatingsPanel(12, spammer_fraction=0.25),
+                           RatingsDesign(5, repeats_per_rater=3, gold_per_rater=3),
+                           seed=3)
     assert screen(sim.votes, ScreeningRules.none()).raters["kept"].all()
 
 
 def test_simulated_ratings_spammers_are_dropped_by_gold_timing_and_correlation():
-    sim = simulate_ratings(6, 10, 30, spammer_fraction=0.2, gold_per_rater=6, repeats_per_rater=6, seed=11)
+    sim = simulate_ratings(RatingsTruth(6),
+                           RatingsPanel(30, spammer_fraction=0.2),
+                           RatingsDesign(10, repeats_per_rater=6, gold_per_rater=6),
+                           seed=11)
     spammers = set(sim.raters.loc[sim.raters["spammer"], "rater"].astype(str))
     result = screen(sim.votes, ScreeningRules(min_consistency=None))
     assert set(result.dropped) == spammers
@@ -207,7 +222,9 @@ def test_large_sparse_pairwise_study_is_judged_on_the_model():
     """Thousands of contents and ~1 vote per (content, pair): there is no per-item panel mean to
     correlate with, but the Bradley–Terry fit of the others pools every content, so the
     agreement test still drops exactly the spammers (as do timing and gold)."""
-    sim = simulate_pairwise(12, 1500, 40_000, 80, spammer_fraction=0.05, repeats_per_rater=5, gold_per_rater=5,
+    sim = simulate_pairwise(PairwiseTruth(12),
+                            PairwisePanel(80, spammer_fraction=0.05),
+                            PairwiseDesign(1500, 40_000, repeats_per_rater=5, gold_per_rater=5),
                             seed=2)
     spammers = set(sim.raters.loc[sim.raters["spammer"], "rater"].astype(str))
     result = screen(sim.votes)
@@ -217,7 +234,10 @@ def test_large_sparse_pairwise_study_is_judged_on_the_model():
 
 
 def test_simulated_left_spammers_are_dropped_by_position_bias():
-    sim = simulate_pairwise(6, 10, 3000, 20, spammer_fraction=0.1, spammer_style="left", seed=5)
+    sim = simulate_pairwise(PairwiseTruth(6),
+                            PairwisePanel(20, spammer_fraction=0.1, spammer_style="left"),
+                            PairwiseDesign(10, 3000),
+                            seed=5)
     spammers = set(sim.raters.loc[sim.raters["spammer"], "rater"].astype(str))
     assert set(screen(sim.votes, only("position_bias")).dropped) == spammers
 
@@ -256,7 +276,7 @@ def bt500_example() -> tuple[np.ndarray, pd.DataFrame]:
         matrix.append(scores)
         rows += [(f"r{i:02d}", j + 1, f"v{j}", "C1", int(s)) for i, s in enumerate(scores)]
     df = pd.DataFrame(rows, columns=["rater", "trial", "content", "cond", "score"])
-    df["study"], df["session"], df["scale"] = "s", df["rater"], "slider100"
+    df["study"], df["session"], df["method"] = "s", df["rater"], "slider100"
     df["repeat_of"] = df["gold_expected"] = df["answered_at"] = None
     df["watch_ms"], df["stalls"] = 10_000, 0
     return np.array(matrix, dtype=float), df
@@ -308,7 +328,7 @@ def test_bt500_wide_band_for_non_normal_stimuli():
     """β2 outside [2, 4] widens the band to ±√20 S: a lone far outlier is then not counted."""
     rows = [(f"r{i}", 1, "v", "C1", 50) for i in range(9)] + [("r9", 1, "v", "C1", 90)]
     df = pd.DataFrame(rows, columns=["rater", "trial", "content", "cond", "score"])
-    df["study"], df["session"], df["scale"] = "s", df["rater"], "slider100"
+    df["study"], df["session"], df["method"] = "s", df["rater"], "slider100"
     df["repeat_of"] = df["gold_expected"] = df["answered_at"] = None
     df["watch_ms"], df["stalls"] = 10_000, 0
     # mean 54, m2 = 144, m4 = 186624 → β2 = 9: band 54 ± √20·12.65 = 54 ± 56.6.
@@ -321,7 +341,7 @@ def test_bt500_wide_band_for_non_normal_stimuli():
 
 def _ratings(rows: list[tuple], scale: str) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["rater", "trial", "content", "cond", "score", "repeat_of", "gold_expected"])
-    df["study"], df["session"], df["scale"] = "s", df["rater"] + "-1", scale
+    df["study"], df["session"], df["method"] = "s", df["rater"] + "-1", scale
     df["answered_at"], df["watch_ms"], df["stalls"] = None, 10_000, 0
     return df
 
@@ -351,7 +371,7 @@ def test_ratings_gold_tolerance():
 
 
 def test_pairwise_repeat_is_matched_in_its_session_and_reoriented():
-    base = {"study": "s", "scale": "pc5", "reason": None, "answered_at": None, "watch_ms": 10_000, "stalls": 0,
+    base = {"study": "s", "method": "pc5", "reason": None, "answered_at": None, "watch_ms": 10_000, "stalls": 0,
             "gold_expected": None, "content": "v"}
     rows = [
         # session 1: trial 1 first showing, trial 2 repeats it with the pair listed the other way round.
@@ -413,7 +433,7 @@ def test_bad_input_raises_frame_error():
 
 def test_gold_case_uses_each_items_tolerance():
     """The export's acr5 gold says expected 1, tolerance 0; every rater answered 2: all wrong."""
-    votes = pd.read_csv(SHARED / "cases" / "gold-tolerance" / "acr5_gold_votes.csv")
+    votes = frames.read_table(SHARED / "cases" / "gold-tolerance" / "acr5_gold_votes.csv")
     result = screen(votes, only("gold"))
     t = result.raters.set_index("rater")
     assert (t["gold_accuracy"] == 0.0).all() and (t["n_gold"] == 1).all()
@@ -433,7 +453,7 @@ def _pc5_gold(tolerance, answer: int) -> pd.DataFrame:
         rows.append({"rater": rater, "trial": 2, "content": "gold", "cond_a": "SRC", "cond_b": "BAD", "pref": value,
                      "gold_expected": 2, "gold_tolerance": tolerance})
     df = pd.DataFrame(rows)
-    df["study"], df["session"], df["scale"], df["reason"], df["shown_left"] = "s", df["rater"] + "-1", "pc5", None, "a"
+    df["study"], df["session"], df["method"], df["reason"], df["shown_left"] = "s", df["rater"] + "-1", "pc5", None, "a"
     df["repeat_of"], df["answered_at"], df["watch_ms"], df["stalls"] = None, None, 10_000, 0
     return df
 
@@ -477,7 +497,7 @@ def test_honest_raters_case_keeps_every_rater():
     A typical rater of this panel needs ~73 votes to pass the agreement test with probability
     0.999, so with 56 nobody is judged on agreement, and the result says so.
     """
-    votes = pd.read_csv(SHARED / "cases" / "honest-raters-screened-out" / "votes.csv")
+    votes = frames.read_table(SHARED / "cases" / "honest-raters-screened-out" / "votes.csv")
     result = screen(votes)
     assert result.dropped == [] and len(result.kept) == 30
     assert 56 < result.agreement_min_n["bt_agreement"] < 100
@@ -498,7 +518,7 @@ def _clickers(n_raters: int, n_votes: int, pairs: pd.DataFrame, seed: int) -> pd
 
 
 def test_clickers_in_the_honest_case_design_are_caught_once_they_give_enough_votes():
-    votes = pd.read_csv(SHARED / "cases" / "honest-raters-screened-out" / "votes.csv")
+    votes = frames.read_table(SHARED / "cases" / "honest-raters-screened-out" / "votes.csv")
     clickers = _clickers(4, 150, votes, seed=3)
     result = screen(pd.concat([votes, clickers], ignore_index=True))
     assert set(result.dropped) == set(clickers["rater"]) == set(result.dropped_by("bt_agreement"))
@@ -507,7 +527,7 @@ def test_clickers_in_the_honest_case_design_are_caught_once_they_give_enough_vot
 
 
 def test_tie_only_rater_with_enough_votes_shows_no_agreement():
-    votes = pd.read_csv(SHARED / "cases" / "honest-raters-screened-out" / "votes.csv")
+    votes = frames.read_table(SHARED / "cases" / "honest-raters-screened-out" / "votes.csv")
     ties = _clickers(1, 150, votes, seed=4).assign(pref=0)
     t = screen(pd.concat([votes, ties], ignore_index=True)).raters.set_index("rater")
     assert t.loc["click0", "bt_p"] == 1.0 and t.loc["click0", "dropped_by"] == "bt_agreement"
@@ -516,7 +536,7 @@ def test_tie_only_rater_with_enough_votes_shows_no_agreement():
 def test_leave_one_out_is_exact_for_small_panels_and_one_step_for_large(monkeypatch):
     votes, _ = planted_panel()
     exact = screen(votes).raters.set_index("rater")
-    monkeypatch.setattr(screening, "EXACT_LOO_MAX_RATERS", 0)
+    monkeypatch.setattr(screening.agreement, "EXACT_LOO_MAX_RATERS", 0)
     approx = screen(votes).raters.set_index("rater")
     np.testing.assert_allclose(approx["bt_p"], exact["bt_p"], rtol=0.05, atol=1e-4)
     assert (approx["bt_agreement"] == exact["bt_agreement"]).all()
@@ -525,9 +545,9 @@ def test_leave_one_out_is_exact_for_small_panels_and_one_step_for_large(monkeypa
 def test_reference_fit_is_bradley_terry_with_ties_as_half_wins():
     from analysis import bradley_terry
 
-    votes = pd.read_csv(SHARED / "cases" / "honest-raters-screened-out" / "votes.csv")
-    v = screening._pairwise_votes(main_votes(votes))
-    ours = screening._bt_fit(*screening._pair_counts(v), v.n_conditions)
+    votes = frames.read_table(SHARED / "cases" / "honest-raters-screened-out" / "votes.csv")
+    v = screening.agreement._pairwise_votes(main_votes(votes))
+    ours = screening.agreement._bt_fit(*screening.agreement._pair_counts(v), v.n_conditions)
     conds = pd.factorize(pd.concat([votes["cond_a"], votes["cond_b"]], ignore_index=True))[1]
     ref = bradley_terry.fit(votes, ties="split", ci="none").to_frame().set_index("condition")["score"]
     # The weak ridge (a N(0, 10) prior) moves scores by far less than their standard errors (~0.1).
@@ -577,7 +597,8 @@ def test_simulated_pairwise_panels_keep_honest_raters_and_catch_clickers():
     probability 0.999, and with 30 no rule can tell a clicker from an attentive rater whose
     discrimination is a little below the panel's (benchmarks/screening_rates.py: untested).
     """
-    sims = (simulate_pairwise(12, 20, 30 * 120, 30, score_sd=2.0, spammer_fraction=0.1, seed=seed, **PAIRWISE_HET)
+    sims = (simulate_pairwise(PairwiseTruth(12, score_sd=2.0), PairwisePanel(30, spammer_fraction=0.1, **PAIRWISE_HET),
+                              PairwiseDesign(20, 30 * 120), seed=seed)
             for seed in range(20))
     honest_dropped, caught, by_agreement, clickers = _rates(sims, "bt_agreement")
     assert clickers == 60
@@ -586,7 +607,8 @@ def test_simulated_pairwise_panels_keep_honest_raters_and_catch_clickers():
 
 def test_simulated_ratings_panels_keep_honest_raters_and_catch_clickers():
     """12 conditions × 4 contents rated by all 24 raters (48 scores each), 3 uniform clickers, 20 panels."""
-    sims = (simulate_ratings(12, 4, 24, condition_sd=1.0, spammer_fraction=0.125, seed=seed, **RATINGS_HET)
+    sims = (simulate_ratings(RatingsTruth(12, condition_sd=1.0),
+                             RatingsPanel(24, spammer_fraction=0.125, **RATINGS_HET), RatingsDesign(4), seed=seed)
             for seed in range(20))
     honest_dropped, caught, by_agreement, clickers = _rates(sims, "loo_corr")
     assert clickers == 60
@@ -597,9 +619,11 @@ def test_simulated_ratings_panels_keep_honest_raters_and_catch_clickers():
 @pytest.mark.parametrize("scale", ["acr5", "slider100"])
 def test_simulated_ratings_with_strong_rater_differences(scale):
     unit = 25.0 if scale == "slider100" else 1.0
-    sims = (simulate_ratings(12, 4, 24, scale=scale, condition_sd=unit, rater_bias_sd=0.7 * unit,
-                             rater_inconsistency=0.6 * unit, rater_inconsistency_cv=0.3, rater_scale_sd=0.3,
-                             spammer_fraction=0.125, seed=seed) for seed in range(40))
+    sims = (simulate_ratings(RatingsTruth(12, condition_sd=unit),
+                             RatingsPanel(24, rater_bias_sd=0.7 * unit, rater_inconsistency=0.6 * unit,
+                                          rater_inconsistency_cv=0.3, rater_scale_sd=0.3, spammer_fraction=0.125),
+                             RatingsDesign(4, method=scale),
+                             seed=seed) for seed in range(40))
     honest_dropped, caught, by_agreement, _ = _rates(sims, "loo_corr")
     assert honest_dropped <= 0.02 and caught >= 0.9 and by_agreement >= 0.85
 
@@ -616,7 +640,7 @@ def read_real_ratings(name: str) -> pd.DataFrame:
     path = SHARED / "data" / "real-ratings" / name / "ratings.csv"
     if not path.exists():
         pytest.skip(f"{path} not found")
-    return datasets.read_ratings_csv(path, scale="acr5", study=name,
+    return datasets.read_ratings_csv(path, method="acr5", study=name,
                                      cond="stimulus" if name == "nflx-public" else "condition")
 
 

@@ -22,7 +22,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from study_app import create_app, db, migrate
-from study_app.demo import demo_manifest
+from study_app.demo.builder import demo_manifest
 from study_app.media import token_for
 from study_app.models import Stimulus
 from tests.rater_support import SMALL_SESSION, make_study
@@ -229,7 +229,7 @@ def test_killed_master_takes_its_workers_and_a_new_serve_starts(own_server: Serv
 
 def test_serve_and_demo_run_gthread_workers(app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[list[str]] = []
-    monkeypatch.setattr("study_app.cli.os.execv", lambda path, args: calls.append(args))
+    monkeypatch.setattr("study_app.cli.study.os.execv", lambda path, args: calls.append(args))
     runner = app.test_cli_runner()
     assert runner.invoke(args=["serve", "--port", "8123", "--threads", "12", "--pid", str(tmp_path / "x.pid")]
                          ).exit_code == 0
@@ -247,7 +247,7 @@ def test_serve_and_demo_run_gthread_workers(app: Flask, monkeypatch: pytest.Monk
 
 def test_a_stale_or_garbage_pid_file_is_replaced(app: Flask, monkeypatch: pytest.MonkeyPatch,
                                                   tmp_path: Path) -> None:
-    monkeypatch.setattr("study_app.cli.os.execv", lambda path, args: None)
+    monkeypatch.setattr("study_app.cli.study.os.execv", lambda path, args: None)
     pidfile = tmp_path / "p.pid"
     dead = subprocess.Popen(["true"])
     dead.wait()

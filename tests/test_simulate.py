@@ -4,11 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import frames, simulate
+from analysis import frames, methods, simulate
+from analysis.simulate import PairwiseDesign, PairwisePanel, PairwiseTruth, RatingsDesign, RatingsPanel, RatingsTruth
 
 
 def test_pairwise_frame_is_valid_and_named():
-    sim = simulate.simulate_pairwise(12, 30, 3000, 40, repeats_per_rater=3, gold_per_rater=2, seed=1)
+    sim = simulate.simulate_pairwise(PairwiseTruth(12),
+                                     PairwisePanel(40),
+                                     PairwiseDesign(30, 3000, repeats_per_rater=3, gold_per_rater=2),
+                                     seed=1)
     v = sim.votes
     frames.validate(v, "pairwise")
     assert len(v) == 3000 + 40 * 3 + 40 * 2
@@ -24,13 +28,16 @@ def test_pairwise_frame_is_valid_and_named():
 
 
 def test_same_seed_same_study():
-    a = simulate.simulate_pairwise(5, 5, 500, 10, seed=7).votes
-    b = simulate.simulate_pairwise(5, 5, 500, 10, seed=7).votes
+    a = simulate.simulate_pairwise(PairwiseTruth(5), PairwisePanel(10), PairwiseDesign(5, 500), seed=7).votes
+    b = simulate.simulate_pairwise(PairwiseTruth(5), PairwisePanel(10), PairwiseDesign(5, 500), seed=7).votes
     pd.testing.assert_frame_equal(a, b)
 
 
 def test_repeats_follow_their_first_showing_with_sides_swapped():
-    v = simulate.simulate_pairwise(6, 10, 2000, 20, repeats_per_rater=4, seed=2).votes
+    v = simulate.simulate_pairwise(PairwiseTruth(6),
+                                   PairwisePanel(20),
+                                   PairwiseDesign(10, 2000, repeats_per_rater=4),
+                                   seed=2).votes
     reps = v[v["repeat_of"].notna()]
     assert len(reps) == 80
     firsts = v.set_index(["session", "trial"])
@@ -42,7 +49,10 @@ def test_repeats_follow_their_first_showing_with_sides_swapped():
 
 
 def test_gold_rows_and_honest_raters_pass_them():
-    v = simulate.simulate_pairwise(4, 5, 400, 10, gold_per_rater=5, gold_slip=0.0, seed=3).votes
+    v = simulate.simulate_pairwise(PairwiseTruth(4),
+                                   PairwisePanel(10, gold_slip=0.0),
+                                   PairwiseDesign(5, 400, gold_per_rater=5),
+                                   seed=3).votes
     gold = v[v["gold_expected"].notna()]
     assert len(gold) == 50
     assert set(gold["cond_a"]) == {simulate.GOLD_REFERENCE}
@@ -50,38 +60,59 @@ def test_gold_rows_and_honest_raters_pass_them():
 
 
 def test_scales_ties_and_position_bias():
-    v = simulate.simulate_pairwise(4, 5, 4000, 10, scale="2afc", tie_rate=0.0, seed=4).votes
+    v = simulate.simulate_pairwise(PairwiseTruth(4, tie_rate=0.0),
+                                   PairwisePanel(10),
+                                   PairwiseDesign(5, 4000, method="2afc"),
+                                   seed=4).votes
     assert set(v["pref"]) == {-1, 1}
     with pytest.raises(ValueError, match="no 'no preference'"):
-        simulate.simulate_pairwise(4, 5, 100, 10, scale="2afc", tie_rate=0.2)
-    eq = simulate.simulate_pairwise(4, 5, 40_000, 10, tie_rate=0.3, true_scores=np.zeros(4), seed=5).votes
+        simulate.simulate_pairwise(PairwiseTruth(4, tie_rate=0.2),
+                                   PairwisePanel(10),
+                                   PairwiseDesign(5, 100, method="2afc"))
+    eq = simulate.simulate_pairwise(PairwiseTruth(4, true_scores=np.zeros(4), tie_rate=0.3),
+                                    PairwisePanel(10),
+                                    PairwiseDesign(5, 40_000),
+                                    seed=5).votes
     assert (eq["pref"] == 0).mean() == pytest.approx(0.3, abs=0.01)
-    ccr = simulate.simulate_pairwise(4, 5, 5000, 10, scale="ccr7", seed=5).votes
+    ccr = simulate.simulate_pairwise(PairwiseTruth(4),
+                                     PairwisePanel(10),
+                                     PairwiseDesign(5, 5000, method="ccr7"),
+                                     seed=5).votes
     assert set(ccr["pref"]) == set(range(-3, 4))
-    biased = simulate.simulate_pairwise(
-        4, 5, 20_000, 10, scale="2afc", tie_rate=0, position_bias=1.0, true_scores=np.zeros(4), seed=6
-    ).votes
+    biased = simulate.simulate_pairwise(PairwiseTruth(4, true_scores=np.zeros(4), tie_rate=0),
+                                        PairwisePanel(10, position_bias=1.0),
+                                        PairwiseDesign(5, 20_000, method="2afc"),
+                                        seed=6).votes
     left_won = np.where(biased["shown_left"] == "a", biased["pref"] > 0, biased["pref"] < 0)
     assert left_won.mean() == pytest.approx(1 / (1 + np.exp(-1.0)), abs=0.015)
 
 
 def test_spammers_and_thurstone():
-    sim = simulate.simulate_pairwise(4, 5, 2000, 20, spammer_fraction=0.25, spammer_style="left", seed=8)
+    sim = simulate.simulate_pairwise(PairwiseTruth(4),
+                                     PairwisePanel(20, spammer_fraction=0.25, spammer_style="left"),
+                                     PairwiseDesign(5, 2000),
+                                     seed=8)
     assert sim.raters["spammer"].sum() == 5
     spam = sim.votes[sim.votes["rater"].isin(sim.raters.loc[sim.raters["spammer"], "rater"])]
     assert (np.where(spam["shown_left"] == "a", spam["pref"], -spam["pref"]) == 2).all()
     assert (spam["answer_ms"].median()) < 1000
-    th = simulate.simulate_pairwise(4, 5, 500, 5, model="thurstone", seed=9)
+    th = simulate.simulate_pairwise(PairwiseTruth(4, model="thurstone"),
+                                    PairwisePanel(5),
+                                    PairwiseDesign(5, 500),
+                                    seed=9)
     frames.validate(th.votes)
 
 
 @pytest.mark.parametrize("scale", ["acr5", "acr-hr", "dcr5", "slider100"])
 def test_ratings_frame_is_valid(scale):
-    sim = simulate.simulate_ratings(6, 8, 10, scale=scale, repeats_per_rater=2, gold_per_rater=2, seed=1)
+    sim = simulate.simulate_ratings(RatingsTruth(6),
+                                    RatingsPanel(10),
+                                    RatingsDesign(8, method=scale, repeats_per_rater=2, gold_per_rater=2),
+                                    seed=1)
     v = frames.validate(sim.votes, "ratings")
     n_cond = 6 + (scale == "acr-hr")
     assert len(v) == 10 * 8 * n_cond + 10 * 2 + 10 * 2
-    sc = frames.SCALES[scale]
+    sc = methods.METHODS[scale]
     assert v["score"].between(sc.low, sc.high).all()
     assert set(sim.truth.columns) == {"condition", "score", "quality"}
     assert sim.truth["score"].mean() == pytest.approx(0.0, abs=1e-12)
@@ -93,9 +124,10 @@ def test_ratings_frame_is_valid(scale):
 
 
 def test_ratings_follow_the_subject_model():
-    sim = simulate.simulate_ratings(
-        4, 50, 40, scale="slider100", rater_bias_sd=10.0, rater_inconsistency=5.0, seed=3
-    )
+    sim = simulate.simulate_ratings(RatingsTruth(4),
+                                    RatingsPanel(40, rater_bias_sd=10.0, rater_inconsistency=5.0),
+                                    RatingsDesign(50, method="slider100"),
+                                    seed=3)
     v = sim.votes
     main = v[v["gold_expected"].isna()]
     got = main.groupby("rater")["score"].mean() - main["score"].mean()
@@ -105,9 +137,9 @@ def test_ratings_follow_the_subject_model():
 
 
 def test_ratings_sparse_design_and_bad_arguments():
-    sim = simulate.simulate_ratings(5, 10, 20, n_votes=300, seed=2)
+    sim = simulate.simulate_ratings(RatingsTruth(5), RatingsPanel(20), RatingsDesign(10, n_votes=300), seed=2)
     assert len(sim.votes) == 300
     with pytest.raises(ValueError):
-        simulate.simulate_ratings(scale="pc5")
+        simulate.simulate_ratings(design=RatingsDesign(method="pc5"))
     with pytest.raises(ValueError):
-        simulate.simulate_pairwise(scale="acr5")
+        simulate.simulate_pairwise(design=PairwiseDesign(method="acr5"))

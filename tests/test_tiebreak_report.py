@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from analysis import cli, report, screening, simulate
-from analysis.objective.tiebreak import make_tiebreaker
+from analysis import report, screening, simulate
+from analysis.objective import make_tiebreaker
+from analysis.simulate import PairwiseDesign, PairwisePanel, PairwiseTruth
+from study_app.cli import analysis as cli
 
 DEMO = ["source", "enhanced", "noisy", "blurred", "dark", "compressed"]
 # noisy and blurred are equally good by construction; every other step is large.
@@ -22,7 +24,10 @@ NONE = screening.ScreeningRules.none()
 @pytest.fixture(scope="module")
 def tied_votes() -> pd.DataFrame:
     """Votes on the demo's 6 conditions × 4 contents that cannot separate noisy from blurred."""
-    sim = simulate.simulate_pairwise(6, 4, 3000, 30, true_scores=TRUTH, seed=11)
+    sim = simulate.simulate_pairwise(PairwiseTruth(6, true_scores=TRUTH),
+                                     PairwisePanel(30),
+                                     PairwiseDesign(4, 3000),
+                                     seed=11)
     votes = sim.votes.copy()
     to_demo = dict(zip(simulate.condition_names(6), DEMO, strict=True))
     to_content = {c: f"c{i}" for i, c in enumerate(sorted(votes["content"].unique()), 1)}
@@ -50,7 +55,7 @@ def _files(tmp_path, votes, demo_clips):
 def test_s_obj_tiebreak_summary_table_and_html(tied_votes):
     s_obj = {"source": 6.0, "enhanced": 5.0, "noisy": 1.0, "blurred": 2.0, "dark": 0.5, "compressed": 0.1}
     tb = make_tiebreaker(None, s_obj=s_obj)
-    res = report.analyze(tied_votes, bootstrap=0, screening_rules=NONE, tiebreak=tb)
+    res = report.analyze(tied_votes, report.AnalysisOptions(bootstrap=0, screening_rules=NONE, tiebreak=tb))
     groups = [g for g in res.groups if len(g) > 1]
     assert {"noisy", "blurred"} <= set(groups[0])
     table = res.ranking.table.set_index("condition")
@@ -81,17 +86,20 @@ def test_plain_callable_and_inputs_without_votes():
         def __call__(self, conditions):
             return {c: float(ord(c[-1])) for c in conditions}
 
-    sim = simulate.simulate_pairwise(3, 5, 300, 6, true_scores=[0.05, 0.0, -0.05], seed=2)
-    res = report.analyze(sim.votes, bootstrap=0, screening_rules=NONE, tiebreak=Fake())
+    sim = simulate.simulate_pairwise(PairwiseTruth(3, true_scores=[0.05, 0.0, -0.05]),
+                                     PairwisePanel(6),
+                                     PairwiseDesign(5, 300),
+                                     seed=2)
+    res = report.analyze(sim.votes, report.AnalysisOptions(bootstrap=0, screening_rules=NONE, tiebreak=Fake()))
     assert res.objective.status == "external tie-breaker"
     assert res.objective.agreement["srocc"] == pytest.approx(-1.0)             # the fake prefers C03
     assert len(res.objective.separated) == 2
     table = pd.DataFrame({"cond_a": ["A", "A", "B"], "cond_b": ["B", "C", "C"], "wins_a": [50, 50, 50],
                           "ties": [0, 0, 0], "wins_b": [50, 50, 50]})
-    res = report.analyze(table, tiebreak=Fake())
+    res = report.analyze(table, report.AnalysisOptions(tiebreak=Fake()))
     assert "pairwise_accuracy" not in res.objective.agreement                 # a pair table has no votes
     assert list(res.ranking.table["condition"]) == ["C", "B", "A"]
-    assert report.analyze(sim.votes, bootstrap=0, screening_rules=NONE).objective is None
+    assert report.analyze(sim.votes, report.AnalysisOptions(bootstrap=0, screening_rules=NONE)).objective is None
 
 
 def test_analyze_tiebreak_handcrafted_separates_the_tied_pair(runner, tmp_path, tied_votes, demo_clips):

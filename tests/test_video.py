@@ -1,4 +1,4 @@
-"""study_app.video.clean_copy: the same pictures, nothing else that tells conditions apart."""
+"""analysis.video.clean_copy: the same pictures, nothing else that tells conditions apart."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from study_app import clips, video
+from analysis import video
+from study_app.demo.clipset import make_clip
 
 SMALL = dict(width=320, height=180, seconds=1, fps=25)
 
@@ -44,7 +45,7 @@ def with_metadata(src: Path, dst: Path, title: str) -> Path:
 def compressed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An x264 clip of the demo's compressed condition with a title in the container."""
     folder = tmp_path_factory.mktemp("video")
-    clips.make_clip(folder / "plain.mp4", "c1", "compressed", **SMALL)
+    make_clip(folder / "plain.mp4", "c1", "compressed", **SMALL)
     return with_metadata(folder / "plain.mp4", folder / "c1-compressed-crf44.mp4", "c1 compressed crf 44")
 
 
@@ -66,7 +67,7 @@ def test_h264_copy_has_the_pictures_and_no_metadata(compressed: Path, tmp_path: 
 
 
 def test_copies_of_two_conditions_differ_only_in_pictures(compressed: Path, tmp_path: Path) -> None:
-    clips.make_clip(tmp_path / "source.mp4", "c1", "source", **SMALL)
+    make_clip(tmp_path / "source.mp4", "c1", "source", **SMALL)
     a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
     video.clean_copy(compressed, a)
     video.clean_copy(tmp_path / "source.mp4", b)
@@ -78,7 +79,7 @@ def test_copies_of_two_conditions_differ_only_in_pictures(compressed: Path, tmp_
 
 def test_vp9_webm_copy(tmp_path: Path) -> None:
     src = tmp_path / "c2.webm"
-    clips.make_clip(src, "c2", "noisy", codec="libvpx-vp9", **SMALL)
+    make_clip(src, "c2", "noisy", codec="libvpx-vp9", **SMALL)
     assert video.copy_suffix(src) == ".webm"
     out = tmp_path / "copy.webm"
     video.clean_copy(src, out)

@@ -45,9 +45,9 @@ ENTRY_POINT_GROUP = "panelrank.scorers"
 
 #: Built-in scorers, ``name -> "module:attribute"``; the same lines live in pyproject.toml.
 BUILTIN_SCORERS: dict[str, str] = {
-    "handcrafted": "analysis.objective.handcrafted:HandcraftedScorer",
-    "siamese-checkpoint": "analysis.objective.checkpoint:CheckpointScorer",
-    "command": "analysis.objective.command:CommandScorer",
+    "handcrafted": "analysis.objective.scorers.handcrafted:HandcraftedScorer",
+    "siamese-checkpoint": "analysis.objective.scorers.checkpoint:CheckpointScorer",
+    "command": "analysis.objective.scorers.command:CommandScorer",
 }
 
 StrPath = str | PathLike[str]
@@ -307,23 +307,43 @@ def combine_orders(ab: PairScore, ba: PairScore) -> PairScore:
 
 
 def p_sym(scorer: Scorer, path_a: StrPath, path_b: StrPath) -> float:
-    """``p_sym(A, B) = (p(A, B) + 1 - p(B, A)) / 2`` (PROTOCOL.md §4).
-
-    Parameters
-    ----------
-    scorer : Scorer
-    path_a, path_b : str or PathLike
-        The two stimuli.
-
-    Returns
-    -------
-    float
-        The order-independent probability that A is preferred.
-    """
+    """``p_sym(A, B) = (p(A, B) + 1 - p(B, A)) / 2`` (PROTOCOL.md §4): the order-independent
+    probability that A is preferred, the ``p`` of :func:`symmetric_compare`."""
     return symmetric_compare(scorer, path_a, path_b).p
 
 
 # --------------------------------------------------------------------------- registry
+
+
+def pair_json(scorer: Scorer, path_a: StrPath, path_b: StrPath) -> dict[str, Any]:
+    """One pair, both orders: ``p`` = p_sym(A, B), ``p_ab``, ``p_ba``, the averaged aux of A and B.
+
+    Parameters
+    ----------
+    scorer : Scorer
+        Compares the two files (called once in each order).
+    path_a, path_b : str or Path
+        The two stimuli.
+
+    Returns
+    -------
+    dict
+        ``a, b, scorer, version, calibrated, p, p_ab, p_ba, aux_a, aux_b`` (JSON-ready;
+        ``calibrated`` is ``None`` when the scorer does not say).
+
+    Raises
+    ------
+    ScorerError
+        Whatever the scorer raises for an unreadable pair.
+    """
+    ab = scorer.compare(path_a, path_b)
+    ba = scorer.compare(path_b, path_a)
+    sym = combine_orders(ab, ba)
+    return {
+        "a": str(path_a), "b": str(path_b), "scorer": scorer.name, "version": scorer.version,
+        "calibrated": getattr(scorer, "calibrated", None),
+        "p": sym.p, "p_ab": ab.p, "p_ba": ba.p, "aux_a": list(sym.aux_a), "aux_b": list(sym.aux_b),
+    }
 
 
 def _load_target(target: str) -> Callable[..., Any]:
@@ -489,6 +509,7 @@ __all__: Sequence[str] = (
     "get_scorer",
     "p_sym",
     "p_sym_value",
+    "pair_json",
     "pair_key",
     "scorer_factory",
     "scorer_from_config",

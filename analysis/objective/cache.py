@@ -14,14 +14,15 @@ is re-hashed, one that did not change is not.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import sqlite3
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -94,6 +95,8 @@ class ScoreCache:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / self.FILENAME
+        import sqlite3
+
         self._conn = sqlite3.connect(self.path, timeout=30.0)
         # WAL lets readers in other processes proceed while this one writes.
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -320,6 +323,7 @@ def _executor(workers: int, kind: Literal["process", "thread"]) -> Executor | No
     if kind == "thread":
         return ThreadPoolExecutor(max_workers=workers)
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     # "spawn": FFmpeg's decoder threads and torch do not survive fork() reliably.
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
@@ -604,78 +608,23 @@ def _pair_frame(
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
-@dataclass
-class CachedScorer:
-    """Wrap a scorer so every call goes through a :class:`ScoreCache` (same protocol)."""
+@contextlib.contextmanager
+def open_cache(directory: str | Path | None) -> Iterator[ScoreCache]:
+    """A :class:`ScoreCache` in ``directory``, or in a temporary one removed afterwards.
 
-    scorer: Scorer
-    cache: ScoreCache
+    Parameters
+    ----------
+    directory : str or Path, optional
+        Cache directory; ``None`` for a throw-away cache.
 
-    @property
-    def name(self) -> str:
-        """The wrapped scorer's name."""
-        return self.scorer.name
-
-    @property
-    def version(self) -> str:
-        """The wrapped scorer's version."""
-        return self.scorer.version
-
-    def _stimulus(self, path: StrPath) -> tuple[dict[str, float], tuple[float, ...]]:
-        sha = self.cache.sha256(path)
-        hit = self.cache.get_stimulus(sha, self.name, self.version)
-        if hit is None:
-            hit = (self.scorer.features(path), check_aux(self.scorer.aux(path)))
-            self.cache.put_stimulus(sha, self.name, self.version, hit[0], hit[1])
-        return hit
-
-    def features(self, path: StrPath) -> dict[str, float]:
-        """The wrapped scorer's features of one stimulus, cached with its aux.
-
-        Parameters
-        ----------
-        path : str or PathLike
-
-        Returns
-        -------
-        dict of str to float
-        """
-        return dict(self._stimulus(path)[0])
-
-    def aux(self, path: StrPath) -> tuple[float, ...]:
-        """The wrapped scorer's aux of one stimulus, cached with its features.
-
-        Parameters
-        ----------
-        path : str or PathLike
-
-        Returns
-        -------
-        tuple of float
-        """
-        return self._stimulus(path)[1]
-
-    def compare(self, path_a: StrPath, path_b: StrPath) -> PairScore:
-        """``compare(A, B)`` through the cache.
-
-        A scorer with ``compare_features`` is asked from the cached per-stimulus features;
-        any other scorer's ordered pair answer is cached as a whole.
-
-        Parameters
-        ----------
-        path_a, path_b : str or PathLike
-
-        Returns
-        -------
-        PairScore
-        """
-        if hasattr(self.scorer, "compare_features"):
-            fa, aa = self._stimulus(path_a)
-            fb, ab = self._stimulus(path_b)
-            return self.scorer.compare_features(fa, fb, aa, ab)
-        sha_a, sha_b = self.cache.sha256(path_a), self.cache.sha256(path_b)
-        hit = self.cache.get_pair(sha_a, sha_b, self.name, self.version)
-        if hit is None:
-            hit = self.scorer.compare(path_a, path_b)
-            self.cache.put_pair(sha_a, sha_b, self.name, self.version, hit)
-        return hit
+    Yields
+    ------
+    ScoreCache
+        Closed on exit.
+    """
+    if directory is not None:
+        with ScoreCache(directory) as cache:
+            yield cache
+        return
+    with tempfile.TemporaryDirectory(prefix="panelrank-scores-") as tmp, ScoreCache(tmp) as cache:
+        yield cache

@@ -19,17 +19,16 @@ CSV layouts (one file per condition, header row included):
 
 from __future__ import annotations
 
-import os
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import av
-import av.error
 import numpy as np
 import pandas as pd
 
+from analysis import video
 from analysis._files import atomic_write
 
 from .base import N_AUX, NOISE_AUX_INDEX, Scorer, ScorerError, StrPath
@@ -149,21 +148,20 @@ def video_rmse(output_path: StrPath, target_path: StrPath) -> float:
     """
     rmses: list[float] = []
     try:
-        with av.open(os.fspath(output_path)) as out_c, av.open(os.fspath(target_path)) as tgt_c:
-            out_frames = out_c.decode(out_c.streams.video[0])
-            tgt_frames = tgt_c.decode(tgt_c.streams.video[0])
-            for fo, ft in zip(out_frames, tgt_frames, strict=True):
-                a = fo.to_ndarray(format="rgb24")
-                b = ft.to_ndarray(format="rgb24")
-                if a.shape != b.shape:
-                    raise ScorerError(
-                        f"{output_path} is {a.shape[1]}x{a.shape[0]} but {target_path} is {b.shape[1]}x{b.shape[0]}"
-                    )
-                rmses.append(frame_rmse(a, b))
+        pairs = zip(video.iter_frames(output_path), video.iter_frames(target_path), strict=True)
+        for (_, fo), (_, ft) in pairs:
+            # FFmpeg's default RGB conversion, as the organisers' script reads frames.
+            a = fo.to_ndarray(format="rgb24")
+            b = ft.to_ndarray(format="rgb24")
+            if a.shape != b.shape:
+                raise ScorerError(
+                    f"{output_path} is {a.shape[1]}x{a.shape[0]} but {target_path} is {b.shape[1]}x{b.shape[0]}"
+                )
+            rmses.append(frame_rmse(a, b))
+    except video.VideoError as exc:
+        raise ScorerError(f"cannot decode {output_path} / {target_path}: {exc}") from exc
     except ValueError as exc:  # zip(strict=True): one clip ran out first
         raise ScorerError(f"{output_path} and {target_path} have different frame counts") from exc
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise ScorerError(f"cannot decode {output_path} / {target_path}: {exc}") from exc
     if not rmses:
         raise ScorerError(f"{output_path}: no frames")
     return float(np.mean(rmses))
@@ -470,3 +468,75 @@ def _read_layout(path: StrPath, columns: Sequence[str], what: str) -> pd.DataFra
     frame = pd.read_csv(path, dtype={"video_i": str})
     _check_columns(frame, columns, f"{what} CSV {path}")
     return frame
+
+
+def challenge_tables(
+    scorer: Scorer | None,
+    real: pd.DataFrame | None,
+    synth: pd.DataFrame | None,
+    *,
+    symmetric: bool = True,
+    cache: ScoreCache | None = None,
+    workers: int = 1,
+    progress: Any = None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], pd.DataFrame]:
+    """Per-condition CSV frames (``video_i, m_1..m_12`` and ``video_i, rmse``) and the S table.
+
+    Parameters
+    ----------
+    scorer : Scorer or None
+        Scores the real videos (output against input); needed when ``real`` has rows.
+    real : DataFrame or None
+        Rows ``condition, video, output_path, input_path`` (see
+        :func:`read_challenge_input`).
+    synth : DataFrame or None
+        Rows ``condition, video, output_path, target_path``.
+    symmetric : bool
+        Score real videos in both orders (p_sym) rather than one.
+    cache : ScoreCache, optional
+        Score cache.
+    workers : int
+        Processes scoring in parallel.
+    progress : callable, optional
+        Progress callback (see :func:`analysis.objective.cache.text_progress`).
+
+    Returns
+    -------
+    real_by_condition : dict of str to DataFrame
+        ``video_i, m_1..m_12`` per condition, sorted by condition.
+    synth_by_condition : dict of str to DataFrame
+        ``video_i, rmse`` per condition.
+    s_values : DataFrame
+        ``condition, s_real, s_synth, s_obj, n_real, n_synth`` (NaN where a set is absent).
+
+    Raises
+    ------
+    ScorerError
+        When a real video could not be scored.
+    """
+    real_frames: dict[str, pd.DataFrame] = {}
+    synth_frames: dict[str, pd.DataFrame] = {}
+    if real is not None and len(real):
+        assert scorer is not None
+        rows = real_rows(scorer, list(zip(real["video"], real["output_path"], real["input_path"],
+                                                    strict=True)),
+                                   symmetric=symmetric, cache=cache, workers=workers, progress=progress)
+        errors = real.assign(m_1=rows["m_1"].to_numpy())
+        if errors["m_1"].isna().any():
+            bad = errors.loc[errors["m_1"].isna(), ["condition", "video"]].head(3).values.tolist()
+            raise ScorerError(f"could not score real video(s) {bad}")
+        for cond, idx in real.groupby("condition", sort=True).groups.items():
+            real_frames[str(cond)] = rows.loc[idx].reset_index(drop=True)
+    if synth is not None and len(synth):
+        for cond, part in synth.groupby("condition", sort=True):
+            synth_frames[str(cond)] = synth_rows(
+                zip(part["video"], part["output_path"], part["target_path"], strict=True))
+    out = []
+    for cond in sorted(set(real_frames) | set(synth_frames)):
+        r, s = real_frames.get(cond), synth_frames.get(cond)
+        sr = s_real(r["m_1"], r[list(M_COLUMNS[1:])]) if r is not None else math.nan
+        ss = s_synth(s["rmse"]) if s is not None else math.nan
+        out.append({"condition": cond, "s_real": sr, "s_synth": ss, "s_obj": s_obj(sr, ss),
+                    "n_real": 0 if r is None else len(r), "n_synth": 0 if s is None else len(s)})
+    cols = ["condition", "s_real", "s_synth", "s_obj", "n_real", "n_synth"]
+    return real_frames, synth_frames, pd.DataFrame(out, columns=cols)

@@ -14,7 +14,7 @@ other conditions ``d`` in ``G``, of the mean over shared contents of
 never on the order the conditions are listed in. Alternatively, with ``s_obj=``, the
 condition's challenge score S_obj is returned as is.
 
-A :class:`~analysis.objective.head.CrossFitScorer` is asked ``for_pair(c, d)`` so each
+A :class:`~analysis.objective.scorers.head.CrossFitScorer` is asked ``for_pair(c, d)`` so each
 pair is judged by a head that never saw votes on that pair.
 """
 
@@ -26,56 +26,17 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis import frames
-
 from .base import Scorer, pair_key
-from .cache import ScoreCache, score_pairs
-
-
-def stimuli_frame(stimuli: pd.DataFrame | Mapping[tuple[str, str], Any]) -> pd.DataFrame:
-    """Normalise stimuli to a frame with columns ``content``, ``condition``, ``path``.
-
-    Accepts such a frame, or a mapping ``{(content, condition): path}``.
-
-    Parameters
-    ----------
-    stimuli : DataFrame or mapping
-        A frame with (at least) ``content, condition, path``, or
-        ``{(content, condition): path}``.
-
-    Returns
-    -------
-    DataFrame
-        Exactly ``content, condition, path``, all strings (a copy); ``content`` and
-        ``condition`` in Unicode NFC, as :func:`analysis.frames.validate` gives them.
-
-    Raises
-    ------
-    ValueError
-        When a column is missing or a (content, condition) repeats.
-    """
-    if isinstance(stimuli, pd.DataFrame):
-        missing = {"content", "condition", "path"} - set(stimuli.columns)
-        if missing:
-            raise ValueError(f"stimuli frame lacks column(s) {sorted(missing)}")
-        frame = stimuli.loc[:, ["content", "condition", "path"]].copy()
-    else:
-        frame = pd.DataFrame(
-            [(str(c), str(k), str(p)) for (c, k), p in stimuli.items()], columns=["content", "condition", "path"]
-        )
-    # Ids in NFC, as analysis.frames.validate gives the votes they are matched with.
-    frame["content"] = frames.normalize_ids(frame["content"].astype(str))
-    frame["condition"] = frames.normalize_ids(frame["condition"].astype(str))
-    frame["path"] = frame["path"].astype(str)
-    dup = frame.duplicated(["content", "condition"])
-    if dup.any():
-        raise ValueError(f"{int(dup.sum())} duplicate (content, condition) stimuli")
-    return frame
+from .cache import ScoreCache, score_pairs, score_stimuli
+from .inputs import stimuli_frame
+from .scorer_model import resolve_scorer
+from .scorers.cached import CachedScorer
 
 
 @dataclass
@@ -196,7 +157,7 @@ def make_tiebreaker(
     Parameters
     ----------
     scorer
-        Any scorer (or a :class:`~analysis.objective.head.CrossFitScorer`). May be None
+        Any scorer (or a :class:`~analysis.objective.scorers.head.CrossFitScorer`). May be None
         when ``s_obj`` is given.
     stimuli
         ``content, condition, path`` frame or ``{(content, condition): path}``.
@@ -271,3 +232,78 @@ def pairwise_agreement(pair_scores: pd.DataFrame, votes: pd.DataFrame) -> dict[s
         n += 1
         right += int((p > 0.5) == (r.pref > 0))
     return {"accuracy": right / n if n else math.nan, "n": n}
+
+
+def build_tiebreaker(
+    spec: str | Mapping[str, Any] | None,
+    *,
+    stimuli: pd.DataFrame | None,
+    s_obj: Mapping[str, float] | None = None,
+    options: Mapping[str, Any] | None = None,
+    cache: ScoreCache | None = None,
+    workers: int = 1,
+    progress: Any = None,
+) -> TieBreaker:
+    """The tie-breaker for :func:`analysis.report.analyze` from the CLI's inputs.
+
+    * ``spec`` a scorer name or ``{name, options}``: mean p_sym against the tie group;
+    * ``spec`` a model file from ``fit-scorer``: the same with the cross-fitted heads;
+    * ``s_obj`` given: the conditions' S_obj (the scorer, if any, only names it).
+
+    Every stimulus is scored up front (with a progress bar, in ``workers`` processes,
+    through ``cache``), so the report's objective score of every condition costs no
+    more decoding.
+
+    Parameters
+    ----------
+    spec : str, mapping or None
+        Scorer name, ``{name, options}`` or model file (may be None with ``s_obj``).
+    stimuli : DataFrame or None
+        ``content, condition, path`` of every stimulus (needed unless ``s_obj``).
+    s_obj : mapping, optional
+        ``{condition: S_obj}`` to break ties by.
+    options : mapping, optional
+        Extra scorer options (not with a model file).
+    cache : ScoreCache, optional
+        Score cache; without one nothing is scored up front.
+    workers : int
+        Parallel workers for scoring.
+    progress : callable or bool, optional
+        Progress callback of the up-front scoring.
+
+    Returns
+    -------
+    TieBreaker
+
+    Raises
+    ------
+    ValueError
+        Neither ``spec`` nor ``s_obj``, a scorer-based tie-breaker without stimulus
+        paths or with missing files, and any scorer problem.
+    """
+    if spec is None and s_obj is None:
+        raise ValueError("give a tie-breaker: a scorer name, a fitted model file, or S_obj values")
+    if s_obj is not None:
+        scorer = None
+        if spec is not None:
+            scorer, _ = resolve_scorer(spec, options)
+        return make_tiebreaker(scorer, s_obj=s_obj)
+    assert spec is not None
+    if stimuli is None or len(stimuli) == 0:
+        raise ValueError("--tiebreak needs the stimulus paths: give --stimuli stimuli.csv (columns content, "
+                         "condition, path), or --s-obj s_obj.csv to break ties by S_obj")
+    scorer, model = resolve_scorer(spec, options)
+    frame = stimuli_frame(stimuli)
+    missing = [p for p in frame["path"] if not Path(p).is_file()]
+    if missing:
+        raise ValueError(f"{len(missing)} stimulus file(s) not found, e.g. {missing[0]}")
+    if model is not None:
+        base = model.base_scorer()
+        if cache is not None:
+            # Features once per stimulus (in parallel); each fold head then reads them from the cache.
+            score_stimuli(base, frame["path"].tolist(), cache=cache, workers=workers, progress=progress)
+            base = CachedScorer(base, cache)
+        return make_tiebreaker(model.crossfit_scorer(base), frame)
+    if cache is not None and hasattr(scorer, "compare_features"):
+        score_stimuli(scorer, frame["path"].tolist(), cache=cache, workers=workers, progress=progress)
+    return make_tiebreaker(scorer, frame, cache=cache, workers=workers)

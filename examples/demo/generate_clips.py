@@ -1,7 +1,7 @@
 """Generate the demo's synthetic clips: ``<out>/<content>/<condition>.mp4``.
 
 4 contents (c1–c4) × 6 conditions (source, enhanced, noisy, blurred, dark,
-compressed) with a known quality order (see ``study_app.clips.EXPECTED_ORDER``).
+compressed) with a known quality order (see ``study_app.demo.conditions.EXPECTED_ORDER``).
 Clips that already exist and are valid are reused, so a rerun is cheap.
 
 Examples
@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 try:
-    from study_app import clips
+    from study_app.demo import clipset, conditions
 except ModuleNotFoundError:  # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from study_app import clips
+    from study_app.demo import clipset, conditions
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "clips"
 
@@ -54,8 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--conditions",
         nargs="+",
-        default=list(clips.DEMO_CONDITIONS),
-        choices=list(clips.DEMO_CONDITIONS),
+        default=list(conditions.DEMO_CONDITIONS),
+        choices=list(conditions.DEMO_CONDITIONS),
         help="conditions to generate (default: all)",
     )
     p.add_argument("--workers", type=int, default=2, help="parallel encoder processes (default: %(default)s)")
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     height = args.height or (180 if args.small else 720)
     seconds = args.seconds or (1.0 if args.small else 5.0)
     t0 = time.perf_counter()
-    paths = clips.generate_demo(
+    paths = clipset.generate_demo(
         args.out,
         width=width,
         height=height,
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         fps=args.fps,
         contents=tuple(args.contents),
         workers=args.workers,
-        conditions={name: clips.DEMO_CONDITIONS[name] for name in args.conditions},
+        conditions={name: conditions.DEMO_CONDITIONS[name] for name in args.conditions},
         codec=args.codec,
         force=args.force,
         verbose=not args.quiet,
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(paths)} clips ({width}x{height}, {seconds:g} s, {args.fps:g} fps) in {args.out} "
         f"[{time.perf_counter() - t0:.1f} s]"
     )
-    print("expected quality order (best → worst): " + " > ".join(clips.EXPECTED_ORDER))
+    print("expected quality order (best → worst): " + " > ".join(conditions.EXPECTED_ORDER))
     return 0
 
 

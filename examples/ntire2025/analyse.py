@@ -128,9 +128,9 @@ def analyse_table(path: str | Path, *, name: str | None = None, ties: str = "dav
     """
     nt = aggregate.read_ntire(path)
     pub = nt.published.assign(score=lambda d: _log_centred(d["vote"]))
-    res = report.analyze(nt.pairs[["cond_a", "cond_b", "n", "mean_pref"]], ties=ties, graded=graded,
-                         pair_table={"tie_share": tie_share, "strength": strength},
-                         published=pub[["condition", "score"]])
+    opts = report.AnalysisOptions(ties=ties, graded=graded, pair_table={"tie_share": tie_share, "strength": strength},
+                                  published=pub[["condition", "score"]])
+    res = report.analyze(nt.pairs[["cond_a", "cond_b", "n", "mean_pref"]], opts)
     table = res.ranking.table[["condition", "score", "ci_low", "ci_high", "group"]]
     comp = table.merge(pub[["condition", "name", "score"]].rename(columns={"score": "published"}), on="condition")
     comp = comp[["condition", "name", "score", "ci_low", "ci_high", "group", "published"]]
@@ -227,7 +227,7 @@ def spread_table(path: str | Path) -> pd.DataFrame:
         rows.append({"mapping": label, "ties": ties, "tie_share": tie_share, "strength": strength,
                      "graded": graded, **_fit_spread(pt, ties, pub), "clipped": pt.assumption["clipped"]})
     matched = moment_counts(nt.pairs)
-    pt = aggregate.from_pair_table(matched.drop(columns="tie_share"), scale="pc5")
+    pt = aggregate.from_pair_table(matched.drop(columns="tie_share"), method="pc5")
     tau = matched["tie_share"]
     for ties in ("davidson", "split"):
         rows.append({"mapping": f"{ties}, ties and strength matched to each pair's published sd (q = 0.5)",

@@ -19,6 +19,10 @@ const GAIN_PER_S = 5;
 const MAX_NUDGE = 0.25;
 // More than this apart (after a long wait for data): pause both, seek, start again together.
 const RESYNC_S = 0.5;
+// A playing player whose clock has stood still this long is stuck, whatever its readyState
+// says: a decoder starved of CPU can stop the clock for a few hundred ms without the element
+// reporting that it waits. The other player then waits for it rather than running on alone.
+const STUCK_MS = 100;
 // Below HAVE_FUTURE_DATA a playing video is waiting for data.
 const HAVE_FUTURE_DATA = 3;
 const HAVE_ENOUGH_DATA = 4;
@@ -226,6 +230,8 @@ export class Players {
 
   // Pause every player, put them all at time t, and wait until each can play through.
   async rewind(t) {
+    this.stuck = null;
+    this.movedAt = null;
     for (const v of this.videos) {
       v.pause();
       v.playbackRate = 1;
@@ -248,6 +254,8 @@ export class Players {
   keepInSync(run) {
     if (!this.active || run !== this.run) return;
     const [a, b] = this.videos;
+    const now = performance.now();
+    this.trackClocks(now);
     const waiting = this.videos.filter((v) => !v.ended && (v.seeking || v.readyState < HAVE_FUTURE_DATA));
     if (this.holding) {
       if (!waiting.length) this.release(run);
@@ -256,16 +264,43 @@ export class Players {
       this.holding = true;
       this.stalls += 1;
       this.videos.forEach((v) => { if (!v.ended) v.pause(); });
+    } else if (this.stuck) {
+      // The leader waits until the stuck player has caught up with it, not just until it moves:
+      // released earlier, the pair would play on a stall's length apart.
+      const { video, leader } = this.stuck;
+      if (!running(video) || video.currentTime >= leader.currentTime - DEADBAND_S) this.release(run);
     } else if (running(a) && running(b)) {
-      this.correct(a, b, run);
+      const stuck = this.videos.findIndex((_, i) => now - this.movedAt[i] > STUCK_MS);
+      if (stuck >= 0 && now - this.movedAt[1 - stuck] <= STUCK_MS) this.waitFor(stuck);
+      else this.correct(a, b, run);
     } else if (a.ended !== b.ended) {
       this.videos.forEach((v) => { v.playbackRate = 1; });
     }
     requestAnimationFrame(() => this.keepInSync(run));
   }
 
+  // When each player's clock last moved (a paused or ended player counts as moving: it is not stuck).
+  trackClocks(now) {
+    if (!this.clocks) this.clocks = this.videos.map(() => -1);
+    if (!this.movedAt) this.movedAt = this.videos.map(() => now);
+    this.videos.forEach((v, i) => {
+      if (v.currentTime !== this.clocks[i] || !running(v)) this.movedAt[i] = now;
+      this.clocks[i] = v.currentTime;
+    });
+  }
+
+  // Player i is stuck: pause the other (the leader) until i has caught up with it.
+  waitFor(i) {
+    const [video, leader] = [this.videos[i], this.videos[1 - i]];
+    this.stuck = { video, leader };
+    this.stalls += 1;
+    leader.pause();
+  }
+
   async release(run) {
     this.holding = false;
+    this.stuck = null;
+    this.movedAt = null; // a fresh start for the stuck-clock check: the held players stood still on purpose
     if (run !== this.run) return;
     await Promise.all(this.videos.filter((v) => !v.ended).map((v) => v.play().catch(() => {})));
   }
@@ -353,6 +388,9 @@ export class Players {
 
   teardown() {
     this.active = false;
+    this.stuck = null;
+    this.movedAt = null;
+    this.clocks = null;
     this.holding = false;
     this.run = (this.run || 0) + 1;
     for (const v of this.videos) {

@@ -22,7 +22,7 @@ const messages = { network: t("common.no_connection"), http: (status) => t("comm
 const AUTO_RETRY_MS = 10_000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const controls = new VoteControls($("stage-trial"), cfg.scale, cfg.reasons, t);
+const controls = new VoteControls($("stage-trial"), cfg.method, cfg.reasons, t);
 const players = new Players($("players"), $("stage-trial"), t, cfg.display, (ok) => onEnded(ok), onView);
 // The toggle view's switch (Space, or the button that also says which clip is showing: the
 // badge on the clip scrolls out of view while the rater answers).

@@ -3,14 +3,33 @@
 // centre (or from the current answer) and never wrap around, letter keys tick reasons, Enter
 // confirms. What is sent is exactly the answer highlighted on screen. Everything stays
 // disabled until the players report that every clip played to its end.
-const NEUTRAL = { pc5: 3, ccr7: 0 };
+//
+// Nothing here knows a test method by name: the server puts the method's registry entry
+// (analysis/methods.py, as JSON) in the page, with catalog keys for every word.
 const REASON_KEYS = "abcdefghij";
 // Replays the clips, at any time (not one of the reason letters).
 export const REPLAY_KEY = "r";
 
+// The answers of a method entry in display order: label, toggle-view label and shortcut key.
+function answerOptions(method, t) {
+  const options = method.labels.map(([value, key], i) => ({
+    value,
+    label: t(key),
+    // Best-first scales show their best answer first; its shortcut is still its value.
+    key: String(method.best_first ? value : i + 1),
+    // The toggle view shows one clip at a time: "left"/"right" become "A"/"B" (A is the clip a
+    // left-side answer refers to, so the stored value does not depend on the view).
+    label_ab: method.labels_ab.length ? t(method.labels_ab[i]) : undefined,
+  }));
+  return method.best_first ? options.reverse() : options;
+}
+
 export class VoteControls {
-  constructor(root, scale, reasons, t) {
-    this.scale = scale;
+  constructor(root, method, reasons, t) {
+    this.method = method;
+    this.answers = answerOptions(method, t);
+    this.question = t(method.question);
+    this.questionAb = method.question_ab ? t(method.question_ab) : null;
     this.reasons = reasons;
     this.t = t;
     this.form = root.querySelector("#vote-form");
@@ -20,7 +39,7 @@ export class VoteControls {
     this.status = root.querySelector("#vote-status");
     this.resolve = null;
     this.unlocked = false;
-    root.querySelector("#question").textContent = scale.question;
+    root.querySelector("#question").textContent = this.question;
     this.buildScale(root.querySelector("#scale-options"));
     this.buildReasons(root.querySelector("#reason-options"));
     this.form.addEventListener("submit", (e) => {
@@ -40,7 +59,7 @@ export class VoteControls {
 
   // The label of a screen value in the current view's words (left/right, or A/B).
   labelOf(value) {
-    const option = this.scale.options.find((o) => o.value === value);
+    const option = this.answers.find((o) => o.value === value);
     if (!option) return String(value);
     return this.toggleView && option.label_ab ? option.label_ab : option.label;
   }
@@ -49,9 +68,9 @@ export class VoteControls {
   setView(view) {
     const ab = view === "toggle";
     this.toggleView = ab; // Space switches A/B only there; elsewhere it keeps its usual meaning
-    if (this.scale.question_ab) this.questionEl.textContent = ab ? this.scale.question_ab : this.scale.question;
+    if (this.questionAb) this.questionEl.textContent = ab ? this.questionAb : this.question;
     (this.options || []).forEach((input, i) => {
-      const option = this.scale.options[i];
+      const option = this.answers[i];
       input.nextElementSibling.firstChild.textContent = ab && option.label_ab ? option.label_ab : option.label;
     });
   }
@@ -75,32 +94,33 @@ export class VoteControls {
   }
 
   buildScale(box) {
-    if (this.scale.method === "slider100") {
+    if (this.method.control === "slider") {
+      const [lowKey, highKey, labelKey, valueKey] = this.method.slider_keys;
       const row = document.createElement("div");
       row.className = "slider-row";
       const low = document.createElement("span");
-      low.textContent = this.t("scale.slider100.low");
+      low.textContent = this.t(lowKey);
       const high = document.createElement("span");
-      high.textContent = this.t("scale.slider100.high");
+      high.textContent = this.t(highKey);
       this.slider = document.createElement("input");
       this.slider.type = "range";
-      this.slider.min = "0";
-      this.slider.max = "100";
+      this.slider.min = String(this.method.screen_low);
+      this.slider.max = String(this.method.screen_high);
       this.slider.step = "1";
-      this.slider.value = "50";
+      this.slider.value = String(this.method.slider_start);
       this.slider.id = "slider";
-      this.slider.setAttribute("aria-label", this.t("scale.slider100.label"));
+      this.slider.setAttribute("aria-label", this.t(labelKey));
       this.sliderOut = document.createElement("output");
       this.sliderOut.setAttribute("for", "slider");
       this.slider.addEventListener("input", () => {
         this.touched = true;
-        this.sliderOut.textContent = this.t("scale.slider100.value", { v: this.slider.value });
+        this.sliderOut.textContent = this.t(valueKey, { v: this.slider.value });
       });
       row.append(low, this.slider, high, this.sliderOut);
       box.append(row);
       return;
     }
-    this.options = this.scale.options.map((o) => {
+    this.options = this.answers.map((o) => {
       const el = this.choice("answer", "radio", o.value, o.label, o.key);
       box.append(el);
       return el.querySelector("input");
@@ -158,7 +178,7 @@ export class VoteControls {
   }
 
   reasonsNeeded(value) {
-    return this.reasons.length > 0 && value !== null && value !== NEUTRAL[this.scale.method];
+    return this.reasons.length > 0 && value !== null && value !== this.method.neutral;
   }
 
   refresh() {
@@ -220,7 +240,8 @@ export class VoteControls {
   step(delta) {
     if (this.slider) {
       const from = Number(this.slider.value);
-      this.slider.value = String(Math.max(0, Math.min(100, from + delta)));
+      const { screen_low: lowest, screen_high: highest } = this.method;
+      this.slider.value = String(Math.max(lowest, Math.min(highest, from + delta)));
       this.slider.dispatchEvent(new Event("input"));
       this.slider.focus({ preventScroll: true });
       return;

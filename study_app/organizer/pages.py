@@ -1,4 +1,4 @@
-"""Per-study pages: upload a new study, the study's progress, its settings."""
+"""Study pages: the list of studies, upload a new study, its status, progress and settings."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response
@@ -15,9 +16,10 @@ from werkzeug.wrappers import Response
 from study_app import accounts
 from study_app.db import get_db
 from study_app.manifest import ManifestError, load
-from study_app.organizer import bp, me, own_study
+from study_app.models import STUDY_STATUSES, Study
+from study_app.organizer.common import bp, me, own_study, safe_next
 from study_app.progress import study_progress
-from study_app.studies import create_study
+from study_app.studies import create_study, study_counts
 
 UPLOADED_CSV = "stimuli.csv"
 
@@ -150,3 +152,29 @@ def _read_settings(form: Any) -> dict[str, Any]:
         abort(400, description="The completion URL must start with https:// or http://.")
     return {"name": name, "instructions": form.get("instructions") or "", "max_sessions_per_rater": cap,
             "completion_url": url}
+
+
+@bp.get("/")
+@accounts.login_required
+def studies() -> str:
+    db = get_db()
+    query = select(Study).order_by(Study.created_at.desc())
+    if me().role != "admin":
+        query = query.where(Study.organizer_id == me().id)
+    found = db.scalars(query).all()
+    counts = study_counts(db, found)
+    rows = [(s, counts[s.id]) for s in found]
+    return render_template("organizer/studies.html", rows=rows, me=me())
+
+
+@bp.post("/studies/<slug>/status")
+@accounts.login_required
+def set_status(slug: str) -> Response:
+    study = own_study(slug)
+    status = request.form.get("status", "")
+    if status not in STUDY_STATUSES:
+        abort(400, description=f"unknown status '{status}'; known: {', '.join(STUDY_STATUSES)}")
+    study.status = status
+    get_db().commit()
+    flash(f"Study '{slug}' is now {status}.", "info")
+    return redirect(safe_next(request.form.get("back"), url_for("organizer.study", slug=slug)))

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from study_app import accounts, livestats
 from study_app.db import get_db
 from study_app.models import Rater, Session, Study
-from study_app.organizer import _safe_next, bp, me, own_study
+from study_app.organizer.common import bp, me, own_study, safe_next
 
 DECISIONS = ("accept", "reject")
 
@@ -87,7 +87,7 @@ def decide(slug: str, rater_id: int) -> Response:
     rater.decision = None if decision == "auto" else decision
     get_db().commit()
     flash(f"Rater {rater.panel_id}: {decision}.", "info")
-    return redirect(_safe_next(request.form.get("back"), url_for("organizer.raters", slug=slug)))
+    return redirect(safe_next(request.form.get("back"), url_for("organizer.raters", slug=slug)))
 
 
 @bp.get("/studies/<slug>/approvals.csv")

@@ -16,7 +16,7 @@ from analysis import plots, report, screening
 from study_app import accounts, livestats
 from study_app.db import get_db
 from study_app.models import Study
-from study_app.organizer import bp, me, own_study
+from study_app.organizer.common import bp, me, own_study
 from study_app.organizer.quality import selected_rules
 
 TIE_MODELS = ("davidson", "rao-kupper", "split")
@@ -145,9 +145,7 @@ def export(slug: str, name: str) -> Response:
 
 def _send_screening(study: Study) -> Response:
     """raters.csv from the screening alone (what ``report.write_report`` writes as raters.csv)."""
-    frame = livestats.votes(get_db(), study)
-    rejected = livestats.rejected_raters(get_db(), study)
-    frame = frame[~frame["rater"].isin(rejected)] if rejected else frame
+    frame = livestats.accepted_votes(get_db(), study)
     if frame.empty:
         abort(409, description="No votes yet: there is nothing to analyse.")
     data = screening.screen(frame, livestats.rules_from(selected_rules())).raters.to_csv(index=False).encode()

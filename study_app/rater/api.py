@@ -20,11 +20,11 @@ from werkzeug.wrappers import Response as HTTPResponse
 from study_app.db import get_db
 from study_app.i18n import t
 from study_app.models import Rater, Response, Session, Study, Trial
-from study_app.rater import api_error as error
-from study_app.rater import bp, current, flow
-from study_app.rater import load_study as _load_study
+from study_app.rater import flow
+from study_app.rater.blueprint import api_error as error
+from study_app.rater.blueprint import bp, current
+from study_app.rater.blueprint import load_study as _load_study
 from study_app.rater.identity import Refusal
-from study_app.rater.scales import SCREEN_SCALES, label_of, on_scale, to_screen, to_value
 from study_app.schemas import CONTROL, BodyError, EnvironmentCheck, M, TrainingAnswer, TrainingDone, Vote, parse
 
 
@@ -152,9 +152,9 @@ def api_trial(slug: str) -> HTTPResponse:
 
 def _on_scale(study: Study, answer: int) -> int:
     """``answer`` when it is on the study's scale (the model made it a bounded whole number)."""
-    if not on_scale(study.method, answer):
-        s = SCREEN_SCALES[study.method]
-        raise ApiError(400, "api.off_scale", value=answer, low=s.low, high=s.high)
+    method = study.test_method
+    if not method.on_screen(answer):
+        raise ApiError(400, "api.off_scale", value=answer, low=method.screen_low, high=method.screen_high)
     return answer
 
 
@@ -200,7 +200,7 @@ def api_vote(slug: str) -> HTTPResponse:
     if trial is None:
         raise ApiError(404, "api.no_trial", trial=vote.trial)
     n, pending = flow.plan_state(db, sess)
-    value = to_value(study.method, vote.response, trial.a_left)
+    value = study.test_method.to_stored(vote.response, trial.a_left)
     stored = trial.response
     if stored is None and pending != trial.position:
         # The plan moved on after the trial was read: an identical vote sent at the same time may
@@ -252,12 +252,14 @@ def api_training(slug: str) -> HTTPResponse:
         raise ApiError(404, "api.no_training", item=data.item)
     answer = _on_scale(study, data.response)
     spec = training[data.item]
-    value = to_value(study.method, answer, True)
-    expected = to_screen(study.method, spec["expected"], True)
+    method = study.test_method
+    value = method.to_stored(answer, True)
+    expected = method.to_screen(spec["expected"], True)
+    label = method.label_key(expected)
     return jsonify({
         "correct": abs(value - spec["expected"]) <= (spec.get("tolerance") or 0),
         "expected": expected,
-        "expected_label": label_of(study.method, expected),
+        "expected_label": t(label) if label else str(expected),
         "feedback": spec.get("feedback"),
     })
 

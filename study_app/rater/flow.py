@@ -161,7 +161,8 @@ def clips_of(study: Study, a: Stimulus, b: Stimulus | None, reference: Stimulus 
 def layout_of(study: Study) -> str:
     if study.pairwise:
         return "pair"
-    return "sequence" if study.method == "dcr5" else "single"
+    # A shown reference plays before the processed clip (DCR).
+    return "sequence" if study.test_method.reference == "shown" else "single"
 
 
 def trial_payload(db: DBSession, study: Study, sess: Session, trial: Trial) -> dict[str, Any]:
@@ -179,7 +180,7 @@ def training_items(db: DBSession, study: Study) -> list[dict[str, Any]]:
     """The manifest's training items resolved to stimuli (condition A always on the left:
     feedback texts may say "the left clip …")."""
     items = []
-    reference_key = _reference_key(study) if study.method == "dcr5" else None
+    reference_key = _reference_key(study) if study.test_method.reference == "shown" else None
     for item in study.manifest.get("training") or []:
         a = _stimulus(db, study, item["content"], item["cond_a"])
         b = _stimulus(db, study, item["content"], item["cond_b"]) if item.get("cond_b") else None

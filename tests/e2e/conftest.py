@@ -13,7 +13,7 @@ import yaml
 from flask import Flask
 
 from study_app import create_app, migrate
-from study_app.demo import demo_manifest
+from study_app.demo.builder import demo_manifest
 from tests.live_server import serve
 from tests.rater_support import SMALL_SESSION, acr_overrides, make_study
 

@@ -22,7 +22,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from study_app import create_app, db
-from study_app.demo import SIMULATED_SLUG
+from study_app.demo.builder import SIMULATED_SLUG
 from study_app.models import Response, Session, Study, Trial
 from tests.e2e.rater_steps import UNLOCK_PROBE, answer, enter, practice, preload_and_start, trial_shown
 from tests.live_server import serve

@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from study_app import accounts, db
-from study_app.demo import fill_with_simulated_votes
+from study_app.demo.builder import fill_with_simulated_votes
 from study_app.manifest import load
 from study_app.models import Rater, Response, Session, Study, Trial
 from study_app.studies import create_study

@@ -19,7 +19,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from study_app import clips, db
+from study_app import db
+from study_app.demo.clipset import make_clip
 from study_app.export import votes_frame
 from study_app.models import Condition, Content, Session, Stimulus, Study
 from tests.e2e.rater_steps import (
@@ -198,7 +199,7 @@ def full_size(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> dic
     (``display: scaled``) and acr5."""
     root = tmp_path_factory.mktemp("full-size")
     for cond in ("source", "dark"):
-        clips.make_clip(root / f"{cond}.mp4", "c1", cond, width=1280, height=720, seconds=1, fps=25)
+        make_clip(root / f"{cond}.mp4", "c1", cond, width=1280, height=720, seconds=1, fps=25)
     manifest = root / "manifest.yaml"
     manifest.write_text(yaml.safe_dump({
         "name": "full-size clips", "slug": "full-pc5", "method": "pc5", "conditions": ["source", "dark"],

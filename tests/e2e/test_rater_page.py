@@ -20,7 +20,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from study_app import clips, db
+from study_app import db
+from study_app.demo.clipset import make_clip
 from study_app.export import votes_frame
 from study_app.models import Session, Study
 from tests.e2e.rater_steps import enter, enter_by_keyboard, preload_and_start, wait_state
@@ -156,7 +157,7 @@ def hd_study(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
         for cond in ("source", "dark"):
             path = root / content / f"{cond}.mp4"
             path.parent.mkdir(exist_ok=True)
-            clips.make_clip(path, content, cond, width=1280, height=720, seconds=3, fps=25)
+            make_clip(path, content, cond, width=1280, height=720, seconds=3, fps=25)
             stimuli.append({"content": content, "condition": cond, "path": str(path)})
     manifest = root / "manifest.yaml"
     manifest.write_text(yaml.safe_dump({

@@ -1,0 +1,5 @@
+"""The Jinja2 templates of the web app, installed as ``study_app.templates``.
+
+This file only makes the folder a package: pyproject.toml maps it into ``study_app``, and the
+import hook of an editable install finds a mapped folder only when it is a regular package.
+"""
