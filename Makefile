@@ -48,4 +48,4 @@ bench: $(VENV)/.installed-test
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) instance examples/demo/clips .pytest_cache
+	rm -rf $(VENV) instance examples/demo/clips study_app/demo/clips .pytest_cache

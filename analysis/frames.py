@@ -331,7 +331,9 @@ def _problems(df: pd.DataFrame, kind: Kind, raw: pd.DataFrame | None = None) -> 
     problems: list[str] = []
     missing = [c for c in columns_for(kind) if c not in df.columns]
     if missing:
-        problems.append(f"missing column(s): {', '.join(missing)}")
+        old = [f"'{o}' (now '{n}')" for o, n in RENAMED_COLUMNS.items() if n in missing and o in df.columns]
+        hint = f"; found the old name {', '.join(old)}: rename it, or read the file with read_votes" if old else ""
+        problems.append(f"missing column(s): {', '.join(missing)}{hint}")
     present = set(df.columns)
     for col in _REQUIRED_VALUES[kind]:
         if col in present:

@@ -30,7 +30,7 @@ KNOWN_KEYS = {
     "name", "slug", "method", "conditions", "contents", "stimuli", "design", "votes_per_pair",
     "votes_per_stimulus", "trials_per_session", "repeats_per_session", "gold", "gold_per_session",
     "training", "reasons", "panel", "max_sessions_per_rater", "instructions", "environment", "seed",
-    "language", "scorer", "display",
+    "language", "scorer", "display", "session_timeout_minutes",
 }
 # Durations of one content may differ by container rounding; more than this is a different cut.
 DURATION_TOLERANCE_S = 0.1
@@ -129,6 +129,7 @@ def validate(raw: dict[str, Any], source: Path, problems: Problems | None = None
     known = method in METHODS
     pairwise = known and METHODS[method].pairwise
     spec_kw = _design(raw, settings, pairwise, problems)
+    selection = _selection(raw, pairwise if known else None, problems)
     # Without a known method the shape of gold/training answers is unknown: only their
     # container is checked, so one wrong method does not turn into many gold problems.
     gold = _known_answer_items(raw.get("gold"), pairwise if known else None, problems, "gold")
@@ -159,6 +160,10 @@ def validate(raw: dict[str, Any], source: Path, problems: Problems | None = None
     settings["conditions"] = [{"id": c, "label": labels[c], "role": roles[c]} for c in conditions]
     settings["contents"] = list(contents)
     settings["gold"] = [vars(item) for _, item in gold]
+    if selection["vote_budget"] is None:
+        # The balanced design's total of main votes: what active selection must do better than.
+        selection["vote_budget"] = len(design.design_items(spec)) * spec.votes_per_item
+    settings.update(selection)
     return ValidatedManifest(source=source, settings=settings, spec=spec, labels=labels, stimuli=stimuli)
 
 
@@ -346,7 +351,7 @@ def _design(raw: dict[str, Any], settings: dict[str, Any], pairwise: bool,
     if pairs not in PAIR_DESIGNS:
         problems.add("design.pairs", f"unknown pair design '{pairs}'; known: {', '.join(PAIR_DESIGNS)}")
         pairs = "all_pairs"
-    for key in sorted(set(d) - {"pairs", "k"}):
+    for key in sorted(set(d) - {"pairs", "k", "selection", "vote_budget", "alpha"}):
         problems.add(f"design.{key}", "unknown field")
     k = d.get("k")
     if pairs == "random_k":
@@ -364,6 +369,35 @@ def _design(raw: dict[str, Any], settings: dict[str, Any], pairwise: bool,
         "gold_per_session": whole_number(raw, "gold_per_session", problems,
                                  default=1 if raw.get("gold") else 0, low=0, high=500),
     }
+
+
+SELECTIONS = ("balanced", "active")
+
+
+def _selection(raw: dict[str, Any], pairwise: bool | None, problems: Problems) -> dict[str, Any]:
+    """``design.selection``, ``design.vote_budget`` and ``design.alpha`` (the stopping rule's level).
+
+    ``pairwise`` is None when the method is unknown (then whether active selection applies is not judged).
+    """
+    d = raw.get("design")
+    d = d if isinstance(d, dict) else {}
+    selection = d.get("selection", "balanced")
+    if selection not in SELECTIONS:
+        problems.add("design.selection", f"unknown selection '{selection}'; known: {', '.join(SELECTIONS)}")
+        selection = "balanced"
+    if selection == "active" and pairwise is False:
+        problems.add("design.selection", "'active' needs a pairwise method (it chooses condition pairs)")
+    budget = None
+    if "vote_budget" in d:
+        if selection != "active":
+            problems.add("design.vote_budget", "only applies to design.selection: active")
+        else:
+            budget = whole_number(d, "vote_budget", problems, low=1, where="design.vote_budget")
+    alpha = d.get("alpha", 0.05)
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        problems.add("design.alpha", f"must be a number between 0 and 1 (exclusive), got {alpha!r}")
+        alpha = 0.05
+    return {"selection": selection, "vote_budget": budget, "alpha": float(alpha)}
 
 
 def _feedback(value: Any, items: list[tuple[int, design.GoldItem]]) -> list[str | None]:

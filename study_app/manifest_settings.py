@@ -8,6 +8,7 @@ sees all problems at once. The field reference lives in ``docs/manifest.md``.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,8 @@ def read_settings(raw: dict[str, Any], problems: Problems) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``name``, ``slug``, ``method``, ``seed``, ``max_sessions_per_rater``, ``instructions``,
+        ``name``, ``slug``, ``method``, ``seed``, ``max_sessions_per_rater``, ``session_timeout_minutes``,
+        ``instructions``,
         ``language``, ``display``, ``reasons``, ``panel``, ``environment`` and ``scorer``.
     """
     out: dict[str, Any] = {}
@@ -90,6 +92,7 @@ def read_settings(raw: dict[str, Any], problems: Problems) -> dict[str, Any]:
     out["method"] = method
     out["seed"] = whole_number(raw, "seed", problems, default=0, low=0, high=2**31 - 1)
     out["max_sessions_per_rater"] = whole_number(raw, "max_sessions_per_rater", problems, default=1, low=1)
+    out["session_timeout_minutes"] = _timeout(raw, problems)
     out["instructions"] = _text(raw, "instructions", problems, default="")
     out["language"] = _language(raw, problems)
     out["display"] = _display(raw, problems)
@@ -134,6 +137,15 @@ def _scorer(value: Any, problems: Problems) -> dict[str, Any] | None:
         problems.add("scorer.options", f"scorer '{name}' rejects its options: {exc}")
         return None
     return config
+
+
+def _timeout(raw: dict[str, Any], problems: Problems) -> float:
+    """``session_timeout_minutes``: a number > 0 (fractions allowed), default 60."""
+    value = raw.get("session_timeout_minutes", 60)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        problems.add("session_timeout_minutes", f"must be a number of minutes above 0, got {value!r}")
+        return 60.0
+    return float(value)
 
 
 def _slugify(name: str) -> str:

@@ -32,7 +32,9 @@ from analysis.methods import METHODS, TestMethod
 ROLES = ("reference", "baseline", "submission")
 STUDY_STATUSES = ("open", "paused", "closed")
 PANELS = ("prolific", "mturk", "none")
-SESSION_STATUSES = ("planned", "active", "completed", "screened_out", "abandoned")
+# ``planned``: sessions of a plan written ahead (studies from before on-demand assignment, simulated demo
+# studies); ``expired``: idle for the study's ``session_timeout_minutes``, its unanswered trials back in the pool.
+SESSION_STATUSES = ("planned", "active", "completed", "screened_out", "abandoned", "expired")
 TRIAL_KINDS = ("main", "repeat", "gold")
 ORGANIZER_ROLES = ("organizer", "admin")
 RATER_DECISIONS = ("accept", "reject")
@@ -157,6 +159,9 @@ class Study(Base):
     sessions: Mapped[list[Session]] = relationship(
         back_populates="study", cascade="all, delete-orphan", order_by="Session.index"
     )
+    items: Mapped[list[StudyItem]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", order_by="StudyItem.position"
+    )
 
     @property
     def test_method(self) -> TestMethod:
@@ -224,6 +229,34 @@ class Stimulus(Base):
     condition: Mapped[Condition] = relationship()
 
 
+class StudyItem(Base):
+    """One thing the study collects votes on: a (content, condition pair) or a stimulus.
+
+    ``target`` is the number of valid votes from distinct raters it needs (the design's
+    ``votes_per_pair`` / ``votes_per_stimulus``); sessions are built from the items that are
+    short of it when a rater arrives (:mod:`study_app.scheduling`). None for studies with
+    active selection, where the vote budget and the stopping rule decide instead.
+    ``stimulus_a`` is the first condition of the pair in design order; trials show it on either side.
+    """
+
+    __tablename__ = "study_item"
+    __table_args__ = (
+        UniqueConstraint("study_id", "position", name="uq_study_item_position"),
+        CheckConstraint("target IS NULL OR target >= 1", name="ck_study_item_target"),
+        CheckConstraint("stimulus_b_id IS NULL OR stimulus_b_id <> stimulus_a_id", name="ck_study_item_pair"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    stimulus_a_id: Mapped[int] = mapped_column(ForeignKey("stimulus.id", ondelete="CASCADE"))
+    stimulus_b_id: Mapped[int | None] = mapped_column(ForeignKey("stimulus.id", ondelete="CASCADE"))
+    reference_id: Mapped[int | None] = mapped_column(ForeignKey("stimulus.id", ondelete="CASCADE"))
+    target: Mapped[int | None] = mapped_column(Integer)
+
+    study: Mapped[Study] = relationship(back_populates="items")
+
+
 class Rater(Base):
     __tablename__ = "rater"
     __table_args__ = (
@@ -250,7 +283,7 @@ class Rater(Base):
 
 
 class Session(Base):
-    """One sitting of one rater. Planned sessions exist before any rater arrives."""
+    """One sitting of one rater, built when the rater starts it (:func:`study_app.scheduling.claim_session`)."""
 
     __tablename__ = "session"
     __table_args__ = (
@@ -272,6 +305,9 @@ class Session(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
     completion_code: Mapped[str | None] = mapped_column(String(64))
+    # The last sign of life (claim, screen check, practice, vote): the session expires after
+    # ``session_timeout_minutes`` without one. Written by the same conditional UPDATE that lets a vote in.
+    last_seen_at: Mapped[datetime | None] = mapped_column()
     panel_session_id: Mapped[str | None] = mapped_column(String(200))
     environment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -304,6 +340,9 @@ class Trial(Base):
     reference_id: Mapped[int | None] = mapped_column(ForeignKey("stimulus.id", ondelete="CASCADE"))
     a_left: Mapped[bool] = mapped_column(Boolean, default=True)
     repeat_of_id: Mapped[int | None] = mapped_column(ForeignKey("trial.id", ondelete="CASCADE"))
+    # The design item a main trial (and its repeats) asks about; a gold trial's when it is one, else None.
+    # (No ON DELETE: SQLite cannot add a column with one that reflects; a study's deletion removes both anyway.)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("study_item.id"), index=True)
     gold_expected: Mapped[int | None] = mapped_column(Integer)
     gold_tolerance: Mapped[int | None] = mapped_column(Integer)
 

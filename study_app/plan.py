@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from analysis.methods import METHODS
@@ -262,6 +262,59 @@ def _finish_session(index: int, d: _Draft, spec: DesignSpec, items: list[Item], 
             final_pos.append(len(trials))
             trials.append(_base_trial(len(trials), base[gap], spec, items, ref))
     return PlannedSession(index=index, trials=tuple(trials))
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One position of a session built on demand (:func:`arrange_session`).
+
+    ``index`` points into the caller's list of main or gold trials (a repeat: that of its
+    original); ``repeat_of`` is the original's position.
+    """
+
+    position: int
+    kind: TrialKind
+    index: int
+    a_left: bool
+    repeat_of: int | None = None
+
+
+def arrange_session(main: Sequence[bool], gold: Sequence[bool], repeats: int, pairwise: bool,
+                    rng: random.Random) -> list[Slot]:
+    """Order one session's trials as the plan does: main and gold shuffled together, repeats slotted in.
+
+    Parameters
+    ----------
+    main, gold
+        ``a_left`` of each main and each gold trial, in the caller's order.
+    repeats
+        Consistency repeats wanted (fewer when the session is too short for the gap of
+        :data:`REPEAT_GAP`).
+    pairwise
+        Repeats of pairs swap sides.
+    rng
+        Every random choice.
+
+    Returns
+    -------
+    list of Slot
+        In position order.
+    """
+    base: list[tuple[TrialKind, int, bool]] = [("main", i, left) for i, left in enumerate(main)]
+    base += [("gold", g, left) for g, left in enumerate(gold)]
+    rng.shuffle(base)
+    gaps = _place_repeats(base, repeats, rng)
+    slots: list[Slot] = []
+    final_pos: list[int] = []
+    for gap in range(len(base) + 1):
+        for orig in gaps.get(gap, ()):
+            first = slots[final_pos[orig]]
+            slots.append(Slot(len(slots), "repeat", first.index, first.a_left != pairwise, first.position))
+        if gap < len(base):
+            final_pos.append(len(slots))
+            kind, index, left = base[gap]
+            slots.append(Slot(len(slots), kind, index, left))
+    return slots
 
 
 def _place_repeats(base: list[tuple[TrialKind, int, bool]], wanted: int, rng: random.Random) -> dict[int, list[int]]:

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session as DBSession
-from sqlalchemy.orm import aliased
 
-from study_app.models import Condition, Content, Response, Session, Stimulus, Study, Trial, utcnow
+from study_app import livestats, scheduling
+from study_app.models import Response, Session, Study, Trial, utcnow
 
 #: An active session with no answer for this long is counted as abandoned.
 ABANDONED_AFTER = timedelta(minutes=60)
@@ -23,8 +23,10 @@ HIDDEN_FLAG_MS = 2000
 
 
 def study_progress(db: DBSession, study: Study, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the progress page shows, as plain JSON-ready data."""
+    """Everything the progress page shows, as plain JSON-ready data (idle sessions expire first)."""
     now = now or utcnow()
+    if scheduling.expire_idle(db, study, now):
+        db.commit()
     cells = _pair_cells(db, study) if study.pairwise else _stimulus_cells(db, study)
     votes = sum(c["votes"] for c in cells)
     target = sum(c["target"] for c in cells)
@@ -45,6 +47,26 @@ def study_progress(db: DBSession, study: Study, now: datetime | None = None) -> 
     }
 
 
+def stopping(db: DBSession, study: Study) -> dict[str, Any] | None:
+    """The stopping state of an active-selection study for the console; None for balanced studies.
+
+    ``done``, ``reason`` (``separated`` / ``budget`` / None), ``unresolved`` (adjacent pairs of the
+    current ranking not yet separated at the study's α, as condition keys), ``votes_used``, ``budget``,
+    ``votes_saved`` (budget − used when stopped by separation) and ``alpha``, as
+    :func:`analysis.active.stopping_state` gives them (valid votes only). Cached until the next vote.
+    """
+    if not scheduling.active_selection(study):
+        return None
+    fp = livestats.fingerprint(db, study)
+    rejected = livestats.rejected_raters(db, study)
+    state = livestats.cached(("stopping", study.id, *fp, rejected), lambda: scheduling.stopping_state(db, study))
+    keys = [c.key for c in study.conditions]
+    return {"done": bool(state.done), "reason": state.reason,
+            "unresolved": [[keys[i], keys[j]] for i, j in state.unresolved],
+            "votes_used": int(state.votes_used), "budget": state.budget, "votes_saved": state.votes_saved,
+            "alpha": float(study.manifest.get("alpha") or 0.05), "status": study.status}
+
+
 def _main_trials(study: Study) -> Select[tuple[()]]:
     return (
         select()
@@ -56,30 +78,29 @@ def _main_trials(study: Study) -> Select[tuple[()]]:
 
 
 def _pair_cells(db: DBSession, study: Study) -> list[dict[str, Any]]:
-    """Main votes per condition pair (summed over contents) against the planned number."""
-    sa, sb = aliased(Stimulus), aliased(Stimulus)
-    ca, cb = aliased(Condition), aliased(Condition)
-    query = (
-        _main_trials(study)
-        .join(sa, Trial.stimulus_a_id == sa.id).join(ca, sa.condition_id == ca.id)
-        .join(sb, Trial.stimulus_b_id == sb.id).join(cb, sb.condition_id == cb.id)
-        .add_columns(ca.key, cb.key, func.count(Trial.id), func.count(Response.id))
-        .group_by(ca.key, cb.key)
-    )
-    return [{"cond_a": a, "cond_b": b, "target": n, "votes": v} for a, b, n, v in db.execute(query)]
+    """Valid main votes per condition pair (summed over contents) against the items' targets.
+
+    Under active selection items have no target: a pair's target is then its votes plus those in flight.
+    """
+    keys = [c.key for c in study.conditions]
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for s in scheduling.item_states(db, study).values():
+        if s.cond_b is None:
+            continue
+        cell = cells.setdefault((keys[s.cond_a], keys[s.cond_b]),
+                                {"cond_a": keys[s.cond_a], "cond_b": keys[s.cond_b], "target": 0, "votes": 0})
+        cell["target"] += s.target if s.target is not None else s.counted
+        cell["votes"] += s.votes
+    return list(cells.values())
 
 
 def _stimulus_cells(db: DBSession, study: Study) -> list[dict[str, Any]]:
-    """Main votes per stimulus (content × condition) against the planned number."""
-    query = (
-        _main_trials(study)
-        .join(Stimulus, Trial.stimulus_a_id == Stimulus.id)
-        .join(Content, Stimulus.content_id == Content.id)
-        .join(Condition, Stimulus.condition_id == Condition.id)
-        .add_columns(Content.key, Condition.key, func.count(Trial.id), func.count(Response.id))
-        .group_by(Content.key, Condition.key)
-    )
-    return [{"content": c, "cond": k, "target": n, "votes": v} for c, k, n, v in db.execute(query)]
+    """Valid main votes per stimulus (content × condition) against its target."""
+    keys = [c.key for c in study.conditions]
+    contents = {c.id: c.key for c in study.contents}
+    return [{"content": contents[s.content], "cond": keys[s.cond_a], "votes": s.votes,
+             "target": s.target if s.target is not None else s.counted}
+            for s in scheduling.item_states(db, study).values()]
 
 
 def _sessions(db: DBSession, study: Study, now: datetime) -> dict[str, Any]:
@@ -94,7 +115,7 @@ def _sessions(db: DBSession, study: Study, now: datetime) -> dict[str, Any]:
         .outerjoin(last_answer, last_answer.c.session_id == Session.id)
         .where(Session.study_id == study.id)
     ).all()
-    counts = {"planned": 0, "active": 0, "completed": 0, "screened_out": 0, "abandoned": 0}
+    counts = {"planned": 0, "active": 0, "completed": 0, "screened_out": 0, "abandoned": 0, "expired": 0}
     durations = []
     for status, started, completed, last in rows:
         if status == "active" and (last or started or now) < now - ABANDONED_AFTER:

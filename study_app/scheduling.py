@@ -1,72 +1,70 @@
-"""Which session a rater gets: a pre-planned one they hold no item of, claimed safely under concurrency.
+"""Which trials a rater gets: a session built on demand from what the study needs most, safe under concurrency.
 
-Sessions are planned before anyone arrives (status ``planned``, no rater), each item's
-votes spread over several of them. A rater who comes back for another session must not
-judge an item they already judged or hold: that would be one person's opinion counted
-twice and one fewer distinct rater on that item. So a claim
+Nothing is planned ahead. A study holds its items (:class:`~study_app.models.StudyItem`: a
+content and condition pair, or a stimulus) with the number of valid votes each needs. When a
+rater starts a session, :func:`claim_session` builds it:
 
-1. orders the planned sessions by how many of their main items the rater already holds
-   (in any earlier session of this study), fewest first, then by index — a first-time
-   rater simply gets the lowest index, as always (:func:`preference`);
-2. claims the first one it can (below);
-3. swaps what still overlaps for main trials of other planned sessions, and, looking
-   ahead, items that the raters still to come could no longer all take (:func:`plan_swaps`).
-   A swap exchanges what two unclaimed trials show (both stimuli and the side, so every
-   item keeps its number of votes and its left/right balance; consistency repeats follow
-   their original); positions, gold and repeats stay where the plan put them.
+1. idle sessions of the study expire first (:func:`expire_idle`): a session with no sign of
+   life for ``session_timeout_minutes`` gets status ``expired``; its answered trials are kept,
+   its unanswered ones stop counting, so their items are short again;
+2. every item's *count* is its valid votes plus its trials in flight (main trials not yet
+   answered, in active sessions). A vote is valid when its rater is not screened out (at the
+   environment gate or by the live gold check, :func:`check_gold`) or rejected by an organizer,
+   or was accepted by one (:func:`valid_rater`): votes of screened-out raters stop counting,
+   so their items are collected again;
+3. balanced selection (the default) takes the items still short of their target, never one the
+   rater already judged or holds, fewest counted first (ties at random), at most
+   ``trials_per_session``. Each gets the side (A left or B left) its item has had less often;
+   active selection (``design.selection: active``) asks :func:`analysis.active.next_pairs` for
+   the condition pairs to compare, in-flight trials passed as pending, and takes for each pair
+   the content with the fewest counted trials on it that the rater has not judged;
+4. gold trials (``gold_per_session``, the least used first, never an item that is also one of the
+   session's main trials) and consistency repeats are added as the plan adds them
+   (:func:`study_app.plan.arrange_session`).
 
-Near the end of a tight study (as many raters as votes an item needs, plus one or two) a
-rater's last sessions can be left with nothing to swap with; then the least overlap is all
-there is. Assigning trials only when a rater arrives would lift that limit.
+Because only items short of their target are assigned, and an answered trial of a valid rater is
+never taken back, every item ends with exactly its target of valid votes, each from a different
+rater (a later organizer decision that re-admits a rejected rater can add votes beyond it).
 
-Several gunicorn workers may claim at the same instant, so a claim must never hand one
-session to two raters, and a swap may only touch sessions nobody else is claiming:
+Several gunicorn workers claim at the same time, so building a session is serialised per study:
 
-* PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` — concurrent claimers skip the row
-  another transaction is taking instead of queueing behind it. The sessions a swap takes
-  trials from are locked the same way (and re-read once locked); one that is locked
-  elsewhere is not swapped with. Only when every planned row is locked does a claimer wait
-  for a lock, since a row locked only as a swap partner stays planned.
-* SQLite (no row locks): a conditional ``UPDATE … WHERE status = 'planned'``; a
-  rowcount of 0 means someone else won the row, so order again and try the next one.
-  A successful claim holds the database's write lock until commit, so the swaps that
-  follow read and write with no other writer in between.
+* the claim first raises the rater's ``sessions_claimed`` with one conditional UPDATE
+  (``… WHERE sessions_claimed < cap``): the atomic cap, and the lock that makes a second claim of
+  the same rater (two tabs, a retried consent) wait and then resume the first one's session
+  (:class:`SessionHeld`); a partial unique index keeps one ``active`` session per rater;
+* then the study row is locked: ``SELECT … FOR UPDATE`` on PostgreSQL (each later statement of the
+  claim reads what the claims before it committed); on SQLite the rater UPDATE has already taken
+  the database's write lock, which no other writer gets before this claim commits.
 
-One rater may also claim twice at the same instant (two tabs, a retried consent). Before
-anything else a claim raises the rater's ``sessions_claimed`` with one conditional UPDATE
-(``… WHERE sessions_claimed < cap``): that UPDATE is the cap, atomic on both databases, and
-its lock (the row's on PostgreSQL, the write lock on SQLite) makes the second claim wait for
-the first to commit. The second then sees the first one's active session and hands it back
-(:class:`SessionHeld`) instead of claiming another. A partial unique index (one ``active``
-session per rater) keeps that true whatever else writes.
+A vote lands only through ``UPDATE session SET last_seen_at = now WHERE id = … AND status =
+'active'`` (:func:`touch`): a session that expired meanwhile refuses it (the rater is told it
+expired), and on PostgreSQL the expiry's ``UPDATE … WHERE last_seen_at < cutoff`` re-checks a row
+a vote has just touched, so a session is never expired under a vote.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
+import random
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import NoReturn
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import ModuleType
+from typing import Any, NoReturn
 
-from sqlalchemy import case, func, select, update
+import numpy as np
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import aliased
 
-from study_app.models import Rater, Session, Study, Trial, utcnow
+from study_app.models import Condition, Content, Rater, Response, Session, Stimulus, Study, StudyItem, Trial, utcnow
+from study_app.plan import arrange_session
 
-# Claim attempts before concluding the study is full (each loss means another rater won a row).
-_MAX_ATTEMPTS = 50
-# Planned sessions offered to one ``FOR UPDATE SKIP LOCKED`` query, in order of preference.
-_BATCH = 64
-# Cost of one item a rater would judge twice, against 1 for each vote the raters still to come could not all
-# cast: removing an overlap always wins.
-_OVERLAP = 1_000
-# How many of the best-ranked planned sessions a returning rater's claim tries its swaps on before choosing.
-_CONSIDER = 4
-
-#: An item in database terms: the stimulus ids of a trial, a pair sorted (so A/B order does not matter);
-#: ``(stimulus, None)`` for a single-stimulus trial.
-ItemKey = tuple[int, int | None]
+#: Default of the manifest's ``session_timeout_minutes``.
+DEFAULT_TIMEOUT_MINUTES = 60.0
+#: Default minimum share of correct gold answers (that of :class:`analysis.screening.ScreeningRules`).
+MIN_GOLD_ACCURACY = 0.8
+#: Active selection re-checks its stopping rule after every this many votes (a Bradley–Terry fit each time).
+STOP_CHECK_EVERY = 10
 
 
 def latest_session(db: DBSession, rater: Rater) -> Session | None:
@@ -77,7 +75,7 @@ def latest_session(db: DBSession, rater: Rater) -> Session | None:
 
 
 def sessions_taken(db: DBSession, rater: Rater) -> int:
-    """How many sessions this rater has claimed (the cap counts every one, finished or not)."""
+    """How many sessions this rater has claimed (the cap counts every one, finished, expired or not)."""
     return db.scalar(select(Rater.sessions_claimed).where(Rater.id == rater.id)) or 0
 
 
@@ -105,209 +103,185 @@ class SessionHeld(NoNewSession):
         self.session = session
 
 
-def planned_left(db: DBSession, study: Study) -> int:
-    return db.scalar(
-        select(func.count()).select_from(Session).where(Session.study_id == study.id, Session.status == "planned")
-    ) or 0
+# --------------------------------------------------------------------------- validity and expiry
 
 
-# --------------------------------------------------------------------------- the study as plain data
+def valid_rater() -> Any:
+    """SQL condition on :class:`Rater`: their votes count (accepted by an organizer, or neither rejected
+    nor screened out)."""
+    return or_(Rater.decision == "accept", and_(Rater.decision.is_(None), Rater.screen_out_reason.is_(None)))
 
 
-def item_key(stimulus_a: int, stimulus_b: int | None) -> ItemKey:
-    """The item a trial asks about, whichever condition is A."""
-    return (stimulus_a, None) if stimulus_b is None else (min(stimulus_a, stimulus_b), max(stimulus_a, stimulus_b))
+def is_out(rater: Rater) -> bool:
+    """:func:`valid_rater` in Python: the rater's votes do not count and they get no new session."""
+    return rater.decision == "reject" or (rater.decision is None and rater.screen_out_reason is not None)
+
+
+def timeout(study: Study) -> timedelta:
+    """How long a session may go without a sign of life (``session_timeout_minutes``)."""
+    return timedelta(minutes=float((study.manifest or {}).get("session_timeout_minutes") or DEFAULT_TIMEOUT_MINUTES))
+
+
+def _idle(study: Study, now: datetime) -> Any:
+    return func.coalesce(Session.last_seen_at, Session.started_at) < now - timeout(study)
+
+
+def expire_idle(db: DBSession, study: Study, now: datetime | None = None) -> int:
+    """Expire the study's active sessions idle for longer than its timeout; how many expired.
+
+    Reads first and writes only when something is due, so a rater's page view does not take
+    SQLite's write lock for nothing. The caller commits.
+    """
+    now = now or utcnow()
+    due_q = select(Session.id).where(Session.study_id == study.id, Session.status == "active", _idle(study, now))
+    if db.get_bind().dialect.name == "postgresql":
+        # Lock the rows first, in id order, skipping those another sweep or a vote (touch) holds: several sweeps
+        # updating overlapping sets of rows in whatever order the scan meets them deadlock each other.
+        due_q = due_q.order_by(Session.id).with_for_update(skip_locked=True)
+    due = db.scalars(due_q).all()
+    if not due:
+        return 0
+    result = db.execute(
+        update(Session)
+        .where(Session.id.in_(due), Session.status == "active", _idle(study, now))
+        .values(status="expired", completed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    for sess in db.identity_map.values():
+        if isinstance(sess, Session) and sess.id in due:
+            db.expire(sess, ["status", "completed_at"])
+    return result.rowcount
+
+
+def touch(db: DBSession, sess: Session) -> bool:
+    """Mark a sign of life of an active session; False when it is no longer active (expired meanwhile)."""
+    result = db.execute(
+        update(Session).where(Session.id == sess.id, Session.status == "active")
+        .values(last_seen_at=utcnow()).execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def check_gold(db: DBSession, study: Study, rater: Rater) -> bool:
+    """Screen ``rater`` out when their share of correct gold answers falls below the threshold; True if so.
+
+    Correct as :mod:`analysis.screening` counts it: ``|answer − expected| ≤ tolerance``
+    (stored values, the trial's own tolerance). Once out, the rater stays out (an organizer
+    may accept them on the raters page): their votes stop counting and their items are
+    collected again, so a later recovery must not add them back. The caller commits.
+    """
+    if rater.screen_out_reason is not None or rater.decision is not None:
+        return False
+    tolerance = func.coalesce(Trial.gold_tolerance, 1)
+    n, correct = db.execute(
+        select(func.count(Response.id),
+               func.count(case((func.abs(Response.value - Trial.gold_expected) <= tolerance, 1))))
+        .select_from(Trial).join(Response, Response.trial_id == Trial.id)
+        .join(Session, Trial.session_id == Session.id)
+        .where(Session.rater_id == rater.id, Trial.kind == "gold")
+    ).one()
+    threshold = float((study.manifest or {}).get("min_gold_accuracy") or MIN_GOLD_ACCURACY)
+    if not n or correct / n >= threshold:
+        return False
+    rater.screen_out_reason = f"failed the gold questions: {correct} of {n} correct (below {threshold:.0%})"
+    return True
+
+
+# --------------------------------------------------------------------------- what the study needs
 
 
 @dataclass
-class Snapshot:
-    """What a claim decides on: every session of a study with its movable and fixed items.
+class ItemState:
+    """One item as a claim sees it."""
 
-    ``main`` holds each session's main trials as (trial id, item) — the only trials a swap moves;
-    ``fixed`` the items of its gold trials (they stay, and no session may hold an item twice).
-    Repeats are left out: they show an item of their own session's main trials.
-    """
+    id: int
+    stimulus_a: int
+    stimulus_b: int | None
+    reference: int | None
+    target: int | None
+    cond_a: int  # condition position
+    cond_b: int | None
+    content: int
+    votes: int = 0  # valid votes
+    pending: int = 0  # trials in flight
+    left: int = 0  # of those, shown with A on the left
 
-    index: dict[int, int] = field(default_factory=dict)  # session id -> plan index
-    status: dict[int, str] = field(default_factory=dict)
-    rater: dict[int, int | None] = field(default_factory=dict)
-    main: dict[int, list[tuple[int, ItemKey]]] = field(default_factory=dict)
-    fixed: dict[int, set[ItemKey]] = field(default_factory=dict)
+    @property
+    def counted(self) -> int:
+        return self.votes + self.pending
 
-    def items(self, session_id: int) -> set[ItemKey]:
-        """Everything the session shows (main and gold)."""
-        return {item for _, item in self.main[session_id]} | self.fixed[session_id]
-
-    def held(self, rater_id: int, but: int | None = None) -> set[ItemKey]:
-        """Main items of every session ``rater_id`` holds (except session ``but``)."""
-        return {item for sid, r in self.rater.items() if r == rater_id and sid != but for _, item in self.main[sid]}
-
-    def planned(self) -> list[int]:
-        return sorted((sid for sid, s in self.status.items() if s == "planned"), key=self.index.__getitem__)
+    @property
+    def short(self) -> int:
+        return 0 if self.target is None else max(0, self.target - self.counted)
 
 
-def load_snapshot(db: DBSession, study: Study) -> Snapshot:
-    """Sessions and trials of ``study`` as they are now (two queries)."""
-    snap = Snapshot()
-    for sid, index, status, rater_id in db.execute(
-        select(Session.id, Session.index, Session.status, Session.rater_id).where(Session.study_id == study.id)
+def item_states(db: DBSession, study: Study) -> dict[int, ItemState]:
+    """Every item of the study with its valid votes, trials in flight and sides (two queries)."""
+    sa, sb = aliased(Stimulus), aliased(Stimulus)
+    ca, cb = aliased(Condition), aliased(Condition)
+    states: dict[int, ItemState] = {}
+    for row in db.execute(
+        select(StudyItem.id, StudyItem.stimulus_a_id, StudyItem.stimulus_b_id, StudyItem.reference_id,
+               StudyItem.target, ca.position, cb.position, sa.content_id)
+        .join(sa, StudyItem.stimulus_a_id == sa.id).join(ca, sa.condition_id == ca.id)
+        .outerjoin(sb, StudyItem.stimulus_b_id == sb.id).outerjoin(cb, sb.condition_id == cb.id)
+        .where(StudyItem.study_id == study.id).order_by(StudyItem.position)
     ):
-        snap.index[sid], snap.status[sid], snap.rater[sid] = index, status, rater_id
-        snap.main[sid], snap.fixed[sid] = [], set()
-    rows = db.execute(
-        select(Trial.id, Trial.session_id, Trial.kind, Trial.stimulus_a_id, Trial.stimulus_b_id)
+        states[row[0]] = ItemState(*row)
+    counts = db.execute(
+        select(Trial.item_id, func.count(Response.id), func.count(case((Response.id.is_(None), 1))),
+               func.count(case((Trial.a_left, 1))))
         .join(Session, Trial.session_id == Session.id)
-        .where(Session.study_id == study.id, Trial.kind != "repeat")
-        .order_by(Trial.session_id, Trial.position)
+        .join(Rater, Session.rater_id == Rater.id)
+        .outerjoin(Response, Response.trial_id == Trial.id)
+        .where(Session.study_id == study.id, Trial.kind == "main", Trial.item_id.is_not(None), valid_rater(),
+               or_(Response.id.is_not(None), Session.status == "active"))
+        .group_by(Trial.item_id)
     )
-    for trial_id, sid, kind, a, b in rows:
-        if kind == "main":
-            snap.main[sid].append((trial_id, item_key(a, b)))
-        else:
-            snap.fixed[sid].add(item_key(a, b))
-    return snap
+    for item_id, votes, pending, left in counts:
+        if item_id in states:
+            states[item_id].votes, states[item_id].pending, states[item_id].left = votes, pending, left
+    return states
 
 
-# --------------------------------------------------------------------------- choosing (pure)
+def held_items(db: DBSession, rater: Rater) -> set[int]:
+    """Items the rater judged (answered main trials) or holds (unanswered ones in an active session)."""
+    return set(db.scalars(
+        select(Trial.item_id).distinct()
+        .join(Session, Trial.session_id == Session.id)
+        .outerjoin(Response, Response.trial_id == Trial.id)
+        .where(Session.rater_id == rater.id, Trial.kind == "main", Trial.item_id.is_not(None),
+               or_(Response.id.is_not(None), Session.status == "active"))
+    ))
 
 
-def preference(snap: Snapshot, rater_id: int, max_sessions: int, out: frozenset[int] = frozenset()) -> list[int]:
-    """Planned session ids in the order ``rater_id`` should get them.
+def active_selection(study: Study) -> bool:
+    return (study.manifest or {}).get("selection") == "active"
 
-    Ranked by how many of their main items the rater already holds, fewest first, then plan
-    order (so a first-time rater gets the lowest index, as before). For a returning rater the
-    first ``_CONSIDER`` are re-ordered by what :func:`plan_swaps` can make of each: the session
-    with the least overlap is not always the one whose overlap can be swapped away.
+
+def work_left(db: DBSession, study: Study, rater: Rater | None = None) -> int:
+    """Main trials the study could still hand out (to ``rater``, if given: items they have not judged).
+
+    Balanced selection: the votes items are short of their target. Active selection: what is left
+    of the vote budget (0 once the study has stopped), when the rater has any item left to judge.
     """
-    seen = snap.held(rater_id)
-    ranked = sorted(snap.planned(), key=lambda sid: (sum(item in seen for _, item in snap.main[sid]), snap.index[sid]))
-    head = ranked[:_CONSIDER]
-    if seen:
-        cost = {sid: plan_swaps(snap, sid, rater_id, max_sessions, out=out)[1] for sid in head}
-        head.sort(key=cost.__getitem__)  # stable: equal cost keeps the ranking
-    return head + ranked[_CONSIDER:]
-
-
-def plan_swaps(snap: Snapshot, session: int, rater_id: int, max_sessions: int, partners: set[int] | None = None,
-               out: frozenset[int] = frozenset()) -> tuple[list[tuple[int, int, int]], tuple[int, int, int]]:
-    """Trial swaps that give ``rater_id``, taking ``session``, no item twice and keep the rest takeable.
-
-    The cost of a state is, first, the main items of ``session`` the rater already holds
-    elsewhere; then, summed over items, the planned votes left on an item beyond the raters who
-    could still cast them: those coming back (fewer than ``max_sessions`` claimed, not in
-    ``out``, not holding the item) and the fewest newcomers that would take the sessions left.
-    Greedy: apply the swap that lowers the cost most until none does. A swap exchanges a main
-    trial of ``session`` with one of another planned session (one of ``partners`` if given);
-    no session ever gets an item it already shows, as main trial or gold.
-
-    Parameters
-    ----------
-    snap
-        The study; ``session`` may still be planned there or already be the rater's.
-    session, rater_id
-        The session being claimed and who claims it.
-    max_sessions
-        The study's ``max_sessions_per_rater``.
-    partners
-        Planned sessions that may give trials (those this transaction could lock); None: all.
-    out
-        Raters who will not get another session (screened out).
-
-    Returns
-    -------
-    swaps : list of (trial of ``session``, other session, trial of that session)
-        Trials whose content to exchange, in this order; empty when the session is fine as it is.
-    cost : (items judged twice, votes left that the raters still to come could not all cast, items left with
-        no spare rater)
-        After the swaps; compared in this order.
-    """
-    seen = snap.held(rater_id, but=session)
-    mine = dict(snap.main[session])  # trial id -> item, as the swaps go
-    mine_items = snap.items(session)
-    pool_sessions = [sid for sid in snap.planned() if sid != session]
-    shows = {t: item for sid in pool_sessions for t, item in snap.main[sid]}
-    where: dict[ItemKey, list[int]] = {}  # item -> trials showing it in the pool, in plan order (trial id order)
-    for t, item in shows.items():
-        where.setdefault(item, []).append(t)
-    session_of = {t: sid for sid in pool_sessions for t, _ in snap.main[sid]}
-    session_items = {sid: snap.items(sid) for sid in pool_sessions}
-    pool = Counter({item: len(ts) for item, ts in where.items()})
-
-    taken = Counter(r for sid, r in snap.rater.items() if r is not None and sid != session)
-    taken[rater_id] += 1
-    back = {r for r in taken if r != rater_id and r not in out and taken[r] < max_sessions}
-    rater_back = rater_id not in out and taken[rater_id] < max_sessions
-    spare = sum(max_sessions - taken[r] for r in back) + (max_sessions - taken[rater_id] if rater_back else 0)
-    takers = len(back) + math.ceil(max(0, len(pool_sessions) - spare) / max_sessions)  # + the fewest newcomers
-    held_by_back = Counter(item for sid, r in snap.rater.items() if r in back for _, item in snap.main[sid])
-
-    def margin(item: ItemKey, copies: int, mine_has: bool) -> int:
-        """Raters who could still cast a vote on ``item``, less its votes left in the pool."""
-        can = takers - held_by_back[item] + (rater_back and not mine_has and item not in seen)
-        return can - copies
-
-    def short(item: ItemKey, copies: int, mine_has: bool) -> int:
-        """Votes on ``item`` left in the pool beyond the raters who could still cast them."""
-        return max(0, -margin(item, copies, mine_has))
-
-    def leave(item: ItemKey) -> int:  # cost change when ``item`` goes from ``session`` to the pool
-        twice = _OVERLAP if item in seen else 0
-        return short(item, pool[item] + 1, False) - short(item, pool[item], True) - twice
-
-    def enter(item: ItemKey) -> int:  # cost change when ``item`` comes from the pool into ``session``
-        return short(item, pool[item] - 1, True) - short(item, pool[item], False)
-
-    swaps: list[tuple[int, int, int]] = []
-    while True:
-        best: tuple[int, int, int] | None = None  # (cost change, my trial, their trial)
-        wanted = sorted((enter(y), ts[0], y) for y, ts in where.items() if ts and y not in seen and y not in mine_items)
-        for mine_trial, x in sorted(mine.items(), key=lambda kv: (leave(kv[1]), kv[0])):
-            dx = leave(x)
-            if not wanted or dx + wanted[0][0] >= (best[0] if best else 0):
-                break  # sorted: no trial further along can do better
-            for dy, _, y in wanted:
-                if dx + dy >= (best[0] if best else 0):
-                    break  # sorted: nothing further along is better
-                theirs = next((t for t in where[y] if (partners is None or session_of[t] in partners)
-                               and x not in session_items[session_of[t]]), None)
-                if theirs is not None:
-                    best = (dx + dy, mine_trial, theirs)
-                    break
-        if best is None:
-            break
-        _, mine_trial, theirs = best
-        x, y, sid = mine[mine_trial], shows[theirs], session_of[theirs]
-        mine[mine_trial], shows[theirs] = y, x
-        mine_items = (mine_items - {x}) | {y}
-        session_items[sid] = (session_items[sid] - {y}) | {x}
-        where[y].remove(theirs)
-        bisect.insort(where.setdefault(x, []), theirs)
-        pool[x] += 1
-        pool[y] -= 1
-        swaps.append((mine_trial, sid, theirs))
-    taking = set(mine.values())
-    left = [(item, n, item in taking) for item, n in pool.items() if n]
-    # Items that need every rater who could still cast them: one more unlucky claim and a vote is lost.
-    # Gold that is also a design item makes them common (no session may hold its own gold as a main
-    # trial). Avoiding them when the first two counts tie halved the votes the last raters cast twice
-    # (the demo design claimed by 10 raters × 3 sessions, 200 seeds: 38 → 19 with gold, 16 → 6 without).
-    tight = sum(margin(*it) <= 0 for it in left)
-    return swaps, (len(taking & seen), sum(short(*it) for it in left), tight)
+    states = item_states(db, study)
+    held = held_items(db, rater) if rater is not None else set()
+    if active_selection(study):
+        budget = int(study.manifest.get("vote_budget") or 0)
+        left = max(0, budget - sum(s.counted for s in states.values()))
+        return left if any(i not in held for i in states) else 0
+    return sum(s.short for i, s in states.items() if i not in held)
 
 
 # --------------------------------------------------------------------------- claiming
 
 
 def claim_session(db: DBSession, study: Study, rater: Rater) -> Session | None:
-    """Give ``rater`` a planned session of ``study`` with no main item they already hold; None when none is left.
+    """Build and give ``rater`` a new session of ``study``; None when the study has nothing for them.
 
-    The planned sessions are tried in :func:`preference` order, then what still overlaps is
-    swapped away (:func:`plan_swaps`). Plan order alone handed a rater's second and third
-    session whatever came next, and they judged many items a second time: fewer distinct
-    raters per item than the study could have had.
-
-    The caller commits. On PostgreSQL the claimed row (and any swap partner) stays locked until then,
-    and so does the rater's row: another claim for the same rater waits for that commit.
+    The caller commits; until then the study row (PostgreSQL) or the database (SQLite) stays
+    locked for other claims, and the rater's row for other claims of the same rater.
 
     Raises
     ------
@@ -321,23 +295,22 @@ def claim_session(db: DBSession, study: Study, rater: Rater) -> Session | None:
     if (held := active_session(db, rater)) is not None:
         _uncount_claim(db, rater)
         raise SessionHeld(held)
-    snap: Snapshot | None = None
-    if study.max_sessions_per_rater == 1:
-        # Every claim is a rater's first and last: nothing to avoid, and no swap can lower the cost (nobody
-        # comes back, so every item left can be taken by the newcomers), so the plan itself need not be read.
-        claimed = _claim_first(db, study, rater)
-        if claimed is None:
-            _uncount_claim(db, rater)
-        return claimed
+    _lock_study(db, study)
+    now = utcnow()
+    expire_idle(db, study, now)
+    built = _build(db, study, rater, now)
+    if built is None:
+        _uncount_claim(db, rater)  # nothing for this rater: they took nothing
+    return built
+
+
+def _lock_study(db: DBSession, study: Study) -> None:
     if db.get_bind().dialect.name == "postgresql":
-        claimed = _claim_locked(db, study, rater)
-    else:
-        claimed, snap = _claim_conditional(db, study, rater)
-    if claimed is None:
-        _uncount_claim(db, rater)  # the study is full: this rater took nothing
-        return None
-    _swap_overlap(db, study, claimed, snap)
-    return claimed
+        # FOR NO KEY UPDATE: it queues the claims behind each other but not behind the FOR KEY SHARE that every
+        # insert referencing the study takes (a new rater's row, in this same transaction): FOR UPDATE would
+        # deadlock two claims of new raters, each holding the key share the other's FOR UPDATE waits for.
+        db.execute(select(Study.id).where(Study.id == study.id).with_for_update(key_share=True))
+    # SQLite: _count_claim's UPDATE holds the database's write lock until this transaction ends.
 
 
 def _count_claim(db: DBSession, study: Study, rater: Rater) -> bool:
@@ -374,131 +347,235 @@ def _refuse(db: DBSession, rater: Rater) -> NoReturn:
     raise CapReached
 
 
-def _order(db: DBSession, study: Study, rater: Rater) -> list[int]:
-    snap = load_snapshot(db, study)
-    return preference(snap, rater.id, study.max_sessions_per_rater, out=_screened_out(snap))
+@dataclass(frozen=True)
+class _Gold:
+    """A gold trial ready to write."""
+
+    stimulus_a: int
+    stimulus_b: int | None
+    reference: int | None
+    expected: int
+    tolerance: int | None
+    item: int | None
+    a_left: bool
 
 
-def _claim_locked(db: DBSession, study: Study, rater: Rater) -> Session | None:
-    for _ in range(_MAX_ATTEMPTS):
-        order = _order(db, study, rater)
-        if not order:
-            return None
-        for start in range(0, len(order), _BATCH):
-            batch = order[start:start + _BATCH]
-            found = db.scalar(
-                select(Session)
-                .where(Session.id.in_(batch), Session.status == "planned")
-                .order_by(case({sid: i for i, sid in enumerate(batch)}, value=Session.id))
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-            if found is not None:
-                return _mark_claimed(db, found, rater)
-        # Every planned row is locked: being claimed, or only lent to another claim as a swap partner
-        # (planned again at its commit). Wait for one; a row claimed meanwhile no longer matches.
-        found = db.scalar(
-            select(Session)
-            .where(Session.study_id == study.id, Session.status == "planned")
-            .order_by(Session.index)
-            .limit(1)
-            .with_for_update()
-        )
-        if found is not None:
-            return _mark_claimed(db, found, rater)
-    return None
-
-
-def _claim_first(db: DBSession, study: Study, rater: Rater) -> Session | None:
-    """The lowest planned index, as :func:`preference` orders it for a rater who holds nothing."""
-    planned = (select(Session).where(Session.study_id == study.id, Session.status == "planned")
-               .order_by(Session.index).limit(1))
-    if db.get_bind().dialect.name != "postgresql":
-        found = db.scalar(planned)  # this transaction holds the write lock: nobody else is claiming
-        return None if found is None else _mark_claimed(db, found, rater)
-    for _ in range(_MAX_ATTEMPTS):
-        found = db.scalar(planned.with_for_update(skip_locked=True))
-        if found is None and planned_left(db, study):
-            found = db.scalar(planned.with_for_update())  # every planned row is locked: wait for one
-        if found is not None:
-            return _mark_claimed(db, found, rater)
-        if not planned_left(db, study):
-            return None
-    return None
-
-
-def _mark_claimed(db: DBSession, found: Session, rater: Rater) -> Session:
-    found.rater_id = rater.id
-    found.status = "active"
-    found.started_at = utcnow()
+def _build(db: DBSession, study: Study, rater: Rater, now: datetime) -> Session | None:
+    manifest = study.manifest
+    states = item_states(db, study)
+    held = held_items(db, rater)
+    index = db.scalar(select(func.coalesce(func.max(Session.index) + 1, 0)).where(Session.study_id == study.id))
+    rng = random.Random(f"panelrank/claim/{study.seed}/{index}/{rater.id}")
+    cells = _cells(db, study)
+    by_stimuli = {(s.stimulus_a, s.stimulus_b): s.id for s in states.values()}
+    short = {i for i, st in states.items() if st.short > 0}
+    gold = _choose_gold(db, study, rater, cells, by_stimuli, rng, short)
+    reserved = {g.item for g in gold if g.item is not None}
+    blocked = held | reserved
+    size = int(manifest.get("trials_per_session") or 30)
+    if active_selection(study):
+        chosen = _choose_active(db, study, states, blocked, size, rng)
+    else:
+        open_items = [s for i, s in states.items() if s.short > 0 and i not in blocked]
+        open_items.sort(key=lambda s: (s.counted, rng.random()))
+        chosen = open_items[:size]
+    if not chosen:
+        return None
+    sess = Session(study_id=study.id, index=index, rater_id=rater.id, status="active", started_at=now,
+                   last_seen_at=now)
+    db.add(sess)
     db.flush()
-    return found
+    main_left = [_side(s, study.pairwise, rng) for s in chosen]
+    slots = arrange_session(main_left, [g.a_left for g in gold], int(manifest.get("repeats_per_session") or 0),
+                            study.pairwise, rng)
+    written: dict[int, Trial] = {}
+    for slot in slots:
+        if slot.kind == "gold":
+            g = gold[slot.index]
+            trial = Trial(session_id=sess.id, position=slot.position, kind="gold", stimulus_a_id=g.stimulus_a,
+                          stimulus_b_id=g.stimulus_b, reference_id=g.reference, a_left=slot.a_left,
+                          gold_expected=g.expected, gold_tolerance=g.tolerance, item_id=g.item)
+        else:
+            s = chosen[slot.index]
+            trial = Trial(session_id=sess.id, position=slot.position, kind=slot.kind, stimulus_a_id=s.stimulus_a,
+                          stimulus_b_id=s.stimulus_b, reference_id=s.reference, a_left=slot.a_left, item_id=s.id)
+            if slot.repeat_of is not None:
+                trial.repeat_of = written[slot.repeat_of]
+        written[slot.position] = trial
+        db.add(trial)
+    db.flush()
+    return sess
 
 
-def _claim_conditional(db: DBSession, study: Study, rater: Rater) -> tuple[Session | None, Snapshot | None]:
-    """Claim on SQLite; also returns the snapshot the choice was made on, with the claim applied.
+def _side(s: ItemState, pairwise: bool, rng: random.Random) -> bool:
+    """A on the left when the item has been shown that way less often (a coin decides a tie)."""
+    if not pairwise:
+        return True
+    right = s.counted - s.left
+    return s.left < right or (s.left == right and rng.random() < 0.5)
 
-    The caller already holds the write lock (:func:`_count_claim` wrote first), so that snapshot
-    stays exact until commit and the swaps need not read the study again while every other
-    writer waits.
+
+def _cells(db: DBSession, study: Study) -> dict[tuple[str, str], int]:
+    """(content key, condition key) → stimulus id."""
+    return {(c, k): i for i, c, k in db.execute(
+        select(Stimulus.id, Content.key, Condition.key)
+        .join(Content, Stimulus.content_id == Content.id).join(Condition, Stimulus.condition_id == Condition.id)
+        .where(Stimulus.study_id == study.id)
+    )}
+
+
+def _choose_gold(db: DBSession, study: Study, rater: Rater, cells: dict[tuple[str, str], int],
+                 by_stimuli: dict[tuple[int, int | None], int], rng: random.Random, short: set[int]) -> list[_Gold]:
+    """``gold_per_session`` gold items: those this rater saw least, then those used least, as the plan rotates.
+
+    A gold item that is also a design item still ``short`` of votes comes last: as this session's gold it could not
+    be one of its main trials, and when it is the only item left every claim would take it as gold and none
+    could collect its votes.
     """
-    for _ in range(_MAX_ATTEMPTS):
-        snap = load_snapshot(db, study)
-        order = preference(snap, rater.id, study.max_sessions_per_rater, out=_screened_out(snap))
-        if not order:
-            return None, None
-        result = db.execute(
-            update(Session)
-            .where(Session.id == order[0], Session.status == "planned")
-            .values(rater_id=rater.id, status="active", started_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:
-            claimed = db.get(Session, order[0])
-            assert claimed is not None
-            db.refresh(claimed)
-            snap.status[claimed.id], snap.rater[claimed.id] = "active", rater.id
-            return claimed, snap
-    return None, None
+    manifest = study.manifest
+    n = int(manifest.get("gold_per_session") or 0)
+    items = manifest.get("gold") or []
+    if n < 1 or not items:
+        return []
+    shown_ref = None
+    if study.test_method.reference == "shown":
+        shown_ref = next(c["id"] for c in manifest["conditions"] if c.get("role") == "reference")
+    used: Counter[tuple[int, int | None]] = Counter()
+    left: Counter[tuple[int, int | None]] = Counter()
+    mine: Counter[tuple[int, int | None]] = Counter()
+    for a, b, a_left, rater_id in db.execute(
+        select(Trial.stimulus_a_id, Trial.stimulus_b_id, Trial.a_left, Session.rater_id)
+        .join(Session, Trial.session_id == Session.id)
+        .where(Session.study_id == study.id, Trial.kind == "gold", Session.status != "planned")
+    ):
+        used[(a, b)] += 1
+        left[(a, b)] += bool(a_left)
+        mine[(a, b)] += rater_id == rater.id
+    ranked = []
+    for i, g in enumerate(items):
+        a = cells[(g["content"], g["cond_a"])]
+        b = cells[(g["content"], g["cond_b"])] if g.get("cond_b") else None
+        item = by_stimuli.get((a, b)) if b is None else by_stimuli.get((a, b)) or by_stimuli.get((b, a))
+        ranked.append(((item in short, mine[(a, b)], used[(a, b)], i), g, a, b))
+    ranked.sort(key=lambda r: r[0])
+    out = []
+    for _, g, a, b in ranked[:n]:
+        item = by_stimuli.get((a, b)) if b is None else by_stimuli.get((a, b)) or by_stimuli.get((b, a))
+        shown_left = left[(a, b)]
+        a_left = True
+        if study.pairwise:
+            other = used[(a, b)] - shown_left
+            a_left = shown_left < other or (shown_left == other and rng.random() < 0.5)
+        ref = cells[(g["content"], shown_ref)] if shown_ref else None
+        out.append(_Gold(a, b, ref, int(g["expected"]), g.get("tolerance"), item, a_left))
+    return out
 
 
-def _swap_overlap(db: DBSession, study: Study, claimed: Session, snap: Snapshot | None = None) -> None:
-    """Apply :func:`plan_swaps` to a session this transaction has just claimed (``snap``: the study as it
-    is now, when nothing can have changed since it was read; else it is read again)."""
-    assert claimed.rater_id is not None
-    snap = snap or load_snapshot(db, study)
-    out = _screened_out(snap)
-    swaps, _ = plan_swaps(snap, claimed.id, claimed.rater_id, study.max_sessions_per_rater, out=out)
-    if swaps and db.get_bind().dialect.name == "postgresql":
-        # Take trials only from sessions this transaction holds; plan again on what they show once locked.
-        partners = set(db.scalars(
-            select(Session.id)
-            .where(Session.id.in_({sid for _, sid, _ in swaps}), Session.status == "planned")
-            .with_for_update(skip_locked=True)
-        ))
-        snap = load_snapshot(db, study)
-        swaps, _ = plan_swaps(snap, claimed.id, claimed.rater_id, study.max_sessions_per_rater,
-                              partners=partners, out=out)
-    for mine, _, theirs in swaps:
-        _exchange(db, mine, theirs)
-    if swaps:
-        db.flush()
-        db.expire(claimed, ["trials"])
+# --------------------------------------------------------------------------- active selection
 
 
-def _screened_out(snap: Snapshot) -> frozenset[int]:
-    return frozenset(r for sid, r in snap.rater.items() if r is not None and snap.status[sid] == "screened_out")
+def _active_module() -> ModuleType:
+    """:mod:`analysis.active` (imported when first needed: balanced studies never load it)."""
+    from analysis import active
+
+    return active
 
 
-def _exchange(db: DBSession, first_id: int, second_id: int) -> None:
-    """Swap what two unanswered trials show; their consistency repeats follow (keeping their side relation)."""
-    first, second = db.get(Trial, first_id), db.get(Trial, second_id)
-    assert first is not None and second is not None
-    repeats = {t: list(db.scalars(select(Trial).where(Trial.repeat_of_id == t.id))) for t in (first, second)}
-    was = {t: (t.stimulus_a_id, t.stimulus_b_id, t.reference_id, t.a_left) for t in (first, second)}
-    for trial, source in ((first, second), (second, first)):
-        a, b, ref, left = was[source]
-        for rep in repeats[trial]:
-            rep.stimulus_a_id, rep.stimulus_b_id, rep.reference_id = a, b, ref
-            rep.a_left = rep.a_left != (was[trial][3] != left)  # flipped iff the original's side flips
-        trial.stimulus_a_id, trial.stimulus_b_id, trial.reference_id, trial.a_left = a, b, ref, left
+def pair_matrices(db: DBSession, study: Study, states: dict[int, ItemState] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(wins, ties, pending) over the study's conditions, in condition order, from valid votes.
+
+    ``wins[i, j]``: valid votes preferring condition i over j; ``ties`` symmetric (votes of 0);
+    ``pending[i, j]`` (i < j, upper triangle only): main trials on the pair in flight —
+    :func:`analysis.active.next_pairs` adds both cells of a pair, so a symmetric matrix would count them twice.
+    """
+    n = len(study.conditions)
+    wins, ties, pending = np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n))
+    states = item_states(db, study) if states is None else states
+    for s in states.values():
+        if s.cond_b is not None and s.pending:
+            pending[min(s.cond_a, s.cond_b), max(s.cond_a, s.cond_b)] += s.pending
+    rows = db.execute(
+        select(Trial.item_id, Response.value)
+        .join(Response, Response.trial_id == Trial.id)
+        .join(Session, Trial.session_id == Session.id).join(Rater, Session.rater_id == Rater.id)
+        .where(Session.study_id == study.id, Trial.kind == "main", Trial.item_id.is_not(None), valid_rater())
+    )
+    for item_id, value in rows:
+        s = states.get(item_id)
+        if s is None or s.cond_b is None:
+            continue
+        a, b = s.cond_a, s.cond_b
+        if value > 0:
+            wins[a, b] += 1
+        elif value < 0:
+            wins[b, a] += 1
+        else:
+            ties[a, b] += 1
+            ties[b, a] += 1
+    return wins, ties, pending
+
+
+def _choose_active(db: DBSession, study: Study, states: dict[int, ItemState], blocked: set[int], size: int,
+                   rng: random.Random) -> list[ItemState]:
+    """Items for the pairs :func:`analysis.active.next_pairs` asks for, within the vote budget."""
+    if study.status != "open":
+        return []
+    budget = int(study.manifest.get("vote_budget") or 0)
+    k = min(size, budget - sum(s.counted for s in states.values()))
+    if k <= 0:
+        return []
+    wins, ties, pending = pair_matrices(db, study, states)
+    by_pair: dict[tuple[int, int], list[ItemState]] = {}
+    for i, s in states.items():
+        if s.cond_b is not None and i not in blocked:
+            by_pair.setdefault((min(s.cond_a, s.cond_b), max(s.cond_a, s.cond_b)), []).append(s)
+    if not by_pair:
+        return []
+    pairs = _active_module().next_pairs(wins, ties, k, pending=pending, seed=rng.randrange(2**31))
+    chosen: list[ItemState] = []
+    taken: set[int] = set()
+    for i, j in pairs:
+        options = [s for s in by_pair.get((min(i, j), max(i, j)), ()) if s.id not in taken]
+        if not options:
+            continue  # the rater judged every content of this pair already
+        pick = min(options, key=lambda s: (s.counted, rng.random()))
+        chosen.append(pick)
+        taken.add(pick.id)
+        pick.pending += 1  # the next pick on this pair sees it
+    return chosen
+
+
+def stopping_state(db: DBSession, study: Study) -> Any:
+    """:func:`analysis.active.stopping_state` of an active-selection study (valid votes only)."""
+    states = item_states(db, study)
+    wins, ties, _ = pair_matrices(db, study, states)
+    used = int(sum(s.votes for s in states.values()))
+    budget = study.manifest.get("vote_budget")
+    return _active_module().stopping_state(wins, ties, alpha=float(study.manifest.get("alpha") or 0.05),
+                                           votes_used=used, budget=int(budget) if budget else None)
+
+
+def maybe_stop(db: DBSession, study: Study, force: bool = False) -> bool:
+    """After a vote: close an active-selection study whose stopping rule says it is done; True if closed.
+
+    Checked every :data:`STOP_CHECK_EVERY` valid votes (or when ``force``), and whenever the budget is
+    spent. Run in its own transaction after the vote committed (it locks the study row). The caller commits.
+    """
+    if not active_selection(study) or study.status != "open":
+        return False
+    used = db.scalar(
+        select(func.count(Response.id)).select_from(Trial).join(Response, Response.trial_id == Trial.id)
+        .join(Session, Trial.session_id == Session.id).join(Rater, Session.rater_id == Rater.id)
+        .where(Session.study_id == study.id, Trial.kind == "main", valid_rater())
+    ) or 0
+    budget = int(study.manifest.get("vote_budget") or 0)
+    if not force and used % STOP_CHECK_EVERY and used < budget:
+        return False
+    state = stopping_state(db, study)
+    if not state.done:
+        return False
+    result = db.execute(update(Study).where(Study.id == study.id, Study.status == "open").values(status="closed")
+                        .execution_options(synchronize_session=False))
+    db.expire(study, ["status"])
+    return result.rowcount == 1

@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 
 from analysis import objective
 from analysis.objective import ScoreCache, score_pairs
-from study_app.models import Condition, Content, Session, Stimulus, Study, Trial
+from study_app.models import Condition, Content, Stimulus, Study, StudyItem
 
 _AUX = [f"aux_{k}" for k in range(1, objective.N_AUX + 1)]
 
@@ -53,20 +53,18 @@ def study_stimuli(session: DBSession, study: Study) -> pd.DataFrame:
 
 
 def study_pairs(session: DBSession, study: Study) -> pd.DataFrame:
-    """The (content, condition pair)s the study's plan compares, each once, ``cond_a < cond_b``."""
+    """The (content, condition pair)s the study's design compares (its items), each once, ``cond_a < cond_b``."""
     sa, sb = aliased(Stimulus), aliased(Stimulus)
     ca, cb = aliased(Condition), aliased(Condition)
     rows = session.execute(
         select(Content.key, ca.key, cb.key)
-        .select_from(Trial)
-        .join(Session, Trial.session_id == Session.id)
-        .join(sa, Trial.stimulus_a_id == sa.id)
-        .join(sb, Trial.stimulus_b_id == sb.id)
+        .select_from(StudyItem)
+        .join(sa, StudyItem.stimulus_a_id == sa.id)
+        .join(sb, StudyItem.stimulus_b_id == sb.id)
         .join(Content, sa.content_id == Content.id)
         .join(ca, sa.condition_id == ca.id)
         .join(cb, sb.condition_id == cb.id)
-        .where(Session.study_id == study.id)
-        .distinct()
+        .where(StudyItem.study_id == study.id)
     ).all()
     keys = sorted({(str(c), *objective.pair_key(str(a), str(b))) for c, a, b in rows})
     return pd.DataFrame(keys, columns=["content", "cond_a", "cond_b"])

@@ -13,15 +13,22 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session as DBSession
 
 from analysis import video
+from analysis.methods import METHODS
+from study_app.design import DesignSpec, GoldItem, design_items, item_key, references
 from study_app.manifest import ManifestError, StimulusEntry, ValidatedManifest
 from study_app.media import copies_dir
-from study_app.models import Condition, Content, Response, Session, Stimulus, Study, Trial
+from study_app.models import Condition, Content, Response, Session, Stimulus, Study, StudyItem, Trial
 from study_app.plan import Plan, PlannedTrial, make_plan
 
 
 def create_study(db: DBSession, vm: ValidatedManifest, organizer_id: int | None = None,
-                 media_dir: Path | None = None) -> Study:
-    """Write the study, its stimuli and its whole plan.
+                 media_dir: Path | None = None, plan_sessions: bool = False) -> Study:
+    """Write the study, its stimuli and its items with their vote targets.
+
+    Sessions are not planned ahead: each is built when a rater starts it, from what the
+    study needs most then (:func:`study_app.scheduling.claim_session`). ``plan_sessions``
+    writes the seed's whole plan as ``planned`` sessions instead, for studies whose sessions
+    are filled in directly (the demo's simulated study); raters are never given those.
 
     Every local stimulus file is served from a clean copy (:func:`analysis.video.clean_copy`)
     under an opaque random name in ``<media_dir>/<study id>/``; the stimulus rows point
@@ -41,6 +48,8 @@ def create_study(db: DBSession, vm: ValidatedManifest, organizer_id: int | None 
         Owner of the study.
     media_dir : path, optional
         Root folder of the copies; default :func:`study_app.media.copies_dir` of the current app.
+    plan_sessions : bool
+        Also write the plan's sessions (status ``planned``).
 
     Raises
     ------
@@ -50,7 +59,7 @@ def create_study(db: DBSession, vm: ValidatedManifest, organizer_id: int | None 
     """
     if db.scalar(select(Study.id).where(Study.slug == vm.slug)) is not None:
         raise ManifestError([f"{vm.source.name}: slug: a study '{vm.slug}' already exists"])
-    plan = make_plan(vm.spec)
+    plan = make_plan(vm.spec)  # validates the design (and its gold supply) whether or not it is written
     settings = vm.settings
     # A study without a panel-issued code still hands raters one, unguessable per study.
     settings["panel"].setdefault("completion_code", secrets.token_hex(4).upper())
@@ -65,8 +74,28 @@ def create_study(db: DBSession, vm: ValidatedManifest, organizer_id: int | None 
     served = _clean_copies(vm, folder)
     _discard_on_rollback(db, folder)
     stimulus_ids = _write_stimuli(db, study, vm, served)
-    _write_plan(db, study, plan, stimulus_ids)
+    item_ids = _write_items(db, study, vm, stimulus_ids)
+    if plan_sessions:
+        _write_plan(db, study, plan, stimulus_ids, item_ids)
     return study
+
+
+def _write_items(db: DBSession, study: Study, vm: ValidatedManifest,
+                 stimulus_ids: dict[tuple[str, str], int]) -> dict[tuple[str, str, str | None], int]:
+    """One row per design item, target ``votes_per_item`` (none under active selection); item key → id."""
+    spec = vm.spec
+    items = design_items(spec)
+    shown = references(spec)[0] if METHODS[spec.method].reference == "shown" else None
+    target = None if vm.settings.get("selection") == "active" else spec.votes_per_item
+    rows = [{
+        "study_id": study.id, "position": i, "stimulus_a_id": stimulus_ids[(content, a)],
+        "stimulus_b_id": stimulus_ids[(content, b)] if b is not None else None,
+        "reference_id": stimulus_ids[(content, shown)] if shown is not None else None, "target": target,
+    } for i, (content, a, b) in enumerate(items)]
+    if not rows:
+        return {}
+    ids = db.scalars(insert(StudyItem).returning(StudyItem.id, sort_by_parameter_order=True), rows).all()
+    return {item_key(*it): i for it, i in zip(items, ids, strict=True)}
 
 
 def _clean_copies(vm: ValidatedManifest, folder: Path) -> dict[tuple[str, str], tuple[str, int | None]]:
@@ -152,7 +181,51 @@ def _write_stimuli(db: DBSession, study: Study, vm: ValidatedManifest,
     return {(s.content, s.condition): i for s, i in zip(vm.stimuli, ids, strict=True)}
 
 
-def _write_plan(db: DBSession, study: Study, plan: Plan, stimulus_ids: dict[tuple[str, str], int]) -> None:
+def stored_spec(study: Study) -> DesignSpec:
+    """The design of a stored study, rebuilt from its rows and settings as the manifest check built it.
+
+    Parameters
+    ----------
+    study : Study
+        A study written by :func:`create_study` (its settings hold the design fields).
+
+    Returns
+    -------
+    DesignSpec
+    """
+    settings, pairwise = study.manifest, METHODS[study.method].pairwise
+    gold = tuple(GoldItem(g["content"], g["cond_a"] if pairwise else g["condition"], g.get("cond_b"),
+                          g["expected"], g["tolerance"]) for g in settings.get("gold") or ())
+    return DesignSpec(
+        method=study.method, conditions=tuple(c.key for c in study.conditions),
+        roles={c.key: c.role for c in study.conditions}, contents=tuple(c.key for c in study.contents),
+        pairwise=pairwise, design=settings["design"], k=settings["k"], votes_per_item=settings["votes_per_item"],
+        trials_per_session=settings["trials_per_session"], repeats_per_session=settings["repeats_per_session"],
+        gold=gold, gold_per_session=settings["gold_per_session"], seed=study.seed,
+    )
+
+
+def write_planned_sessions(db: DBSession, study: Study) -> int:
+    """Write the seed's whole plan of an existing study as ``planned`` sessions; returns how many.
+
+    For filling a study with simulated votes (:func:`study_app.demo.builder.fill_with_simulated_votes`):
+    raters are never given planned sessions. ``create_study(..., plan_sessions=True)`` does the same
+    when the study is created.
+    """
+    stimulus_ids = {(st.content.key, st.condition.key): st.id
+                    for st in db.scalars(select(Stimulus).where(Stimulus.study_id == study.id))}
+    keys = {i: k for k, i in stimulus_ids.items()}
+    item_ids = {item_key(keys[it.stimulus_a_id][0], keys[it.stimulus_a_id][1],
+                         keys[it.stimulus_b_id][1] if it.stimulus_b_id is not None else None): it.id
+                for it in study.items}
+    plan = make_plan(stored_spec(study))
+    _write_plan(db, study, plan, stimulus_ids, item_ids)
+    db.expire(study, ["sessions"])
+    return len(plan.sessions)
+
+
+def _write_plan(db: DBSession, study: Study, plan: Plan, stimulus_ids: dict[tuple[str, str], int],
+                item_ids: dict[tuple[str, str, str | None], int]) -> None:
     session_rows = [{"study_id": study.id, "index": s.index, "status": "planned"} for s in plan.sessions]
     if not session_rows:
         return
@@ -162,6 +235,7 @@ def _write_plan(db: DBSession, study: Study, plan: Plan, stimulus_ids: dict[tupl
     for sid, planned in zip(session_ids, plan.sessions, strict=True):
         for t in planned.trials:
             row = _trial_row(sid, t, stimulus_ids)
+            row["item_id"] = item_ids.get(item_key(t.content, t.cond_a, t.cond_b))
             if t.kind == "repeat":
                 assert t.repeat_of is not None
                 repeats.append((sid, t.repeat_of, row))

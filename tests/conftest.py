@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from study_app import create_app, migrate
-from study_app.demo.builder import demo_manifest
+from study_app.demo.builder import ACTIVE_ONLY, demo_manifest
 from study_app.demo.clipset import generate_demo
 from tests.pg_support import PgCluster, PgUnavailable, start_cluster
 
@@ -98,7 +98,12 @@ def demo_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def demo_manifest_path(demo_clips: Path, tmp_path: Path) -> Path:
-    """The example demo manifest pointing at the tiny clips."""
+    """The example demo manifest pointing at the tiny clips, as a balanced study.
+
+    The demo's live study selects pairs actively; tests that want that say so in their overrides.
+    """
     path = tmp_path / "manifest.yaml"
-    path.write_text(yaml.safe_dump(demo_manifest(demo_clips), sort_keys=False))
+    raw = demo_manifest(demo_clips)
+    raw["design"] = {k: v for k, v in raw["design"].items() if k not in ACTIVE_ONLY}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path

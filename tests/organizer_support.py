@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from study_app import accounts, db, livestats
-from study_app.demo.builder import fill_with_simulated_votes
+from study_app.demo.builder import ACTIVE_ONLY, fill_with_simulated_votes
+from study_app.manifest import validate
 from study_app.models import Study
+from study_app.studies import create_study, write_planned_sessions
 from tests.test_organizer import login
 
 OWNER = "ann@example.org"
@@ -24,6 +27,22 @@ def owned_demo_study(app: Flask, manifest: Path, *others: str) -> Flask:
             accounts.create_organizer(s, email, PASSWORD)
     result = app.test_cli_runner().invoke(args=["create-study", str(manifest), "--organizer", OWNER])
     assert result.exit_code == 0, result.output
+    livestats.clear()  # analysis results are cached per process; each test starts afresh
+    return app
+
+
+def planned_demo_study(app: Flask, manifest: Path) -> Flask:
+    """``OWNER`` and the demo study (balanced) with its sessions planned ahead, for :func:`fill`.
+
+    Studies no longer plan sessions (they are built when a rater starts one); filling a study
+    with simulated votes needs the legacy plan, written as the demo's simulated study writes it
+    (``plan_sessions=True``, the active-selection fields left out).
+    """
+    raw = yaml.safe_load(manifest.read_text())
+    raw["design"] = {k: v for k, v in raw["design"].items() if k not in ACTIVE_ONLY}
+    with app.app_context(), db.transaction(app) as s:
+        owner = accounts.create_organizer(s, OWNER, PASSWORD)
+        create_study(s, validate(raw, manifest), organizer_id=owner.id, plan_sessions=True)
     livestats.clear()  # analysis results are cached per process; each test starts afresh
     return app
 
@@ -54,6 +73,8 @@ def fill_ratings(db_session, study, n_raters: int = 12, seed: int = 11) -> int:
     from study_app.demo.builder import SIMULATED_TRUTH
     from study_app.models import Rater, Response, utcnow
 
+    if not study.sessions:  # sessions are built when raters arrive: answer the plan they would have had
+        write_planned_sessions(db_session, study)
     names = [c.key for c in study.conditions]
     truth = simulate.RatingsTruth(len(names), true_scores=[2 * SIMULATED_TRUTH.get(n, 0.0) for n in names])
     sim = simulate.simulate_ratings(truth, simulate.RatingsPanel(n_raters),

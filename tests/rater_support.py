@@ -19,8 +19,11 @@ from study_app.studies import create_study
 SMALL_SESSION = {"trials_per_session": 4, "repeats_per_session": 1, "votes_per_pair": 1}
 
 
-def make_study(app: Flask, manifest_path: Path, **overrides: Any) -> str:
-    """Create a study from the demo manifest with ``overrides`` applied (None deletes); returns its slug."""
+def make_study(app: Flask, manifest_path: Path, *, plan_sessions: bool = False, **overrides: Any) -> str:
+    """Create a study from the demo manifest with ``overrides`` applied (None deletes); returns its slug.
+
+    ``plan_sessions`` also writes the legacy plan's sessions (status ``planned``; raters are never given them).
+    """
     raw = yaml.safe_load(manifest_path.read_text())
     for key, value in overrides.items():
         if value is None:
@@ -28,7 +31,7 @@ def make_study(app: Flask, manifest_path: Path, **overrides: Any) -> str:
         else:
             raw[key] = value
     with app.app_context(), db.transaction(app) as s:
-        study = create_study(s, validate(raw, manifest_path))
+        study = create_study(s, validate(raw, manifest_path), plan_sessions=plan_sessions)
         return study.slug
 
 

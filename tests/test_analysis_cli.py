@@ -22,8 +22,8 @@ def test_commands_are_exposed_for_the_panelrank_group():
     from study_app.cli.commands import COMMANDS, load
 
     analysis_commands = [name for name, entry in COMMANDS.items() if entry.module == cli.__name__]
-    assert analysis_commands == ["analyze", "simulate"]
-    assert [load(name).name for name in analysis_commands] == ["analyze", "simulate"]
+    assert analysis_commands == ["analyze", "simulate", "plan-votes"]
+    assert [load(name).name for name in analysis_commands] == ["analyze", "simulate", "plan-votes"]
 
 
 def test_simulate_then_analyze(runner, tmp_path):
@@ -137,3 +137,38 @@ def test_analysis_never_imports_the_web_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == ""
+
+
+def test_plan_votes_from_assumptions(runner):
+    from analysis import planning
+
+    res = runner.invoke(cli.plan_votes_command, ["--delta", "0.2", "--tie-rate", "0.2", "--power", "0.9",
+                                                 "--conditions", "12"])
+    assert res.exit_code == 0, res.output
+    per_pair = planning.votes_needed(0.2, power=0.9, tie_rate=0.2)
+    holm = planning.votes_needed(0.2, power=0.9, tie_rate=0.2, comparisons=66)
+    assert f"): {per_pair:,}" in res.output and f"(worst case α/66): {holm:,} per pair" in res.output
+    assert f"adjacent pairs (11): {11 * per_pair:,}" in res.output
+    assert f"all pairs (66): {66 * per_pair:,}" in res.output
+    res = runner.invoke(cli.plan_votes_command, [])
+    assert res.exit_code == 2 and "--delta" in res.output
+    res = runner.invoke(cli.plan_votes_command, ["--delta", "0"])
+    assert res.exit_code == 2
+
+
+def test_plan_votes_from_a_pilot(runner, tmp_path):
+    votes = tmp_path / "pilot.csv"
+    res = runner.invoke(cli.simulate_command, ["--conditions", "4", "--contents", "6", "--votes", "1500",
+                                               "--raters", "20", "--seed", "1", "--out", str(votes)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli.plan_votes_command, ["--pilot", str(votes)])
+    assert res.exit_code == 0, res.output
+    assert "pilot: 1,500 votes of 20 raters; tie rate" in res.output
+    assert res.output.count(" > ") == 3 and "total over adjacent pairs:" in res.output
+    res = runner.invoke(cli.plan_votes_command, ["--pilot", str(votes), "--delta", "0.3", "--conditions", "4"])
+    assert res.exit_code == 0, res.output
+    assert "votes per pair to separate two conditions 0.3 BT apart" in res.output and "all pairs (6)" in res.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n", encoding="utf-8")
+    res = runner.invoke(cli.plan_votes_command, ["--pilot", str(bad)])
+    assert res.exit_code == 1 and "Error" in res.output

@@ -11,9 +11,10 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from analysis import frames
-from study_app import db
+from study_app import db, scheduling
 from study_app.export import EXTRA_COLUMNS
 from study_app.models import Session, Stimulus, Study, Trial
+from study_app.studies import write_planned_sessions
 
 
 def _count(app: Flask, model: type) -> int:
@@ -21,7 +22,9 @@ def _count(app: Flask, model: type) -> int:
         return s.scalar(select(func.count()).select_from(model))
 
 
-def test_create_study_prints_slug_and_writes_plan(db_app: Flask, demo_manifest_path: Path) -> None:
+def test_create_study_prints_slug_and_writes_its_items(db_app: Flask, demo_manifest_path: Path) -> None:
+    """create-study writes the items with their vote targets; sessions are built when raters arrive,
+    and the plan rebuilt from the stored study keeps the repeat rules."""
     result = db_app.test_cli_runner().invoke(args=["create-study", str(demo_manifest_path)])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "demo"
@@ -31,6 +34,9 @@ def test_create_study_prints_slug_and_writes_plan(db_app: Flask, demo_manifest_p
         assert s.scalar(select(func.count()).select_from(Stimulus)) == 24
         stim = s.scalar(select(Stimulus).limit(1))
         assert (stim.width, stim.height) == (320, 180) and stim.fps == pytest.approx(25)
+        assert len(study.items) == 4 * 15 and {i.target for i in study.items} == {8}  # contents × pairs, 8 votes
+        assert s.scalar(select(func.count()).select_from(Session)) == 0  # nothing planned ahead
+        write_planned_sessions(s, study)
         n_main = s.scalar(select(func.count()).select_from(Trial).where(Trial.kind == "main"))
         assert n_main == 4 * 15 * 8  # contents × pairs × votes per pair
         repeats = s.scalars(select(Trial).where(Trial.kind == "repeat")).all()
@@ -39,7 +45,6 @@ def test_create_study_prints_slug_and_writes_plan(db_app: Flask, demo_manifest_p
             orig = s.get(Trial, r.repeat_of_id)
             assert orig.session_id == r.session_id and r.position - orig.position >= 3
             assert r.a_left != orig.a_left
-        assert s.scalar(select(func.count()).select_from(Session)) > 0
 
 
 def test_broken_manifest_lists_every_problem_and_creates_nothing(
@@ -136,6 +141,7 @@ def test_plan_is_reproducible_from_the_stored_seed(db_app: Flask, demo_manifest_
     db_app.test_cli_runner().invoke(args=["create-study", str(demo_manifest_path)])
     plan = make_plan(load(demo_manifest_path, probe_media=False).spec)
     with db_app.app_context(), db.transaction(db_app) as s:
+        write_planned_sessions(s, s.scalar(select(Study)))  # the plan rebuilt from what the study stored
         rows = s.execute(select(Session.index, Trial.position, Trial.kind, Trial.a_left)
                          .join(Trial.session).order_by(Session.index, Trial.position)).all()
     planned = [(ps.index, t.position, t.kind, t.a_left) for ps in plan.sessions for t in ps.trials]
@@ -153,8 +159,7 @@ def test_export_roundtrip_after_votes(app: Flask, demo_manifest_path: Path, tmp_
         rater = Rater(study_id=study.id, panel="none", panel_id="anon-1")
         s.add(rater)
         s.flush()
-        session = s.scalar(select(Session).where(Session.index == 0))
-        session.rater_id, session.status = rater.id, "active"
+        session = scheduling.claim_session(s, study, rater)  # sessions are built when a rater starts one
         for t in session.trials[:4]:
             s.add(Response(trial_id=t.id, value=1, reason="colours", watch_ms=2000, stalls=0, plays=1))
     out = tmp_path / "v.csv"

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DBSession
 
 from study_app import db, migrate
-from study_app.models import Rater, Session, Study
+from study_app.models import Rater, Response, Session, Study, Trial
 from tests.live_server import serve
 from tests.rater_support import SMALL_SESSION, make_study
 
@@ -119,14 +119,15 @@ def _sessions_of(app: Flask, pid: str) -> tuple[list[tuple[int, str]], int]:
         return [tuple(r) for r in rows], rater.sessions_claimed
 
 
-def _study(db_app: Flask, manifest: Path, cap: int) -> str:
-    # Prolific ids let the test name its raters; 2 votes per pair: 30 planned sessions of 6 trials.
-    return make_study(db_app, manifest, **{**SMALL_SESSION, "votes_per_pair": 2}, max_sessions_per_rater=cap,
-                      panel={"name": "prolific", "completion_code": "DONE1"})
+def _study(db_app: Flask, manifest: Path, cap: int, **overrides: object) -> str:
+    # Prolific ids let the test name its raters; sessions of 6 trials (4 main, 1 gold, 1 repeat).
+    return make_study(db_app, manifest, **{**SMALL_SESSION, "votes_per_pair": 2, **overrides},
+                      max_sessions_per_rater=cap, panel={"name": "prolific", "completion_code": "DONE1"})
 
 
 def _finish_session(tab: Tab, slug: str) -> None:
-    """Screen check, training, every trial answered, as the study page does."""
+    """Screen check, training, every trial answered alike (so the study must have no gold: a failed gold
+    check screens the rater out), as the study page does."""
     r = tab.send("POST", f"/s/{slug}/api/environment", payload={"inner_w": 4000, "inner_h": 3000, "dpr": 1})
     assert r.status == 200 and json.loads(r.body)["ok"], r.body
     assert tab.send("POST", f"/s/{slug}/api/training/done", payload={}).status == 200
@@ -157,7 +158,9 @@ def test_concurrent_consents_claim_one_session(db_app: Flask, demo_manifest_path
 def test_second_session_after_the_first_then_the_cap(db_app: Flask, demo_manifest_path: Path) -> None:
     """With ``max_sessions_per_rater: 2`` a rater takes a second session once the first is done (also
     when that consent arrives from 8 tabs at once), and no third."""
-    slug = _study(db_app, demo_manifest_path, cap=2)
+    # Without gold: _finish_session answers every trial alike, and a failed gold check would screen the rater
+    # out (403 on the next consent whatever the cap).
+    slug = _study(db_app, demo_manifest_path, cap=2, gold=None, gold_per_session=None)
     with _host(db_app) as host:
         for k in range(3):
             pid = f"back{k}"
@@ -197,7 +200,7 @@ def test_identical_votes_at_once_get_the_same_200(db_app: Flask, demo_manifest_p
 
 def test_schema_refuses_a_second_active_session(db_app: Flask, demo_manifest_path: Path) -> None:
     """Whatever writes, the database keeps one active session per rater (completed ones are not limited)."""
-    make_study(db_app, demo_manifest_path, **SMALL_SESSION)
+    make_study(db_app, demo_manifest_path, **SMALL_SESSION, plan_sessions=True)  # sessions to hand out by hand
     with DBSession(db.engine(db_app)) as s:
         rater = Rater(study_id=s.scalar(select(Study.id)), panel="none", panel_id="x")
         s.add(rater)
@@ -218,8 +221,10 @@ def test_schema_refuses_a_second_active_session(db_app: Flask, demo_manifest_pat
 def test_upgrade_settles_sessions_left_active(db_url: str, db_app: Flask, demo_manifest_path: Path) -> None:
     """Databases from before 0003 may hold raters with two active sessions: the upgrade keeps the latest one
     (the one the app resumes), sends an unanswered older one back to the plan, keeps an answered one as
-    abandoned, and counts the sessions each rater holds."""
-    make_study(db_app, demo_manifest_path, **SMALL_SESSION)
+    abandoned, and counts the sessions each rater holds. Upgraded on to head (0005: no planned sessions any
+    more), the plan's unclaimed sessions go and nothing answered is lost."""
+    # Databases of those days held a study's whole plan: written here as the legacy plan, then taken back to 0002.
+    make_study(db_app, demo_manifest_path, **SMALL_SESSION, plan_sessions=True)
     migrate.downgrade(db_url, "0002")
     engine = db.engine(db_app)
     engine.dispose()  # connections opened on the old schema
@@ -231,9 +236,13 @@ def test_upgrade_settles_sessions_left_active(db_url: str, db_app: Flask, demo_m
         for sid, pid, started in zip(sessions, "aabb", ("2026-01-01", "2026-01-02") * 2, strict=False):
             conn.execute(text("UPDATE session SET rater_id = :r, status = 'active', started_at = :t WHERE id = :s"),
                          {"r": raters[pid], "t": f"{started} 10:00:00", "s": sid})
-        first_trial = conn.execute(text("SELECT min(id) FROM trial WHERE session_id = :s"), {"s": sessions[0]})
+        first_trial = conn.execute(text("SELECT min(id) FROM trial WHERE session_id = :s"),
+                                   {"s": sessions[0]}).scalar()
         conn.execute(text("INSERT INTO response (trial_id, value, answered_at, plays, stalls) "
-                          "VALUES (:t, 1, CURRENT_TIMESTAMP, 0, 0)"), {"t": first_trial.scalar()})
+                          "VALUES (:t, 1, CURRENT_TIMESTAMP, 0, 0)"), {"t": first_trial})
+        claimed_trials = set(conn.execute(text("SELECT id FROM trial WHERE session_id IN (:a, :b, :c)"),
+                                          dict(zip("abc", (sessions[0], sessions[1], sessions[3]), strict=True)))
+                             .scalars())
     migrate.upgrade(db_url, "0003")
     with DBSession(engine) as s:
         got = s.execute(select(Session.index, Session.status, Rater.panel_id)
@@ -242,3 +251,14 @@ def test_upgrade_settles_sessions_left_active(db_url: str, db_app: Flask, demo_m
         assert [tuple(r) for r in got] == [(0, "abandoned", "a"), (1, "active", "a"), (2, "planned", None),
                                            (3, "active", "b")]
         assert dict(s.execute(select(Rater.panel_id, Rater.sessions_claimed)).all()) == {"a": 2, "b": 1}
+    migrate.upgrade(db_url)
+    engine.dispose()
+    with DBSession(engine) as s:
+        got = s.execute(select(Session.index, Session.status, Rater.panel_id)
+                        .outerjoin(Rater, Session.rater_id == Rater.id).order_by(Session.index)).all()
+        assert [tuple(r) for r in got] == [(0, "abandoned", "a"), (1, "active", "a"), (3, "active", "b")]
+        assert dict(s.execute(select(Rater.panel_id, Rater.sessions_claimed)).all()) == {"a": 2, "b": 1}
+        # Every trial of a claimed session is kept, with its answer, and asks about one of the study's items.
+        trials = s.execute(select(Trial.id, Trial.item_id)).all()
+        assert {t for t, _ in trials} == claimed_trials and all(item is not None for _, item in trials)
+        assert s.execute(select(Response.trial_id, Response.value)).all() == [(first_trial, 1)]

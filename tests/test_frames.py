@@ -227,3 +227,11 @@ def test_votes_survive_pickling():
     back = pickle.loads(pickle.dumps(votes))
     assert type(back) is frames.Votes and back.kind == "pairwise"
     pd.testing.assert_frame_equal(pd.DataFrame(back), pd.DataFrame(votes))
+
+
+
+def test_an_old_column_name_is_named_in_the_error_of_validate() -> None:
+    """A frame built by hand with the old ``scale`` column is refused naming the new name and the fix."""
+    old = pd.DataFrame(_votes()).rename(columns={"method": "scale"})
+    with pytest.raises(frames.FrameError, match=r"missing column\(s\): method; found the old name 'scale'"):
+        frames.validate(old)

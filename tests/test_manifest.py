@@ -243,7 +243,7 @@ def test_docs_and_example_cover_every_field() -> None:
 
     root = Path(__file__).resolve().parent.parent
     docs = (root / "docs" / "manifest.md").read_text()
-    example = (root / "examples" / "demo" / "manifest.yaml").read_text()
+    example = (root / "study_app" / "demo" / "manifest.yaml").read_text()
     nested = ["design.pairs", "design.k", "panel.name", "panel.completion_code", "panel.completion_url",
               "panel.screen_out_code", "panel.screen_out_url", "environment.min_width", "min_height",
               "environment.allow_mobile", "feedback", "tolerance", "expected", "cond_a", "cond_b", "label", "role"]

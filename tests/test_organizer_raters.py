@@ -12,14 +12,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from study_app import db, livestats
-from study_app.models import Rater, Response, Session, Trial
-from tests.organizer_support import client_of, fill, owned_demo_study
+from study_app.models import Rater, Response, Session, Trial, utcnow
+from tests.organizer_support import client_of, fill, planned_demo_study
 from tests.test_organizer import _csrf
 
 
 @pytest.fixture
 def filled(app: Flask, demo_manifest_path: Path) -> Flask:
-    owned_demo_study(app, demo_manifest_path)
+    # Simulated votes fill planned sessions: studies get them only when created with plan_sessions=True.
+    planned_demo_study(app, demo_manifest_path)
     fill(app, n_raters=12, seed=3)
     return app
 
@@ -50,7 +51,9 @@ def test_override_and_approval_csvs(filled: Flask, ann: FlaskClient) -> None:
         sessions = list(s.scalars(select(Session).where(Session.rater_id.is_not(None)).order_by(Session.index)))
         for sess in sessions:
             sess.panel_session_id = f"sub-{sess.index}"
-        sessions[-1].status = "active"
+        # Still running: the simulated answers are hours old, so it shows a sign of life now (an active
+        # session idle for session_timeout_minutes expires, and expired sessions are listed).
+        sessions[-1].status, sessions[-1].last_seen_at = "active", utcnow()
         sessions[-2].panel_session_id = None
         completed = len(sessions) - 1
         of_target = sum(1 for x in sessions if x.rater_id == rid and x.status == "completed")
@@ -60,7 +63,7 @@ def test_override_and_approval_csvs(filled: Flask, ann: FlaskClient) -> None:
     assert ann.post(url, data={"csrf_token": token, "decision": "maybe"}).status_code == 400
 
     prolific = _approvals(ann, "prolific")
-    assert list(prolific[0]) == ["participant_id", "submission_id", "decision", "reason"]
+    assert list(prolific[0]) == ["participant_id", "submission_id", "decision", "reason", "session_status"]
     assert len(prolific) == completed  # the running session is no submission yet
     mine = [r for r in prolific if r["participant_id"] == pid]
     assert len(mine) == of_target and {r["decision"] for r in mine} == {"REJECT"}
@@ -69,7 +72,7 @@ def test_override_and_approval_csvs(filled: Flask, ann: FlaskClient) -> None:
     assert all(r["reason"] == "" for r in prolific if r["decision"] == "APPROVE")
 
     mturk = _approvals(ann, "mturk")
-    assert list(mturk[0]) == ["AssignmentId", "WorkerId", "Approve", "Reject"]
+    assert list(mturk[0]) == ["AssignmentId", "WorkerId", "Approve", "Reject", "SessionStatus"]
     assert len(mturk) == completed - 1  # no assignment id: MTurk could not match the row
     for row in mturk:
         assert row["AssignmentId"].startswith("sub-")

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from study_app import db, livestats
+from study_app import db, livestats, scheduling
 from study_app.export import votes_frame
 from study_app.models import Study
 from tests.organizer_support import client_of, fill, fill_ratings, owned_demo_study
@@ -182,15 +182,14 @@ def test_leaderboard_page_is_cached_until_a_vote_arrives(study_app: Flask, ann: 
 
 
 def test_too_few_votes_give_a_409_not_a_500(study_app: Flask, ann: FlaskClient) -> None:
-    from study_app.models import Rater, Response, Session
+    from study_app.models import Rater, Response
 
     with study_app.app_context(), db.transaction(study_app) as s:
         study = s.scalar(select(Study))
         rater = Rater(study_id=study.id, panel="none", panel_id="early")
         s.add(rater)
         s.flush()
-        first = s.scalar(select(Session).where(Session.index == 0))
-        first.rater_id, first.status = rater.id, "active"
+        first = scheduling.claim_session(s, study, rater)  # sessions are built when a rater starts one
         s.add(Response(trial_id=next(t.id for t in first.trials if t.kind == "main"), value=1, plays=1, stalls=0))
     page = ann.get("/organizer/studies/demo/leaderboard")
     assert page.status_code == 200 and "cannot be analysed yet" in page.get_data(as_text=True)

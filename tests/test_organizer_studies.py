@@ -12,11 +12,11 @@ from flask import Flask, url_for
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from study_app import accounts, db
+from study_app import accounts, db, scheduling
 from study_app.manifest import validate
 from study_app.models import Rater, Response, Session, Study
 from study_app.organizer.results import REPORT_FILES, VOTE_FILES
-from study_app.studies import create_study
+from study_app.studies import create_study, write_planned_sessions
 from tests.organizer_support import owned_demo_study
 from tests.sql_support import statements
 from tests.test_organizer import _csrf, login
@@ -282,8 +282,7 @@ def test_progress_counts_votes_against_target(owned: Flask) -> None:
         rater = Rater(study_id=study.id, panel="none", panel_id="anon")
         s.add(rater)
         s.flush()
-        first = s.scalar(select(Session).where(Session.index == 0))
-        first.rater_id, first.status = rater.id, "active"
+        first = scheduling.claim_session(s, study, rater)  # sessions are built when a rater starts one
         main = [t for t in first.trials if t.kind == "main"][:3]
         stalled = main[0]
         for t in main:
@@ -325,6 +324,7 @@ def test_progress_session_states_duration_pace_and_flags(owned: Flask) -> None:
     now = utcnow()
     with owned.app_context(), db.transaction(owned) as s:
         rater = s.scalar(select(Rater))
+        write_planned_sessions(s, s.scalar(select(Study)))  # sessions in every state, set by hand below
         # A rater has at most one active session (a partial unique index): the second is another rater's.
         other = Rater(study_id=rater.study_id, panel=rater.panel, panel_id=f"{rater.panel_id}-2")
         s.add(other)
@@ -336,7 +336,7 @@ def test_progress_session_states_duration_pace_and_flags(owned: Flask) -> None:
             sess.rater_id, sess.status, sess.started_at = owner.id, status, now - timedelta(hours=3)
         for sess, minutes in zip(sessions[:3], (10, 20, 60), strict=True):
             sess.completed_at = sess.started_at + timedelta(minutes=minutes)
-        # Session 3 answered a minute ago (active); session 4 went quiet long ago (abandoned).
+        # Session 3 answered a minute ago (active); session 4 went quiet long ago.
         main = [t for t in sessions[3].trials if t.kind == "main"]
         s.add(Response(trial_id=main[0].id, value=1, answered_at=now - timedelta(minutes=1), stalls=0,
                        hidden_ms=HIDDEN_FLAG_MS, plays=1))
@@ -345,10 +345,14 @@ def test_progress_session_states_duration_pace_and_flags(owned: Flask) -> None:
         old = next(t for t in sessions[4].trials if t.kind == "main")
         s.add(Response(trial_id=old.id, value=-1, answered_at=now - ABANDONED_AFTER - timedelta(minutes=5),
                        stalls=0, hidden_ms=HIDDEN_FLAG_MS - 1, plays=1))
-    with owned.app_context(), db.transaction(owned) as s:
+        sessions[3].last_seen_at = now - timedelta(minutes=1)
+        sessions[4].last_seen_at = now - ABANDONED_AFTER - timedelta(minutes=5)
+    with owned.app_context():
+        s = db.get_db()  # as the console's request does: the expiry sweep commits
         p = study_progress(s, s.scalar(select(Study)), now=now)
-    assert p["sessions"] == {"planned": 24, "active": 1, "completed": 3, "screened_out": 1, "abandoned": 1,
-                             "started": 6, "median_duration_s": 1200.0}
+    # Session 4, idle longer than session_timeout_minutes (60), has expired: its trials went back to the pool.
+    assert p["sessions"] == {"planned": 24, "active": 1, "completed": 3, "screened_out": 1, "abandoned": 0,
+                             "expired": 1, "started": 6, "median_duration_s": 1200.0}
     assert p["votes"] == 3 and p["pace"]["last_hour"] == 2 and p["pace"]["hourly_24h"][-2] == 1
     assert sum(p["pace"]["hourly_24h"]) == 3
     assert (p["flagged"]["stalled"], p["flagged"]["hidden"]) == (1, 1)
@@ -368,3 +372,21 @@ def test_study_list_queries_do_not_grow_with_the_studies(owned: Flask, demo_mani
     with statements(owned) as three_studies:
         html = client.get("/organizer/").get_data(as_text=True)
     assert "third" in html and len(three_studies) == len(one_study)
+
+
+def test_the_create_page_estimates_the_votes_a_study_needs(owned: Flask) -> None:
+    """The planning form on the create page prints what analysis.planning (and `panelrank plan-votes`) compute."""
+    from analysis import planning
+
+    client = owned.test_client()
+    login(client, "root@example.org")
+    page = client.get("/organizer/studies/new?delta=0.25&conditions=12&alpha=0.05&power=0.9&tie_rate=0.2")
+    assert page.status_code == 200
+    plan = planning.study_votes(0.25, 12, alpha=0.05, power=0.9, tie_rate=0.2)
+    text = page.get_data(as_text=True)
+    for number in (plan.per_pair, plan.per_pair_holm, *plan.adjacent_total, *plan.all_pairs_total):
+        assert f"<td>{number:,}</td>" in text, number
+    bad = client.get("/organizer/studies/new?delta=-1&conditions=12")
+    assert bad.status_code == 400 and "delta must be a positive number" in bad.get_data(as_text=True)
+    words = client.get("/organizer/studies/new?delta=big&conditions=12")
+    assert words.status_code == 400 and "delta must be a number, got &#39;big&#39;" in words.get_data(as_text=True)

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from study_app import db
-from study_app.models import Rater, Session
+from study_app import db, scheduling
+from study_app.models import Rater, Session, Study
 from tests.rater_support import SMALL_SESSION, csrf, make_study, set_status, walk_to_trials
 
 
@@ -150,20 +150,25 @@ def test_paused_study_stops_an_active_session(app: Flask, client: FlaskClient, s
 
 
 def test_full_study_is_refused(app: Flask, demo_manifest_path: Path) -> None:
-    # votes 1, all pairs of 6 conditions × 4 contents = 60 items in 15 sessions of 4.
+    # votes 1, all pairs of 6 conditions × 4 contents = 60 items: 15 sessions of 4 hold every one in flight.
     slug = make_study(app, demo_manifest_path, **SMALL_SESSION)
     with app.app_context(), db.transaction(app) as s:
-        rater = Rater(study_id=1, panel="none", panel_id="hoarder")
-        s.add(rater)
+        study = s.scalar(select(Study))
+        raters = [Rater(study_id=study.id, panel="none", panel_id=f"hoarder{i}") for i in range(16)]
+        s.add_all(raters)
         s.flush()
-        for sess in s.scalars(select(Session)):
-            sess.status, sess.rater_id = "abandoned", rater.id
+        claimed = [scheduling.claim_session(s, study, r) for r in raters]
+        assert all(c is not None for c in claimed[:15]) and claimed[15] is None
     r = app.test_client().get(f"/s/{slug}")
     assert r.status_code == 503 and b"No places left" in r.data
 
 
+# Without gold: _answer_all answers every trial alike, and a failed gold check would screen the rater out.
+NO_GOLD = {"gold": None, "gold_per_session": None}
+
+
 def test_max_sessions_per_rater(app: Flask, client: FlaskClient, demo_manifest_path: Path) -> None:
-    slug = make_study(app, demo_manifest_path, **SMALL_SESSION, max_sessions_per_rater=1)
+    slug = make_study(app, demo_manifest_path, **SMALL_SESSION, **NO_GOLD, max_sessions_per_rater=1)
     walk_to_trials(client, slug)
     _answer_all(client, slug)
     done = client.get(f"/s/{slug}/done")
@@ -173,7 +178,8 @@ def test_max_sessions_per_rater(app: Flask, client: FlaskClient, demo_manifest_p
     assert r.status_code == 403 and b"maximum number of times (1)" in r.data
 
 
-def test_another_session_when_allowed(app: Flask, client: FlaskClient, slug: str) -> None:
+def test_another_session_when_allowed(app: Flask, client: FlaskClient, demo_manifest_path: Path) -> None:
+    slug = make_study(app, demo_manifest_path, **SMALL_SESSION, **NO_GOLD)
     walk_to_trials(client, slug)
     _answer_all(client, slug)
     done = client.get(f"/s/{slug}/done")

@@ -12,12 +12,12 @@ discovery through the ``panelrank.scorers`` entry points). Everything else is bu
 * :mod:`~analysis.objective.cache` — results by (sha256, scorer, version), batch scoring;
 * :mod:`~analysis.objective.challenge` — S_real, S_synth, S_obj and the CSV layouts;
 * :mod:`~analysis.objective.tiebreak` — the callable the ranking uses to order ties;
-* :mod:`~analysis.objective.config` — scorer options and configurations, resolving a spec;
+* :mod:`~analysis.objective.config` — scorer options and configurations;
 * :mod:`~analysis.objective.scorer_model` — the fitted scorer model file of
-  ``panelrank fit-scorer`` (:class:`ScorerModel`);
+  ``panelrank fit-scorer`` (:class:`ScorerModel`), and resolving a spec that may name one;
 * :mod:`~analysis.objective.inputs` — the CSV inputs of the scoring commands.
 
-Every name below is importable from ``analysis.objective``. Only the core is imported
+The names below are importable from ``analysis.objective``. Only the core is imported
 eagerly; the rest on first use (PEP 562), so ``import analysis.objective`` loads neither
 PyAV, torch, sqlite3, subprocess nor multiprocessing — nor pandas and scipy, which a
 worker that only runs the handcrafted scorer does not need (~100 MB of RSS).

@@ -6,7 +6,7 @@ Clips that already exist and are valid are reused, so a rerun is cheap.
 
 Examples
 --------
-Full demo size (1280×720, 5 s, 25 fps) into ``examples/demo/clips``::
+Full demo size (1280×720, 5 s, 25 fps) into ``study_app/demo/clips`` (next to the demo manifest)::
 
     python examples/demo/generate_clips.py
 
@@ -28,7 +28,8 @@ except ModuleNotFoundError:  # run from a checkout without installing the packag
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from study_app.demo import clipset, conditions
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "clips"
+#: Next to the demo manifest, whose stimulus paths are ``clips/<content>/<condition>.mp4``.
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "study_app" / "demo" / "clips"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,4 +1,5 @@
-"""Analysts' commands: ``analyze`` (votes file → report) and ``simulate`` (a synthetic study).
+"""Analysts' commands: ``analyze`` (votes file → report), ``simulate`` (a synthetic study) and
+``plan-votes`` (votes needed to separate conditions, from assumptions or a pilot).
 
 They need no app and no database; any problem with the input (every schema problem at
 once, a disconnected comparison graph, screening that leaves nobody, a scorer that
@@ -249,3 +250,66 @@ def simulate_command(n_conditions: int, n_contents: int, n_votes: int, n_raters:
         write_csv(sim.truth, truth)
     click.echo(f"wrote {len(sim.votes):,} {entry.kind} rows ({n_raters} raters, {n_conditions} conditions) to {out}"
                + (f"; truth to {truth}" if truth is not None else ""))
+
+
+@click.command("plan-votes", short_help="Votes needed to separate conditions a given BT distance apart.")
+@click.option("--delta", type=click.FloatRange(0, min_open=True), default=None,
+              help="Difference to separate, in Bradley–Terry units (natural-log strength); with --pilot, "
+                   "default: each adjacent pair's pilot difference.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="Two-sided level of the test.")
+@click.option("--power", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True,
+              help="Probability of separating two conditions DELTA apart.")
+@click.option("--tie-rate", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Share of 'no preference' votes between equal conditions (from the pilot with --pilot).")
+@click.option("--design-effect", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="Variance inflation of correlated votes of one rater (from the pilot with --pilot).")
+@click.option("--conditions", "n_conditions", type=click.IntRange(min=2), default=None,
+              help="Conditions in the study: also print the totals over adjacent pairs and all pairs.")
+@click.option("--pilot", "pilot", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Pairwise votes of a pilot (.csv or .parquet): tie rate, design effect and differences from it.")
+def plan_votes_command(delta: float | None, alpha: float, power: float, tie_rate: float, design_effect: float,
+                       n_conditions: int | None, pilot: Path | None) -> None:
+    """Print the votes per condition pair needed to separate two conditions at ALPHA with POWER.
+
+    From assumptions (--delta, --tie-rate, --design-effect) or from a pilot study (--pilot):
+    the Wald sample size for the Davidson difference of one pair (analysis.planning.votes_needed).
+    With --conditions, the study's totals are printed too, per pair at the Holm worst case
+    (the ranking tests all n(n−1)/2 pairs, so the last one is tested at α/m at worst).
+    """
+    import pandas as pd
+
+    from analysis import frames, planning
+
+    if delta is None and pilot is None:
+        raise click.UsageError("give --delta (BT units), --pilot VOTES, or both")
+    try:
+        if pilot is not None:
+            plan = planning.votes_needed_from_pilot(frames.read_votes(pilot), delta=delta, alpha=alpha, power=power)
+            tie_rate, design_effect = plan.tie_rate, plan.design_effect
+            click.echo(f"pilot: {plan.n_votes:,} votes of {plan.n_raters} raters; tie rate {tie_rate:.3f}, "
+                       f"design effect {design_effect:.2f}")
+            if delta is None:
+                click.echo(f"votes per adjacent pair to separate it at its pilot difference (α = {alpha:g}, "
+                           f"power = {power:g}):")
+                for row in plan.adjacent.itertuples(index=False):
+                    need = "—" if pd.isna(row.votes_per_pair) else f"{int(row.votes_per_pair):,}"
+                    click.echo(f"  {row.upper} > {row.lower}: diff {row.diff:.3f}, votes {need}")
+                click.echo(f"total over adjacent pairs: {plan.total_adjacent:,}")
+                return
+        assert delta is not None
+        kw = {"alpha": alpha, "power": power, "tie_rate": tie_rate, "design_effect": design_effect}
+        per_pair = planning.votes_needed(delta, **kw)
+    except (frames.FrameError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"votes per pair to separate two conditions {delta:g} BT apart (α = {alpha:g}, power = {power:g}, "
+               f"tie rate {tie_rate:g}, design effect {design_effect:g}): {per_pair:,}")
+    if n_conditions is not None:
+        plan = planning.study_votes(delta, n_conditions, **kw)
+        m = plan.comparisons
+        click.echo(f"with {n_conditions} conditions, Holm over {m} pairs (worst case α/{m}): "
+                   f"{plan.per_pair_holm:,} per pair")
+        (adj, adj_holm), (every, every_holm) = plan.adjacent_total, plan.all_pairs_total
+        click.echo(f"study total, adjacent pairs ({plan.adjacent_pairs}): {adj:,} ({adj_holm:,} at α/{m})")
+        click.echo(f"study total, all pairs ({m}): {every:,} ({every_holm:,} at α/{m})")
+

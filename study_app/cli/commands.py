@@ -39,6 +39,8 @@ COMMANDS: dict[str, Entry] = {
     # Analysts: vote files in, reports out (no app, no database).
     "analyze": Entry(f"{_PKG}.analysis", "analyze_command", "Rank the conditions of a votes file; write a report."),
     "simulate": Entry(f"{_PKG}.analysis", "simulate_command", "Write a synthetic votes file with a known truth."),
+    "plan-votes": Entry(f"{_PKG}.analysis", "plan_votes_command",
+                        "Votes needed to separate conditions a given BT distance apart."),
     # Objective scorers, on files or on a study in the database.
     "score": Entry(f"{_PKG}.scoring", "score_command", "Print a scorer's JSON answer for one pair of clips."),
     "challenge-score": Entry(f"{_PKG}.scoring", "challenge_score_command",

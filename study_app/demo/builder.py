@@ -20,12 +20,14 @@ from study_app import accounts, db, migrate
 from study_app.demo.clipset import generate_demo
 from study_app.manifest import validate
 from study_app.models import Rater, Response, Study, Trial, utcnow
-from study_app.studies import create_study, get_study
+from study_app.studies import create_study, get_study, write_planned_sessions
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-DEMO_MANIFEST = ROOT / "examples" / "demo" / "manifest.yaml"
+#: Package data (in the wheel too): the demo is a command of the installed tool, not of a source checkout.
+DEMO_MANIFEST = Path(__file__).with_name("manifest.yaml")
 DEMO_EMAIL = "demo@panelrank.local"
 SIMULATED_SLUG = "demo-simulated"
+#: Manifest design fields of active selection, left out of the simulated (balanced) study.
+ACTIVE_ONLY = ("selection", "vote_budget", "alpha")
 #: One session each (a rater without a session would be listed on the raters page with no votes).
 SIMULATED_RATERS = 40
 #: Main trials per session of the simulated study: the demo's 480 main trials make exactly one
@@ -78,9 +80,12 @@ def build(app: Flask, small: bool = False, echo: Callable[[str], Any] = print) -
         else:
             echo(f"study '{raw['slug']}' exists; reusing it")
         if get_study(session, SIMULATED_SLUG) is None:
+            # Balanced: every item gets its votes_per_pair simulated votes, which the fill below answers.
             sim_raw = {**raw, "slug": SIMULATED_SLUG, "name": SIMULATED_NAME, "max_sessions_per_rater": 3,
-                       "trials_per_session": SIMULATED_TRIALS_PER_SESSION}
-            study = create_study(session, validate(sim_raw, DEMO_MANIFEST), organizer_id=organizer.id)
+                       "trials_per_session": SIMULATED_TRIALS_PER_SESSION,
+                       "design": {k: v for k, v in raw["design"].items() if k not in ACTIVE_ONLY}}
+            study = create_study(session, validate(sim_raw, DEMO_MANIFEST), organizer_id=organizer.id,
+                                 plan_sessions=True)
             n = fill_with_simulated_votes(session, study, n_raters=SIMULATED_RATERS)
             study.status = "closed"  # nobody should vote in a study of simulated raters
             echo(f"created study '{SIMULATED_SLUG}' with {n} simulated votes")
@@ -91,11 +96,16 @@ def fill_with_simulated_votes(db: DBSession, study: Study, n_raters: int = 40, s
                               now: datetime | None = None) -> int:
     """Answer every planned trial of ``study`` with votes drawn by :mod:`analysis.simulate`.
 
+    A study without sessions (they are built when raters arrive) first gets its seed's plan
+    (:func:`study_app.studies.write_planned_sessions`).
+
     Sessions go round-robin to ``n_raters`` simulated raters (only those who get a session are
     stored, so no rater is listed without votes); each trial takes the next
     simulated vote of that rater for the same condition pair (oriented to the trial's A/B),
     so rater traits (noise, spamming) carry over. Answers are spread over the last 20 hours.
     """
+    if not study.sessions:  # sessions are built when raters arrive: answer the plan they would have had
+        write_planned_sessions(db, study)
     names = [c.key for c in study.conditions]
     sim_names = simulate.condition_names(len(names))
     to_sim = dict(zip(names, sim_names, strict=True))

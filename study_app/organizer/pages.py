@@ -18,7 +18,7 @@ from study_app.db import get_db
 from study_app.manifest import ManifestError, load
 from study_app.models import STUDY_STATUSES, Study
 from study_app.organizer.common import bp, me, own_study, safe_next
-from study_app.progress import study_progress
+from study_app.progress import stopping, study_progress
 from study_app.studies import create_study, study_counts
 
 UPLOADED_CSV = "stimuli.csv"
@@ -28,10 +28,10 @@ UPLOADED_CSV = "stimuli.csv"
 @accounts.login_required
 def new_study() -> str | Response | tuple[str, int]:
     if request.method == "GET":
-        return render_template("organizer/new_study.html", me=me(), problems=[])
+        return _new_study_page([])
     manifest = request.files.get("manifest")
     if manifest is None or not manifest.filename:
-        return render_template("organizer/new_study.html", me=me(), problems=["Choose a manifest file (YAML)."]), 400
+        return _new_study_page(["Choose a manifest file (YAML)."])
     stimuli = request.files.get("stimuli")
     if stimuli is not None and not stimuli.filename:
         stimuli = None
@@ -39,9 +39,45 @@ def new_study() -> str | Response | tuple[str, int]:
         slug = _create_from_upload(manifest, stimuli)
     except ManifestError as exc:
         get_db().rollback()
-        return render_template("organizer/new_study.html", me=me(), problems=exc.problems), 400
+        return _new_study_page(exc.problems)
     flash(f"Study '{slug}' created.", "info")
     return redirect(url_for("organizer.study", slug=slug))
+
+
+def _new_study_page(problems: list[str]) -> tuple[str, int]:
+    """The create page: upload problems (400 when any), and the power-planning form's answer."""
+    plan, plan_error = _vote_plan(request.args)
+    page = render_template("organizer/new_study.html", me=me(), problems=problems, plan=plan, plan_error=plan_error,
+                           plan_args=request.args, plan_defaults=PLAN_DEFAULTS)
+    return page, 400 if problems or plan_error else 200
+
+
+#: The power-planning form's fields and their defaults (analysis.planning.study_votes).
+PLAN_DEFAULTS = {"delta": "0.3", "conditions": "12", "alpha": "0.05", "power": "0.8", "tie_rate": "0.2"}
+
+
+def _vote_plan(args: Any) -> tuple[Any, str | None]:
+    """The votes a study needs, from the create page's planning form; (None, None) when it was not sent."""
+    if "delta" not in args:
+        return None, None
+    from analysis import planning
+
+    try:
+        values = {k: _number(k, args.get(k) or d) for k, d in PLAN_DEFAULTS.items()}
+        if not values["conditions"].is_integer():
+            raise ValueError(f"conditions must be a whole number, got {args.get('conditions')!r}")
+        plan = planning.study_votes(values["delta"], int(values["conditions"]), alpha=values["alpha"],
+                                    power=values["power"], tie_rate=values["tie_rate"])
+    except ValueError as exc:  # not a number, or a value the planner refuses
+        return None, str(exc)
+    return plan, None
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
 
 
 def _create_from_upload(manifest: FileStorage, stimuli: FileStorage | None) -> str:
@@ -105,7 +141,7 @@ def _point_at_uploaded_csv(path: Path) -> None:
 def study(slug: str) -> str:
     found = own_study(slug)
     return render_template("organizer/study.html", me=me(), study=found,
-                           progress=study_progress(get_db(), found),
+                           progress=study_progress(get_db(), found), stopping=stopping(get_db(), found),
                            rater_url=url_for("rater.entry", slug=slug, _external=True))
 
 

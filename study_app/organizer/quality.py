@@ -10,7 +10,7 @@ import pandas as pd
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from study_app import accounts, livestats
+from study_app import accounts, livestats, scheduling
 from study_app.db import get_db
 from study_app.models import Rater, Session, Study
 from study_app.organizer.common import bp, me, own_study, safe_next
@@ -42,7 +42,7 @@ def rater_rows(study: Study, rules: list[str]) -> list[dict[str, Any]]:
 
 def _row(rater: Rater, n_sessions: int, s: dict[str, Any]) -> dict[str, Any]:
     if rater.screen_out_reason:
-        auto, why = "reject", f"screened out at the gate: {rater.screen_out_reason}"
+        auto, why = "reject", f"screened out: {rater.screen_out_reason}"
     elif not s:
         auto, why = "accept", "no votes yet"
     else:
@@ -100,7 +100,10 @@ def approvals(slug: str) -> Response:
     approve / reject boxes. MTurk's offline review takes its batch-results CSV with an ``X`` in
     ``Approve`` or a reason in ``Reject``, keyed by ``AssignmentId``; sessions without an assignment
     id cannot be approved there and are left out. Sessions still running, abandoned or screened out
-    at the gate are not submissions to approve and are left out as well.
+    at the gate are not submissions to approve and are left out as well. Sessions that *expired*
+    (idle for ``session_timeout_minutes``; their answers are kept) are listed too, with
+    ``expired`` in the last column (``session_status`` / ``SessionStatus``, else ``completed``),
+    so the organizer can tell them from finished ones (Prolific times such submissions out itself).
     """
     study = own_study(slug)
     panel = request.args.get("panel", study.panel if study.panel != "none" else "prolific")
@@ -110,16 +113,17 @@ def approvals(slug: str) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
     if panel == "prolific":
-        writer.writerow(["participant_id", "submission_id", "decision", "reason"])
-        for r, submission in submissions:
+        writer.writerow(["participant_id", "submission_id", "decision", "reason", "session_status"])
+        for r, submission, status in submissions:
             ok = r["final"] == "accept"
-            writer.writerow([r["panel_id"], submission, "APPROVE" if ok else "REJECT", "" if ok else _reason(r)])
+            writer.writerow([r["panel_id"], submission, "APPROVE" if ok else "REJECT", "" if ok else _reason(r),
+                             status])
     else:
-        writer.writerow(["AssignmentId", "WorkerId", "Approve", "Reject"])
-        for r, assignment in submissions:
+        writer.writerow(["AssignmentId", "WorkerId", "Approve", "Reject", "SessionStatus"])
+        for r, assignment, status in submissions:
             if assignment:
                 ok = r["final"] == "accept"
-                writer.writerow([assignment, r["panel_id"], "X" if ok else "", "" if ok else _reason(r)])
+                writer.writerow([assignment, r["panel_id"], "X" if ok else "", "" if ok else _reason(r), status])
     return Response(out.getvalue(), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{study.slug}-{panel}-approvals.csv"'})
 
@@ -131,12 +135,17 @@ def _reason(row: dict[str, Any]) -> str:
     return f"Failed the study's quality checks ({row['why']})."
 
 
-def _submissions(study: Study, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
-    """(rater row, panel session id) for every completed session, in rater then session order."""
+def _submissions(study: Study, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str, str]]:
+    """(rater row, panel session id, status) for every completed or expired session, in rater then session
+    order (idle sessions expire first)."""
     by_id = {r["id"]: r for r in rows}
-    found = get_db().execute(
-        select(Session.rater_id, Session.panel_session_id)
-        .where(Session.study_id == study.id, Session.rater_id.is_not(None), Session.status == "completed")
+    db = get_db()
+    if scheduling.expire_idle(db, study):
+        db.commit()
+    found = db.execute(
+        select(Session.rater_id, Session.panel_session_id, Session.status)
+        .where(Session.study_id == study.id, Session.rater_id.is_not(None),
+               Session.status.in_(("completed", "expired")))
         .order_by(Session.rater_id, Session.index)
     ).all()
-    return [(by_id[rid], sid or "") for rid, sid in found if rid in by_id]
+    return [(by_id[rid], sid or "", status) for rid, sid, status in found if rid in by_id]

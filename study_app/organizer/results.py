@@ -20,7 +20,7 @@ from study_app.organizer.common import bp, me, own_study
 from study_app.organizer.quality import selected_rules
 
 TIE_MODELS = ("davidson", "rao-kupper", "split")
-REPORT_FILES = ("ranking.csv", "scores.csv", "raters.csv", "report.html")
+REPORT_FILES = report.REPORT_FILES
 VOTE_FILES = ("votes.csv", "votes.parquet")
 
 

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session as DBSession
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response as HTTPResponse
 
+from study_app import scheduling
 from study_app.db import get_db
 from study_app.i18n import t
-from study_app.models import Rater, Response, Session, Study, Trial
+from study_app.models import Rater, Response, Session, Study, Trial, utcnow
 from study_app.rater import flow
 from study_app.rater.blueprint import api_error as error
 from study_app.rater.blueprint import bp, current
@@ -50,6 +51,8 @@ def _context(db: DBSession, slug: str, statuses: tuple[str, ...] = ("active",)) 
         raise ApiError(403, "api.no_session")
     if sess.status == "screened_out":
         raise ApiError(403, "api.screened_out")
+    if sess.status == "expired":
+        raise ApiError(410, "api.session_expired")
     if sess.status not in statuses:
         raise ApiError(403, "api.no_session")
     if study.status != "open":
@@ -87,6 +90,7 @@ def api_environment(slug: str) -> HTTPResponse:
         # "I cannot" ends the session, never one early click.
         raise ApiError(422, "api.window_small", **failure[1])
     flow.set_env(sess, gate=measured)
+    sess.last_seen_at = utcnow()
     if failure is not None:
         flow.screen_out(sess, rater, *failure)
         db.commit()
@@ -191,7 +195,7 @@ def _vote_body(study: Study, trial: Trial, n: int) -> dict[str, Any]:
 @bp.post("/s/<slug>/api/vote")
 def api_vote(slug: str) -> HTTPResponse:
     db = get_db()
-    study, _, sess = _ready(db, slug, statuses=("active", "completed"))
+    study, rater, sess = _ready(db, slug, statuses=("active", "completed"))
     vote = _body(Vote)
     _on_scale(study, vote.response)
     reason = _reason_text(study, _reasons(vote, study))
@@ -210,10 +214,17 @@ def api_vote(slug: str) -> HTTPResponse:
         return _resubmit(study, trial, stored, n, value, reason)
     if pending != trial.position:
         raise ApiError(409, "api.out_of_order", current="-" if pending is None else pending)
+    if not scheduling.touch(db, sess):
+        # Expired since it was read (another worker's sweep): its trials went back to the pool.
+        db.rollback()
+        raise ApiError(410, "api.session_expired")
     db.add(Response(trial_id=trial.id, value=value, reason=reason, **_stored_fields(vote)))
     if trial.position >= n - 1:
         flow.complete(study, sess)
     try:
+        if trial.kind == "gold":
+            db.flush()  # may meet the identical vote committed meanwhile, as the commit may
+            scheduling.check_gold(db, study, rater)
         db.commit()
     except IntegrityError:
         # The same vote arrived twice at once: the other request stored it; judge against that one.
@@ -222,6 +233,8 @@ def api_vote(slug: str) -> HTTPResponse:
         if stored is None:
             raise
         return _resubmit(study, trial, stored, n, value, reason)
+    if trial.kind == "main" and scheduling.maybe_stop(db, study):
+        db.commit()  # a transaction of its own: it locks the study row, which claims lock before sessions
     return jsonify(_vote_body(study, trial, n))
 
 
@@ -271,5 +284,6 @@ def api_training_done(slug: str) -> HTTPResponse:
     if g.get("json_body"):  # an empty body is fine too (older pages sent none)
         _body(TrainingDone)
     flow.set_env(sess, training_done=True)
+    sess.last_seen_at = utcnow()
     db.commit()
     return jsonify({"ok": True})

@@ -99,8 +99,18 @@ def require_open(study: Study) -> None:
         raise Refusal("closed", 410)
 
 
+def expire_idle(db: DBSession, study: Study) -> None:
+    """Expire the study's idle sessions (committed at once: it is the request's only write so far)."""
+    if scheduling.expire_idle(db, study):
+        db.commit()
+
+
 def current(db: DBSession, study: Study) -> tuple[Identity | None, Rater | None, Session | None]:
-    """The rater known from the cookie and their latest session (each may be None)."""
+    """The rater known from the cookie and their latest session (each may be None).
+
+    Idle sessions of the study expire first, so a rater coming back after the timeout finds theirs expired.
+    """
+    expire_idle(db, study)
     ident = identity.remembered(study)
     rater = identity.find_rater(db, study, ident) if ident else None
     sess = scheduling.latest_session(db, rater) if rater else None

@@ -61,6 +61,12 @@ def plan_state(db: DBSession, sess: Session) -> tuple[int, int | None]:
     return n or 0, first_open
 
 
+def answered_count(db: DBSession, sess: Session) -> int:
+    """Answered trials of the session."""
+    return db.scalar(select(func.count(Response.id)).select_from(Trial).join(Response, Response.trial_id == Trial.id)
+                     .where(Trial.session_id == sess.id)) or 0
+
+
 def next_trial(db: DBSession, sess: Session) -> Trial | None:
     """The first unanswered trial (in position order) with its clips loaded, or None when all are answered."""
     return db.scalar(

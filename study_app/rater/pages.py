@@ -16,19 +16,21 @@ from study_app.db import get_db
 from study_app.i18n import catalog, t
 from study_app.models import Rater, Session, Study, utcnow
 from study_app.rater import flow, identity
-from study_app.rater.blueprint import bp, current, load_study, require_open
+from study_app.rater.blueprint import bp, current, expire_idle, load_study, require_open
 from study_app.rater.identity import Identity, Refusal
 
 
 def check_can_start(db: DBSession, study: Study, rater: Rater | None) -> None:
-    """Refuse a new session: study not open, cap reached, or nothing planned left.
+    """Refuse a new session: study not open, rater screened out, cap reached, or nothing left for this rater.
 
     Not when the rater holds an active session after all: a concurrent consent of theirs (another tab,
     a retried request) has just claimed it, and this request's claim will resume it.
     """
     require_open(study)
+    if rater is not None and scheduling.is_out(rater) and scheduling.active_session(db, rater) is None:
+        raise Refusal("screened_out", 403)
     capped = rater is not None and scheduling.sessions_taken(db, rater) >= study.max_sessions_per_rater
-    full = scheduling.planned_left(db, study) == 0
+    full = scheduling.work_left(db, study, rater) == 0
     # Read after the counts, so a claim that committed in between is seen here.
     if (capped or full) and rater is not None and scheduling.active_session(db, rater) is not None:
         return
@@ -43,6 +45,8 @@ def _resume(study: Study, sess: Session) -> Response:
         return redirect(url_for("rater.done", slug=study.slug))
     if sess.status == "screened_out":
         return redirect(url_for("rater.screened_out", slug=study.slug))
+    if sess.status == "expired":
+        return redirect(url_for("rater.expired", slug=study.slug))
     return redirect(url_for(flow.step_endpoint(sess), slug=study.slug))
 
 
@@ -53,8 +57,9 @@ def entry(slug: str) -> Response:
     ident = identity.from_request(study)
     identity.remember(study, ident)
     rater = identity.find_rater(db, study, ident)
+    expire_idle(db, study)
     sess = scheduling.latest_session(db, rater) if rater else None
-    if sess is not None and sess.status in ("active", "completed", "screened_out"):
+    if sess is not None and sess.status in ("active", "completed", "screened_out", "expired"):
         if sess.status == "active":
             require_open(study)
         return _resume(study, sess)
@@ -199,10 +204,30 @@ def done(slug: str) -> Response | str:
     _, rater, sess = current(db, study)
     if rater is None or sess is None or sess.status != "completed":
         return redirect(url_for("rater.entry", slug=slug))
-    left = study.max_sessions_per_rater - scheduling.sessions_taken(db, rater)
-    can_continue = left > 0 and study.status == "open" and scheduling.planned_left(db, study) > 0
     return render_template("rater/done.html", study=study, exit=flow.completion(study, sess),
-                           another=left if can_continue else 0)
+                           another=_sessions_left(db, study, rater))
+
+
+def _sessions_left(db: DBSession, study: Study, rater: Rater) -> int:
+    """Sessions the rater may still start now (0 when the cap, the study or their screening says none)."""
+    left = study.max_sessions_per_rater - scheduling.sessions_taken(db, rater)
+    can_continue = (left > 0 and not scheduling.is_out(rater) and study.status == "open"
+                    and scheduling.work_left(db, study, rater) > 0)
+    return left if can_continue else 0
+
+
+@bp.get("/s/<slug>/expired")
+def expired(slug: str) -> Response | str:
+    """A rater whose session expired: what happened, and a new session if they may start one."""
+    db = get_db()
+    study = load_study(slug)
+    _, rater, sess = current(db, study)
+    if rater is None or sess is None or sess.status != "expired":
+        return redirect(url_for("rater.entry", slug=slug))
+    answered = flow.answered_count(db, sess)
+    minutes = f"{scheduling.timeout(study).total_seconds() / 60:g}"
+    return render_template("rater/expired.html", study=study, minutes=minutes, answered=answered,
+                           another=_sessions_left(db, study, rater))
 
 
 @bp.get("/s/<slug>/screened-out")

@@ -13,7 +13,7 @@ import yaml
 from flask import Flask
 
 from study_app import create_app, migrate
-from study_app.demo.builder import demo_manifest
+from study_app.demo.builder import ACTIVE_ONLY, demo_manifest
 from tests.live_server import serve
 from tests.rater_support import SMALL_SESSION, acr_overrides, make_study
 
@@ -30,7 +30,10 @@ class LiveServer:
 def demo_app(tmp: Path, clips: Path) -> tuple[Flask, Path]:
     """A migrated app on a fresh SQLite file in ``tmp`` and the demo manifest pointing at ``clips``."""
     manifest = tmp / "manifest.yaml"
-    manifest.write_text(yaml.safe_dump(demo_manifest(clips), sort_keys=False))
+    raw = demo_manifest(clips)
+    # A balanced study, as in the other tests (the demo's live study selects pairs actively).
+    raw["design"] = {k: v for k, v in raw["design"].items() if k not in ACTIVE_ONLY}
+    manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
     url = f"sqlite:///{tmp / 'panelrank.sqlite'}"
     app = create_app({"DATABASE_URL": url, "INSTANCE_DIR": str(tmp / "instance"), "SECRET_KEY": "e2e-secret"})
     migrate.upgrade(url)
