@@ -129,7 +129,7 @@ class StudySpec:
     contents: tuple[str, ...] = ("c1", "c2", "c3")
     trials_per_session: int = 6
     repeats_per_session: int = 1
-    timeout_minutes: float | None = 0.2
+    timeout_minutes: float | None = 0.4
     fill: float = 0.85
 
     def items(self) -> list[ItemKey]:

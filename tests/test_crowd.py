@@ -1,6 +1,6 @@
 """The study completes whatever a crowd does: 300 simulated raters over HTTP against ``panelrank serve``.
 
-20% abandon mid-session (their sessions expire after ``session_timeout_minutes``: 3 s here), 10%
+20% abandon mid-session (their sessions expire after ``session_timeout_minutes``: 24 s here), 10%
 click at random and fail gold (the live gold check screens them out), 30% come back for a second
 session; the rest answer carefully once (tests/crowd_support.py describes each kind). Run on
 PostgreSQL with 4 gunicorn workers and on SQLite with 2 (the ``panelrank serve`` default; SQLite

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -206,16 +207,16 @@ class DerivedScorer:
 
 
 @dataclass
-class StimulusScorer(BaseScorer):
+class StimulusScorer(BaseScorer, ABC):
     """A scorer that computes features and aux of a stimulus together; subclasses implement :meth:`stimulus`."""
 
+    @abstractmethod
     def stimulus(self, path: StrPath) -> StimulusResult:
         """Features and aux of one stimulus, as :meth:`Scorer.features` and :meth:`Scorer.aux` give them.
 
         The result may be shared: callers copy before changing it. Raises :class:`ScorerError`
         when the file cannot be read or decoded.
         """
-        raise NotImplementedError
 
     def features(self, path: StrPath) -> dict[str, float]:
         """See :meth:`Scorer.features`; a copy of the features of :meth:`stimulus`."""
@@ -239,13 +240,13 @@ class FeatureScorer(StimulusScorer):
     Subclasses implement :meth:`stimulus` and :meth:`compare_features`.
     """
 
+    @abstractmethod
     def compare_features(self, features_a: Features, features_b: Features, aux_a: Aux, aux_b: Aux) -> PairScore:
         """Pairwise answer from the precomputed per-stimulus results of A and B (no decoding).
 
         The optional member of the :class:`Scorer` protocol (see :mod:`analysis.objective.base`);
         the aux are passed through.
         """
-        raise NotImplementedError
 
     def compare(self, path_a: StrPath, path_b: StrPath) -> PairScore:
         """See :meth:`Scorer.compare`; :meth:`compare_features` of the two :meth:`stimulus` results."""
@@ -253,7 +254,7 @@ class FeatureScorer(StimulusScorer):
 
 
 @dataclass
-class PairScorer(BaseScorer):
+class PairScorer(BaseScorer, ABC):
     """A scorer that only answers pairs; subclasses implement :meth:`compare`.
 
     ``aux`` runs the pair (stimulus, stimulus); set ``_aux_memo`` to a :data:`PER_PROCESS` field of :class:`FileMemo`
@@ -262,9 +263,9 @@ class PairScorer(BaseScorer):
 
     _aux_memo: FileMemo | None = field(default=None, init=False, repr=False, compare=False, metadata=PER_PROCESS)
 
+    @abstractmethod
     def compare(self, path_a: StrPath, path_b: StrPath) -> PairScore:
         """See :meth:`Scorer.compare`."""
-        raise NotImplementedError
 
     def aux(self, path: StrPath) -> tuple[float, ...]:
         """See :meth:`Scorer.aux`: the pairwise answer with the stimulus on both sides (memoised when set)."""
